@@ -1,0 +1,51 @@
+// Decode attention over the paged KV cache as the seed does it (spec §3 stages 5-6): split-KV
+// partials, each loading a page's K and V once for all query heads of a GQA group, then an
+// online-softmax merge of the partials.
+#pragma once
+
+#include <cstddef>
+
+#include "base/bf16.h"
+#include "kernels/cpu/kernels.h"
+
+namespace qwen3::cpu {
+
+constexpr size_t kMaxBlockSize = 256;
+constexpr size_t kMaxHeadDim = 256;
+
+// A page is one (KV block, KV head): block_size tokens x head_dim, stored in the cube's VNNI
+// order rather than the seed's row-major [token][dim], so both products read it directly:
+//   K page: (token t, dim d) at [d / 2][t][d % 2]   -> B of q.K^T (k = dim, n = token)
+//   V page: (token t, dim d) at [t / 2][d][t % 2]   -> B of P.V   (k = token, n = dim)
+struct KvPageLayout {
+  size_t block_size = 0;
+  size_t head_dim = 0;
+
+  size_t PageElems() const { return block_size * head_dim; }
+  size_t KIndex(size_t t, size_t d) const { return (d / 2) * block_size * 2 + t * 2 + d % 2; }
+  size_t VIndex(size_t t, size_t d) const { return (t / 2) * head_dim * 2 + d * 2 + t % 2; }
+  // 16-token column block j of K^T, and 16-dim column block j of V.
+  BBlock KBlock(const bf16* page, size_t j) const {
+    return {page + j * kTileK, kTileN * block_size * 2, block_size * 2};
+  }
+  BBlock VBlock(const bf16* page, size_t j) const {
+    return {page + j * kTileK, kTileN * head_dim * 2, head_dim * 2};
+  }
+};
+
+// The partial of one query group (the `group` query heads of one KV head: rows of q_tile, a
+// zero-padded [16][head_dim] bf16 tile) over the consecutive pages of one split. Per page:
+// s = q.K^T (fp32), softmax numerator (kernels.softmax_tile), o = bf16(e).V; pages of the
+// split are merged in order with stage 6's rule. The last page holds valid_last tokens.
+// Outputs: o [group][head_dim] fp32 (unnormalized), m and l [group].
+void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, const bf16* q_tile,
+                      size_t group, const bf16* const* k_pages, const bf16* const* v_pages,
+                      size_t num_pages, size_t valid_last, float scale, float* o, float* m,
+                      float* l);
+
+// Stage 6: merges num_parts partials in order (part i at o + i * o_stride, m/l + i * ml_stride)
+// and writes bf16(o / l) as out[g * head_dim + d].
+void AttentionMerge(const float* o, const float* m, const float* l, size_t num_parts,
+                    size_t o_stride, size_t ml_stride, size_t group, size_t head_dim, bf16* out);
+
+}  // namespace qwen3::cpu

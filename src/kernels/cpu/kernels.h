@@ -1,0 +1,53 @@
+// The per-path CPU kernel table: the "cube" (a 16-row bf16 x bf16 -> fp32 matmul block on VNNI
+// tiles) and the vec kernel of attention (softmax of one score tile). Everything else is built
+// from these in generic code (fused_matmul.h, attention.h).
+//
+// The B operand of every matmul is a sequence of VNNI tiles: 16 k-pairs x 16 columns x 2 bf16,
+// element (k, n) of a tile at [k / 2][n][k % 2] (the layout of AMX's tdpbf16ps and of
+// vdpbf16ps). Packed weights, K pages and V pages of the KV cache all use it, with different
+// strides, so one kernel serves projections, LM head, q.K^T and P.V.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/bf16.h"
+#include "kernels/cpu/cpu_path.h"
+
+namespace qwen3::cpu {
+
+constexpr size_t kTileM = 16;  // rows of A / C per block (batch tile, padded query heads)
+constexpr size_t kTileK = 32;  // K per tile (16 pairs)
+constexpr size_t kTileN = 16;  // columns per B tile
+constexpr size_t kMaxBlocksPerCall = 4;
+
+// One 16-column block of B: its k-tiles, each 16 rows (k pairs) of 32 bf16.
+struct BBlock {
+  const bf16* data;     // k-tile 0, row 0
+  size_t ktile_stride;  // elements from one k-tile to the next
+  size_t row_stride;    // elements from one k-pair row to the next (>= 32)
+};
+
+// c[16][nb * 16] = a[16][k_tiles * 32] * [b[0] | ... | b[nb-1]], fp32 accumulation in k order
+// within each lane. a is row-major with lda elements per row, all 16 rows readable (callers pad
+// with zeros). 1 <= nb <= kMaxBlocksPerCall. c has ldc floats per row and is overwritten.
+using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
+                               size_t nb, float* c, size_t ldc);
+
+// Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
+// s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
+// Columns [valid, cols) of p are zero (the masked tail). s is [rows][lds] fp32 (scaled in
+// place), p is [rows][ldp] bf16.
+using SoftmaxTileFn = void (*)(float* s, size_t lds, size_t rows, size_t valid, size_t cols,
+                               float scale, bf16* p, size_t ldp, float* row_max, float* row_sum);
+
+struct CpuKernels {
+  CpuPath path;
+  MatmulBlockFn matmul_block;
+  SoftmaxTileFn softmax_tile;
+};
+
+// The table of a path; the path must be supported (IsSupported), else Error.
+const CpuKernels& GetCpuKernels(CpuPath path);
+
+}  // namespace qwen3::cpu

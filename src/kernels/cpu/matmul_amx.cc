@@ -1,0 +1,83 @@
+// The AMX "cube" path: tdpbf16ps on 16x32 A tiles and 16x16x2 VNNI B tiles, up to four 16x16
+// fp32 C tiles accumulated per K sweep (tmm0-3), A in tmm4, B in tmm5-7. B streams straight
+// from memory (packed weights are laid out so each block's k-tiles are contiguous).
+// Tiles are configured once per thread (palette 1, all 16 rows x 64 bytes); the process must
+// have been granted XTILEDATA (GetCpuFeatures() asks before this path is ever selected).
+#include <immintrin.h>
+
+#include "kernels/cpu/kernels.h"
+
+namespace qwen3::cpu {
+namespace amx {
+
+#include "kernels/cpu/softmax_tile-inl.h"
+
+struct alignas(64) TileConfig {
+  uint8_t palette_id;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+static void EnsureTilesConfigured() {
+  thread_local bool configured = false;
+  if (configured) return;
+  TileConfig cfg = {};
+  cfg.palette_id = 1;
+  for (int i = 0; i < 8; ++i) {
+    cfg.rows[i] = 16;
+    cfg.colsb[i] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  configured = true;
+}
+
+template <size_t NB>
+static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, float* c,
+                         size_t ldc) {
+  const size_t a_stride = lda * sizeof(bf16);
+  _tile_zero(0);
+  if constexpr (NB > 1) _tile_zero(1);
+  if constexpr (NB > 2) _tile_zero(2);
+  if constexpr (NB > 3) _tile_zero(3);
+  for (size_t t = 0; t < k_tiles; ++t) {
+    _tile_loadd(4, a + t * kTileK, a_stride);
+    _tile_loadd(5, b[0].data + t * b[0].ktile_stride, b[0].row_stride * sizeof(bf16));
+    _tile_dpbf16ps(0, 4, 5);
+    if constexpr (NB > 1) {
+      _tile_loadd(6, b[1].data + t * b[1].ktile_stride, b[1].row_stride * sizeof(bf16));
+      _tile_dpbf16ps(1, 4, 6);
+    }
+    if constexpr (NB > 2) {
+      _tile_loadd(7, b[2].data + t * b[2].ktile_stride, b[2].row_stride * sizeof(bf16));
+      _tile_dpbf16ps(2, 4, 7);
+    }
+    if constexpr (NB > 3) {
+      _tile_loadd(5, b[3].data + t * b[3].ktile_stride, b[3].row_stride * sizeof(bf16));
+      _tile_dpbf16ps(3, 4, 5);
+    }
+  }
+  const size_t c_stride = ldc * sizeof(float);
+  _tile_stored(0, c, c_stride);
+  if constexpr (NB > 1) _tile_stored(1, c + kTileN, c_stride);
+  if constexpr (NB > 2) _tile_stored(2, c + 2 * kTileN, c_stride);
+  if constexpr (NB > 3) _tile_stored(3, c + 3 * kTileN, c_stride);
+}
+
+static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, size_t nb,
+                        float* c, size_t ldc) {
+  EnsureTilesConfigured();
+  switch (nb) {
+    case 1: return MatmulBlockN<1>(a, lda, k_tiles, b, c, ldc);
+    case 2: return MatmulBlockN<2>(a, lda, k_tiles, b, c, ldc);
+    case 3: return MatmulBlockN<3>(a, lda, k_tiles, b, c, ldc);
+    default: return MatmulBlockN<4>(a, lda, k_tiles, b, c, ldc);
+  }
+}
+
+}  // namespace amx
+
+extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::SoftmaxTile};
+
+}  // namespace qwen3::cpu

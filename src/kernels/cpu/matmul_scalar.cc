@@ -1,0 +1,35 @@
+// The scalar path: plain loops, the twin every other path is tested against.
+#include "kernels/cpu/kernels.h"
+
+namespace qwen3::cpu {
+namespace scalar {
+
+#include "kernels/cpu/softmax_tile-inl.h"
+
+static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, size_t nb,
+                        float* c, size_t ldc) {
+  for (size_t j = 0; j < nb; ++j) {
+    for (size_t m = 0; m < kTileM; ++m) {
+      for (size_t n = 0; n < kTileN; ++n) {
+        float acc = 0.0f;
+        for (size_t t = 0; t < k_tiles; ++t) {
+          const bf16* tile = b[j].data + t * b[j].ktile_stride;
+          for (size_t kp = 0; kp < kTileK / 2; ++kp) {
+            for (size_t e = 0; e < 2; ++e) {
+              const size_t k = t * kTileK + kp * 2 + e;
+              acc += Bf16ToF32(a[m * lda + k]) * Bf16ToF32(tile[kp * b[j].row_stride + n * 2 + e]);
+            }
+          }
+        }
+        c[m * ldc + j * kTileN + n] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace scalar
+
+extern const CpuKernels kKernelsScalar = {CpuPath::kScalar, scalar::MatmulBlock,
+                                          scalar::SoftmaxTile};
+
+}  // namespace qwen3::cpu

@@ -1,0 +1,83 @@
+// The attention softmax tile, written once as plain loops and compiled into each path's
+// translation unit with that path's ISA flags (the compiler vectorizes it). Include inside a
+// path namespace only: every path gets its own copy, never an ODR-merged one.
+//
+// ExpF32 is Cephes' expf (range reduction by ln2 in two parts, degree-5 polynomial): within
+// 2 ulp of std::exp over the range that matters here (x <= 0), and branch-free so it vectorizes.
+
+static inline float ExpF32(float x) {
+  const float kLog2e = 1.44269504088896341f;
+  const float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  const float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  const float n = __builtin_floorf(xc * kLog2e + 0.5f);
+  const float r = xc - n * kLn2Hi - n * kLn2Lo;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  __builtin_memcpy(&scale, &bits, sizeof(scale));
+  return x < -87.3f ? 0.0f : p * scale;
+}
+
+static inline uint16_t RoundToBf16Bits(float f) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &f, sizeof(bits));
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // inputs are finite here
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+static void SoftmaxTile(float* s, size_t lds, size_t rows, size_t valid, size_t cols, float scale,
+                        bf16* p, size_t ldp, float* row_max, float* row_sum) {
+  constexpr size_t kLanes = 16;
+  for (size_t r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+    bf16* pr = p + r * ldp;
+    float lane_max[kLanes];
+    for (size_t l = 0; l < kLanes; ++l) lane_max[l] = -3.402823466e38f;
+    size_t c = 0;
+    for (; c + kLanes <= valid; c += kLanes) {
+      for (size_t l = 0; l < kLanes; ++l) {
+        const float v = sr[c + l] * scale;
+        sr[c + l] = v;
+        lane_max[l] = v > lane_max[l] ? v : lane_max[l];
+      }
+    }
+    for (; c < valid; ++c) {
+      sr[c] *= scale;
+      lane_max[0] = sr[c] > lane_max[0] ? sr[c] : lane_max[0];
+    }
+    float m = lane_max[0];
+    for (size_t l = 1; l < kLanes; ++l) m = lane_max[l] > m ? lane_max[l] : m;
+
+    float lane_sum[kLanes] = {};
+    c = 0;
+    for (; c + kLanes <= valid; c += kLanes) {
+      for (size_t l = 0; l < kLanes; ++l) {
+        const uint16_t e = RoundToBf16Bits(ExpF32(sr[c + l] - m));
+        pr[c + l] = e;
+        const uint32_t eb = static_cast<uint32_t>(e) << 16;
+        float ef;
+        __builtin_memcpy(&ef, &eb, sizeof(ef));
+        lane_sum[l] += ef;
+      }
+    }
+    for (; c < valid; ++c) {
+      const uint16_t e = RoundToBf16Bits(ExpF32(sr[c] - m));
+      pr[c] = e;
+      const uint32_t eb = static_cast<uint32_t>(e) << 16;
+      float ef;
+      __builtin_memcpy(&ef, &eb, sizeof(ef));
+      lane_sum[0] += ef;
+    }
+    for (; c < cols; ++c) pr[c] = 0;
+    float sum = 0.0f;
+    for (size_t l = 0; l < kLanes; ++l) sum += lane_sum[l];
+    row_max[r] = m;
+    row_sum[r] = sum;
+  }
+}

@@ -1,0 +1,267 @@
+#include "model/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace qwen3 {
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void Fail(const std::string& name, const std::string& what) {
+  throw Error("config " + name + ": " + what);
+}
+
+// Every message is one line, even when it echoes text from the file.
+std::string OneLine(std::string s) {
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  std::replace(s.begin(), s.end(), '\r', ' ');
+  return s;
+}
+
+// A value as JSON writes it ("abc" keeps its quotes), cut short to keep the message short.
+std::string Shown(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() <= 40 ? s : s.substr(0, 37) + "...";
+}
+
+std::string Num(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", d);
+  return buf;
+}
+
+// The field if present and not null, else nullptr: HF writes null for unset optionals.
+const json* Field(const json& obj, const std::string& key) {
+  const auto it = obj.find(key);
+  return it == obj.end() || it->is_null() ? nullptr : &*it;
+}
+
+int PositiveInt(const json& v, const std::string& key, const std::string& src) {
+  // Integral floats (128.0) pass: some exporters write every number as a float.
+  if (v.is_number()) {
+    const double d = v.get<double>();
+    if (d >= 1 && d <= INT_MAX && d == std::floor(d)) return static_cast<int>(d);
+  }
+  Fail(src, "field '" + key + "' = " + Shown(v) + ": expected a positive integer");
+}
+
+int RequiredInt(const json& obj, const std::string& key, const std::string& src) {
+  const json* v = Field(obj, key);
+  if (v == nullptr) Fail(src, "missing field '" + key + "'");
+  return PositiveInt(*v, key, src);
+}
+
+double Number(const json& v, const std::string& key, const std::string& src) {
+  if (!v.is_number()) Fail(src, "field '" + key + "' = " + Shown(v) + ": expected a number");
+  return v.get<double>();
+}
+
+// Checks an optional string field against the one value the engine implements.
+void ExpectText(const json& obj, const std::string& key, const std::string& want,
+                const std::string& src) {
+  const json* v = Field(obj, key);
+  if (v == nullptr) return;
+  if (!v->is_string()) Fail(src, "field '" + key + "' = " + Shown(*v) + ": expected a string");
+  const std::string got = v->get<std::string>();
+  if (got != want) Fail(src, OneLine(key + " '" + got + "': expected '" + want + "'"));
+}
+
+// RoPE scaling (YaRN, linear, ...) changes the angles; refuse it rather than run it wrong.
+// transformers 4 writes rope_scaling (null, or {"rope_type"|"type": ...}); 5 writes
+// rope_parameters {"rope_theta", "rope_type": "default"}.
+void CheckRopeType(const json& obj, const std::string& key, const std::string& src) {
+  if (!obj.is_object()) {
+    Fail(src, "field '" + key + "' = " + Shown(obj) + ": expected an object");
+  }
+  for (const char* type_key : {"rope_type", "type"}) {
+    const json* t = Field(obj, type_key);
+    if (t != nullptr && *t != "default") {
+      Fail(src, "field '" + key + "." + type_key + "' = " + Shown(*t) +
+                    ": expected \"default\" (RoPE scaling is not supported)");
+    }
+  }
+}
+
+Qwen3Config Preset(const char* name, int hidden, int intermediate, int layers, int heads,
+                   bool tied) {
+  // Shared by every size in the spec's table.
+  Qwen3Config c;
+  c.name = name;
+  c.hidden = hidden;
+  c.intermediate = intermediate;
+  c.layers = layers;
+  c.heads = heads;
+  c.kv_heads = 8;
+  c.head_dim = 128;
+  c.vocab = 151936;
+  c.tied_embeddings = tied;
+  return c;
+}
+
+struct NamedPreset {
+  const char* name;
+  Qwen3Config (*make)();
+};
+
+constexpr NamedPreset kPresets[] = {
+    {"0.6b", Qwen3_0_6B}, {"1.7b", Qwen3_1_7B}, {"4b", Qwen3_4B},
+    {"8b", Qwen3_8B},     {"14b", Qwen3_14B},   {"32b", Qwen3_32B},
+};
+
+}  // namespace
+
+// spec/qwen3-models.md, "Configs".
+Qwen3Config Qwen3_0_6B() { return Preset("qwen3-0.6b", 1024, 3072, 28, 16, true); }
+Qwen3Config Qwen3_1_7B() { return Preset("qwen3-1.7b", 2048, 6144, 28, 16, true); }
+Qwen3Config Qwen3_4B() { return Preset("qwen3-4b", 2560, 9728, 36, 32, true); }
+Qwen3Config Qwen3_8B() { return Preset("qwen3-8b", 4096, 12288, 36, 32, false); }
+Qwen3Config Qwen3_14B() { return Preset("qwen3-14b", 5120, 17408, 40, 40, false); }
+Qwen3Config Qwen3_32B() { return Preset("qwen3-32b", 5120, 25600, 64, 64, false); }
+
+Qwen3Config Qwen3_14BSeed() {
+  Qwen3Config c = Qwen3_14B();
+  c.name = "qwen3-14b-seed";
+  c.vocab = 152064;
+  return c;
+}
+
+std::vector<std::string> PresetNames() {
+  std::vector<std::string> names;
+  for (const NamedPreset& p : kPresets) names.push_back(p.name);
+  return names;
+}
+
+Qwen3Config PresetConfig(const std::string& name) {
+  std::string known;
+  for (const NamedPreset& p : kPresets) {
+    if (name == p.name) return p.make();
+    known += known.empty() ? p.name : std::string(", ") + p.name;
+  }
+  throw Error(OneLine("unknown config preset '" + name + "': expected one of " + known));
+}
+
+Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& source_name) {
+  const std::string& src = source_name;
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    Fail(src, OneLine(std::string("malformed JSON: ") + e.what()));
+  }
+  if (!j.is_object()) {
+    Fail(src, std::string("malformed JSON: expected an object, got ") + j.type_name());
+  }
+  ExpectText(j, "model_type", "qwen3", src);
+  ExpectText(j, "hidden_act", "silu", src);
+
+  Qwen3Config c;
+  c.name = source_name;
+  c.hidden = RequiredInt(j, "hidden_size", src);
+  c.intermediate = RequiredInt(j, "intermediate_size", src);
+  c.layers = RequiredInt(j, "num_hidden_layers", src);
+  c.heads = RequiredInt(j, "num_attention_heads", src);
+  c.kv_heads = RequiredInt(j, "num_key_value_heads", src);
+  c.vocab = RequiredInt(j, "vocab_size", src);
+  // HF's default when head_dim is absent.
+  const json* head_dim = Field(j, "head_dim");
+  c.head_dim = head_dim ? PositiveInt(*head_dim, "head_dim", src) : c.hidden / c.heads;
+  if (const json* v = Field(j, "tie_word_embeddings")) {
+    if (!v->is_boolean()) {
+      Fail(src, "field 'tie_word_embeddings' = " + Shown(*v) + ": expected true or false");
+    }
+    c.tied_embeddings = v->get<bool>();
+  }
+  if (const json* v = Field(j, "rope_theta")) c.rope_theta = Number(*v, "rope_theta", src);
+  if (const json* v = Field(j, "rope_scaling")) CheckRopeType(*v, "rope_scaling", src);
+  if (const json* p = Field(j, "rope_parameters")) {
+    CheckRopeType(*p, "rope_parameters", src);
+    if (const json* v = Field(*p, "rope_theta")) {
+      c.rope_theta = Number(*v, "rope_parameters.rope_theta", src);
+    }
+  }
+  if (const json* v = Field(j, "rms_norm_eps")) c.rms_norm_eps = Number(*v, "rms_norm_eps", src);
+  if (const json* v = Field(j, "max_position_embeddings")) {
+    c.max_position_embeddings = PositiveInt(*v, "max_position_embeddings", src);
+  }
+  ValidateConfig(c);
+  return c;
+}
+
+Qwen3Config LoadHfConfig(const std::string& path) {
+  const auto errno_text = [] { return std::generic_category().message(errno); };
+  struct Closer {
+    void operator()(FILE* f) const { std::fclose(f); }
+  };
+  const std::unique_ptr<FILE, Closer> file(std::fopen(path.c_str(), "rb"));
+  if (!file) Fail(path, "cannot open: " + errno_text());
+  std::string text;
+  char buf[1 << 16];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), file.get())) > 0;) text.append(buf, n);
+  // A directory opens fine and fails here (EISDIR).
+  if (std::ferror(file.get())) Fail(path, "cannot read: " + errno_text());
+  return ParseHfConfig(text, path);
+}
+
+Qwen3Config ResolveConfig(const std::string& preset_or_path) {
+  const bool is_path = preset_or_path.find('/') != std::string::npos ||
+                       preset_or_path.ends_with(".json");
+  return is_path ? LoadHfConfig(preset_or_path) : PresetConfig(preset_or_path);
+}
+
+void ValidateConfig(const Qwen3Config& c) {
+  const auto fail = [&](const std::string& what) { Fail(c.name, what); };
+  const std::pair<const char*, int> dims[] = {
+      {"hidden_size", c.hidden},
+      {"intermediate_size", c.intermediate},
+      {"num_hidden_layers", c.layers},
+      {"num_attention_heads", c.heads},
+      {"num_key_value_heads", c.kv_heads},
+      {"head_dim", c.head_dim},
+      {"vocab_size", c.vocab},
+      {"max_position_embeddings", c.max_position_embeddings},
+  };
+  for (const auto& [key, value] : dims) {
+    if (value <= 0) {
+      fail(std::string(key) + " = " + std::to_string(value) + ": expected a positive integer");
+    }
+  }
+  if (c.heads % c.kv_heads != 0) {
+    fail("num_attention_heads " + std::to_string(c.heads) +
+         " is not a multiple of num_key_value_heads " + std::to_string(c.kv_heads));
+  }
+  if (c.GroupSize() > 16) {
+    fail("num_attention_heads / num_key_value_heads = " + std::to_string(c.GroupSize()) +
+         ": expected at most 16 (attention uses one 16-row query tile per KV head)");
+  }
+  if (c.head_dim % 32 != 0 || c.head_dim > 256) {
+    fail("head_dim = " + std::to_string(c.head_dim) +
+         ": expected a multiple of 32 and at most 256 (the attention kernels' tile requirement)");
+  }
+  if (c.hidden % 32 != 0) {
+    fail("hidden_size = " + std::to_string(c.hidden) +
+         ": expected a multiple of 32 (the kernels' tile requirement)");
+  }
+  if (c.intermediate % 32 != 0) {
+    fail("intermediate_size = " + std::to_string(c.intermediate) +
+         ": expected a multiple of 32 (the kernels' tile requirement)");
+  }
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
+    fail("rope_theta = " + Num(c.rope_theta) + ": expected a positive finite number");
+  }
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps)) {
+    fail("rms_norm_eps = " + Num(c.rms_norm_eps) + ": expected a positive finite number");
+  }
+}
+
+}  // namespace qwen3

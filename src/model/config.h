@@ -1,0 +1,64 @@
+// Qwen3 model shapes: named presets (spec/qwen3-models.md, "Configs") and a reader for
+// Hugging Face config.json. Every config the engine runs passes ValidateConfig first, which
+// also enforces the kernels' tile requirements, so kernels may assume them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace qwen3 {
+
+struct Qwen3Config {
+  std::string name;              // "qwen3-14b", or the path for a file
+  int hidden = 0;                // hidden_size
+  int intermediate = 0;          // intermediate_size
+  int layers = 0;                // num_hidden_layers
+  int heads = 0;                 // num_attention_heads
+  int kv_heads = 0;              // num_key_value_heads
+  int head_dim = 0;              // head_dim (HF default hidden/heads when absent)
+  int vocab = 0;                 // vocab_size
+  bool tied_embeddings = false;  // tie_word_embeddings
+  double rope_theta = 1e6;
+  double rms_norm_eps = 1e-6;
+  int max_position_embeddings = 40960;
+
+  int QDim() const { return heads * head_dim; }
+  int KvDim() const { return kv_heads * head_dim; }
+  int GroupSize() const { return heads / kv_heads; }
+
+  bool operator==(const Qwen3Config&) const = default;
+};
+
+Qwen3Config Qwen3_0_6B();
+Qwen3Config Qwen3_1_7B();
+Qwen3Config Qwen3_4B();
+Qwen3Config Qwen3_8B();
+Qwen3Config Qwen3_14B();
+Qwen3Config Qwen3_32B();
+// The seed harness's 14B: Qwen3_14B() with the padded vocab 152064 (spec: the real
+// checkpoint has 151936). Named "qwen3-14b-seed".
+Qwen3Config Qwen3_14BSeed();
+
+// {"0.6b", "1.7b", "4b", "8b", "14b", "32b"}.
+std::vector<std::string> PresetNames();
+// Throws Error for a name not in PresetNames().
+Qwen3Config PresetConfig(const std::string& name);
+
+// Parses the text of a Hugging Face config.json (transformers 4 or 5 layout); the result is
+// named source_name, which also prefixes every error message. Throws Error for malformed
+// JSON, missing or mistyped fields, a model_type other than "qwen3", an activation other
+// than silu, RoPE scaling, or a config ValidateConfig rejects.
+Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& source_name);
+// Reads and parses the file at path; errors name the path.
+Qwen3Config LoadHfConfig(const std::string& path);
+// A preset name ("0.6b" .. "32b"), or a path to a config.json: anything containing '/' or
+// ending in ".json".
+Qwen3Config ResolveConfig(const std::string& preset_or_path);
+
+// Throws Error ("config <name>: ...") unless every dimension is positive and the shapes fit
+// the kernels: head_dim a multiple of 32 and <= 256, hidden and intermediate multiples of 32,
+// heads a multiple of kv_heads with at most 16 query heads per KV head, and a positive theta
+// and eps.
+void ValidateConfig(const Qwen3Config& c);
+
+}  // namespace qwen3

@@ -1,0 +1,399 @@
+#include "model/decode_layer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "base/error.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/fused_matmul.h"
+#include "kernels/cpu/vec.h"
+#include "runtime/thread_pool.h"
+
+namespace qwen3 {
+namespace {
+
+using cpu::kMaxBlocksPerCall;
+using cpu::kTileM;
+using cpu::kTileN;
+using cpu::PackedMatrix;
+
+size_t Groups(const PackedMatrix& w, size_t blocks_per_group) {
+  return (w.n_blocks() + blocks_per_group - 1) / blocks_per_group;
+}
+
+constexpr size_t kMaxPagesPerSplit = 64;
+
+size_t PaddedRows(size_t rows) { return (rows + kTileM - 1) / kTileM * kTileM; }
+
+template <typename F>
+void Timed(StageTimes* times, Stage stage, F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  if (times != nullptr) {
+    times->seconds[static_cast<size_t>(stage)] +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+}
+
+// Projection writing fp32 columns [col0, col0 + cols) of each valid row to out (ld per row).
+auto StoreF32(float* out, size_t ld, size_t col0, size_t cols) {
+  return [=](size_t row0, size_t rows, const float* c, size_t ldc) {
+    for (size_t r = 0; r < rows; ++r) std::memcpy(out + (row0 + r) * ld + col0, c + r * ldc, cols * 4);
+  };
+}
+
+}  // namespace
+
+const char* ToString(Stage stage) {
+  static constexpr const char* kNames[kNumStages] = {
+      "input_rmsnorm", "qkv_proj",     "qk_norm_rope_cache", "attention",
+      "attention_merge", "out_proj_residual", "post_rmsnorm", "gate_up_silu",
+      "down_proj_residual", "final_rmsnorm", "lm_head"};
+  const size_t i = static_cast<size_t>(stage);
+  return i < kNumStages ? kNames[i] : "?";
+}
+
+double StageTimes::Total() const {
+  double total = 0;
+  for (double s : seconds) total += s;
+  return total;
+}
+
+DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
+                         const cpu::CpuKernels& kernels, ThreadPool& pool)
+    : config_(config), options_(options), kernels_(kernels), pool_(pool) {
+  ValidateConfig(config);
+  if (options.max_batch == 0) throw Error("decode layer: max_batch = 0: expected at least 1");
+  if (options.pages_per_split == 0 || options.pages_per_split > kMaxPagesPerSplit) {
+    throw Error("decode layer: pages_per_split = " + std::to_string(options.pages_per_split) +
+                ": expected 1.." + std::to_string(kMaxPagesPerSplit));
+  }
+  const size_t rows = PaddedRows(options.max_batch);
+  const size_t h = config.hidden, q = config.QDim(), kv = config.KvDim();
+  const size_t d = config.head_dim, g = config.GroupSize();
+  const size_t heads_kv = static_cast<size_t>(config.kv_heads);
+  // max_seq is checked against the pool's block size at Validate; splits use the finest page.
+  max_splits_ = (options.max_seq + cpu::kTileK - 1) / cpu::kTileK;
+  max_splits_ = (max_splits_ + options.pages_per_split - 1) / options.pages_per_split;
+  const size_t parts = options.max_batch * heads_kv * max_splits_;
+  normed_ = AlignedBuffer<bf16>(rows * h);
+  q_proj_ = AlignedBuffer<float>(rows * q);
+  k_proj_ = AlignedBuffer<float>(rows * kv);
+  v_proj_ = AlignedBuffer<float>(rows * kv);
+  q_tiles_ = AlignedBuffer<bf16>(options.max_batch * heads_kv * kTileM * d);
+  part_o_ = AlignedBuffer<float>(parts * g * d);
+  part_m_ = AlignedBuffer<float>(parts * g);
+  part_l_ = AlignedBuffer<float>(parts * g);
+  attn_out_ = AlignedBuffer<bf16>(rows * q);
+  resid1_ = AlignedBuffer<float>(rows * h);
+  post_normed_ = AlignedBuffer<bf16>(rows * h);
+  mlp_ = AlignedBuffer<bf16>(rows * config.intermediate);
+  final_normed_ = AlignedBuffer<bf16>(rows * h);
+  items_.reserve(parts);
+}
+
+size_t DecodeLayer::Splits(int32_t seq_len, size_t block_size) const {
+  const size_t pages = (static_cast<size_t>(seq_len) + block_size - 1) / block_size;
+  return (pages + options_.pages_per_split - 1) / options_.pages_per_split;
+}
+
+void DecodeLayer::Validate(const DecodeBatch& batch, const PagedKvCache& kv,
+                           const RopeTable& rope, const bf16* hidden) const {
+  const size_t n = batch.batch, bs = kv.layout().block_size;
+  if (n < 1 || n > options_.max_batch) {
+    throw Error("batch = " + std::to_string(n) + ": expected 1.." +
+                std::to_string(options_.max_batch) + " (the layer's max batch)");
+  }
+  if (kv.kv_heads() != static_cast<size_t>(config_.kv_heads) ||
+      kv.layout().head_dim != static_cast<size_t>(config_.head_dim)) {
+    throw Error("KV cache has " + std::to_string(kv.kv_heads()) + " heads of " +
+                std::to_string(kv.layout().head_dim) + ": expected " +
+                std::to_string(config_.kv_heads) + " of " + std::to_string(config_.head_dim));
+  }
+  if (rope.head_dim != static_cast<size_t>(config_.head_dim)) {
+    throw Error("rope table head_dim = " + std::to_string(rope.head_dim) + ": expected " +
+                std::to_string(config_.head_dim));
+  }
+  const size_t max_seq = std::min(options_.max_seq, rope.max_seq);
+  if (batch.max_blocks_per_seq * bs < max_seq) {
+    throw Error("block_table has " + std::to_string(batch.max_blocks_per_seq) +
+                " blocks per user: expected at least " + std::to_string((max_seq + bs - 1) / bs) +
+                " for max_seq " + std::to_string(max_seq));
+  }
+  std::vector<std::pair<int32_t, size_t>> slots(n);
+  for (size_t b = 0; b < n; ++b) {
+    const int32_t len = batch.seq_lens[b];
+    if (len < 1 || static_cast<size_t>(len) > max_seq) {
+      throw Error("seq_lens[" + std::to_string(b) + "] = " + std::to_string(len) +
+                  ": expected 1.." + std::to_string(max_seq));
+    }
+    const size_t pages = (static_cast<size_t>(len) + bs - 1) / bs;
+    const int32_t* row = batch.block_table + b * batch.max_blocks_per_seq;
+    for (size_t sb = 0; sb < pages; ++sb) {
+      if (row[sb] < 0 || static_cast<size_t>(row[sb]) >= kv.num_blocks()) {
+        throw Error("block_table[" + std::to_string(b) + ", " + std::to_string(sb) + "] = " +
+                    std::to_string(row[sb]) + ": expected a block in 0.." +
+                    std::to_string(kv.num_blocks() - 1) + " (the KV pool)");
+      }
+    }
+    const size_t pos = static_cast<size_t>(len) - 1;
+    const int64_t expected = static_cast<int64_t>(row[pos / bs]) * bs + pos % bs;
+    if (batch.slot_mapping[b] != expected) {
+      throw Error("slot_mapping[" + std::to_string(b) + "] = " +
+                  std::to_string(batch.slot_mapping[b]) + ": expected " +
+                  std::to_string(expected) + " (block_table[" + std::to_string(b) + ", " +
+                  std::to_string(pos / bs) + "] * " + std::to_string(bs) + " + " +
+                  std::to_string(pos % bs) + " for seq_len " + std::to_string(len) + ")");
+    }
+    slots[b] = {batch.slot_mapping[b], b};
+  }
+  std::sort(slots.begin(), slots.end());
+  for (size_t i = 1; i < n; ++i) {
+    if (slots[i].first == slots[i - 1].first) {
+      throw Error("users " + std::to_string(slots[i - 1].second) + " and " +
+                  std::to_string(slots[i].second) + " both write KV slot " +
+                  std::to_string(slots[i].first) + ": expected distinct slots");
+    }
+  }
+  const size_t h = config_.hidden;
+  for (size_t i = 0; i < n * h; ++i) {
+    if (!IsFiniteBf16(hidden[i])) {
+      throw Error("hidden_states[" + std::to_string(i / h) + ", " + std::to_string(i % h) +
+                  "] is " + ((hidden[i] & 0x7f) ? "NaN" : "Inf") + ": expected finite values");
+    }
+  }
+}
+
+void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache& kv,
+                      const DecodeBatch& batch, const bf16* hidden, bf16* next_hidden,
+                      StageTimes* times) {
+  Validate(batch, kv, rope, hidden);
+  const size_t n = batch.batch;
+  const size_t h = config_.hidden, q_dim = config_.QDim(), kv_dim = config_.KvDim();
+  const size_t dim = config_.head_dim, group = config_.GroupSize(), inter = config_.intermediate;
+  const size_t heads_kv = config_.kv_heads;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  const cpu::CpuKernels& k = kernels_;
+
+  Timed(times, Stage::kInputNorm, [&] {
+    pool_.Spmd(n, [&](size_t b, size_t) {
+      cpu::RmsNormToBf16(hidden + b * h, w.input_norm.data(), h, eps, normed_.data() + b * h);
+    });
+  });
+
+  // q, k and v: one dispatch over the 64-column groups of all three.
+  Timed(times, Stage::kQkvProj, [&] {
+    const PackedMatrix* mats[3] = {&w.wq, &w.wk, &w.wv};
+    float* outs[3] = {q_proj_.data(), k_proj_.data(), v_proj_.data()};
+    const size_t lds[3] = {q_dim, kv_dim, kv_dim};
+    const size_t groups[3] = {Groups(w.wq, kMaxBlocksPerCall), Groups(w.wk, kMaxBlocksPerCall),
+                              Groups(w.wv, kMaxBlocksPerCall)};
+    pool_.Spmd(groups[0] + groups[1] + groups[2], [&](size_t g, size_t) {
+      size_t m = 0;
+      while (g >= groups[m]) g -= groups[m++];
+      const PackedMatrix& wm = *mats[m];
+      const size_t j0 = g * kMaxBlocksPerCall, nb = std::min(kMaxBlocksPerCall, wm.n_blocks() - j0);
+      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, wm.n() - col0);
+      cpu::MatmulGroup(k, normed_.data(), h, n, wm, j0, nb, StoreF32(outs[m], lds[m], col0, cols));
+    });
+  });
+
+  // Per (user, KV head): q/k RMSNorm, RoPE at the current position, bf16; K/V into the cache,
+  // the group's q heads into a zero-padded 16-row tile.
+  Timed(times, Stage::kQkNormRopeCache, [&] {
+    pool_.Spmd(n * heads_kv, [&](size_t i, size_t) {
+      const size_t b = i / heads_kv, kvh = i % heads_kv;
+      const size_t pos = static_cast<size_t>(batch.seq_lens[b]) - 1;
+      const float* cos = rope.cos.data() + pos * dim;
+      const float* sin = rope.sin.data() + pos * dim;
+      float x[cpu::kMaxHeadDim];
+      bf16 kb[cpu::kMaxHeadDim], vb[cpu::kMaxHeadDim];
+      std::memcpy(x, k_proj_.data() + b * kv_dim + kvh * dim, dim * 4);
+      cpu::RmsNormInPlace(x, w.k_norm.data(), dim, eps);
+      cpu::RopeHalfInPlace(x, cos, sin, dim);
+      const float* v = v_proj_.data() + b * kv_dim + kvh * dim;
+      for (size_t d = 0; d < dim; ++d) {
+        kb[d] = F32ToBf16(x[d]);
+        vb[d] = F32ToBf16(v[d]);
+      }
+      kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
+      bf16* tile = q_tiles_.data() + i * kTileM * dim;
+      for (size_t g = 0; g < group; ++g) {
+        std::memcpy(x, q_proj_.data() + b * q_dim + (kvh * group + g) * dim, dim * 4);
+        cpu::RmsNormInPlace(x, w.q_norm.data(), dim, eps);
+        cpu::RopeHalfInPlace(x, cos, sin, dim);
+        for (size_t d = 0; d < dim; ++d) tile[g * dim + d] = F32ToBf16(x[d]);
+      }
+    });
+  });
+
+  // Split-KV partials: one flat dispatch over every (user, KV head, split).
+  const size_t bs = kv.layout().block_size;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  Timed(times, Stage::kAttention, [&] {
+    items_.clear();
+    for (size_t b = 0; b < n; ++b) {
+      const size_t splits = Splits(batch.seq_lens[b], bs);
+      for (size_t kvh = 0; kvh < heads_kv; ++kvh) {
+        for (size_t s = 0; s < splits; ++s) {
+          items_.push_back({static_cast<uint32_t>(b), static_cast<uint32_t>(kvh),
+                            static_cast<uint32_t>(s)});
+        }
+      }
+    }
+    pool_.Spmd(items_.size(), [&](size_t i, size_t) {
+      const AttentionItem it = items_[i];
+      const size_t len = static_cast<size_t>(batch.seq_lens[it.user]);
+      const size_t pages = (len + bs - 1) / bs;
+      const size_t p0 = it.split * options_.pages_per_split;
+      const size_t p1 = std::min(pages, p0 + options_.pages_per_split);
+      const int32_t* row = batch.block_table + it.user * batch.max_blocks_per_seq;
+      const bf16* k_pages[kMaxPagesPerSplit];
+      const bf16* v_pages[kMaxPagesPerSplit];
+      for (size_t p = p0; p < p1; ++p) {
+        k_pages[p - p0] = kv.KPage(row[p], it.kv_head);
+        v_pages[p - p0] = kv.VPage(row[p], it.kv_head);
+      }
+      const size_t part = (it.user * heads_kv + it.kv_head) * max_splits_ + it.split;
+      const size_t valid_last = p1 == pages ? len - (pages - 1) * bs : bs;
+      cpu::AttentionPartial(k, kv.layout(), q_tiles_.data() + (it.user * heads_kv + it.kv_head) * kTileM * dim,
+                            group, k_pages, v_pages, p1 - p0, valid_last, scale,
+                            part_o_.data() + part * group * dim, part_m_.data() + part * group,
+                            part_l_.data() + part * group);
+    });
+  });
+
+  Timed(times, Stage::kAttentionMerge, [&] {
+    pool_.Spmd(n * heads_kv, [&](size_t i, size_t) {
+      const size_t b = i / heads_kv, kvh = i % heads_kv;
+      const size_t part = i * max_splits_;
+      cpu::AttentionMerge(part_o_.data() + part * group * dim, part_m_.data() + part * group,
+                          part_l_.data() + part * group, Splits(batch.seq_lens[b], bs),
+                          group * dim, group, group, dim,
+                          attn_out_.data() + b * q_dim + kvh * group * dim);
+    });
+  });
+
+  // out_proj with the residual in its epilogue: resid1 = attn . wo + hidden (fp32).
+  Timed(times, Stage::kOutProj, [&] {
+    pool_.Spmd(Groups(w.wo, kMaxBlocksPerCall), [&](size_t g, size_t) {
+      const size_t j0 = g * kMaxBlocksPerCall, nb = std::min(kMaxBlocksPerCall, w.wo.n_blocks() - j0);
+      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, h - col0);
+      cpu::MatmulGroup(k, attn_out_.data(), q_dim, n, w.wo, j0, nb,
+                       [&](size_t row0, size_t rows, const float* c, size_t ldc) {
+                         for (size_t r = 0; r < rows; ++r) {
+                           const size_t base = (row0 + r) * h + col0;
+                           for (size_t j = 0; j < cols; ++j) {
+                             resid1_[base + j] = c[r * ldc + j] + Bf16ToF32(hidden[base + j]);
+                           }
+                         }
+                       });
+    });
+  });
+
+  Timed(times, Stage::kPostNorm, [&] {
+    pool_.Spmd(n, [&](size_t b, size_t) {
+      cpu::RmsNormToBf16(resid1_.data() + b * h, w.post_norm.data(), h, eps,
+                         post_normed_.data() + b * h);
+    });
+  });
+
+  // gate and up share one K loop (2 + 2 blocks per call); SiLU(gate) * up in the epilogue.
+  Timed(times, Stage::kGateUpSilu, [&] {
+    constexpr size_t kPairBlocks = kMaxBlocksPerCall / 2;
+    pool_.Spmd(Groups(w.w_gate, kPairBlocks), [&](size_t g, size_t) {
+      const size_t j0 = g * kPairBlocks, nb = std::min(kPairBlocks, w.w_gate.n_blocks() - j0);
+      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, inter - col0);
+      cpu::MatmulGroupPair(k, post_normed_.data(), h, n, w.w_gate, w.w_up, j0, nb,
+                           [&](size_t row0, size_t rows, const float* gate, const float* up,
+                               size_t ldc) {
+                             for (size_t r = 0; r < rows; ++r) {
+                               cpu::SiluMulToBf16(gate + r * ldc, up + r * ldc, cols,
+                                                  mlp_.data() + (row0 + r) * inter + col0);
+                             }
+                           });
+    });
+  });
+
+  // down_proj with the residual: next_hidden = bf16(mlp . w_down + resid1).
+  Timed(times, Stage::kDownProj, [&] {
+    pool_.Spmd(Groups(w.w_down, kMaxBlocksPerCall), [&](size_t g, size_t) {
+      const size_t j0 = g * kMaxBlocksPerCall;
+      const size_t nb = std::min(kMaxBlocksPerCall, w.w_down.n_blocks() - j0);
+      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, h - col0);
+      cpu::MatmulGroup(k, mlp_.data(), inter, n, w.w_down, j0, nb,
+                       [&](size_t row0, size_t rows, const float* c, size_t ldc) {
+                         for (size_t r = 0; r < rows; ++r) {
+                           const size_t base = (row0 + r) * h + col0;
+                           for (size_t j = 0; j < cols; ++j) {
+                             next_hidden[base + j] = F32ToBf16(c[r * ldc + j] + resid1_[base + j]);
+                           }
+                         }
+                       });
+    });
+  });
+}
+
+void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t batch,
+                            float* logits, size_t ld_logits, StageTimes* times) {
+  if (batch < 1 || batch > options_.max_batch) {
+    throw Error("batch = " + std::to_string(batch) + ": expected 1.." +
+                std::to_string(options_.max_batch));
+  }
+  const size_t h = config_.hidden;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  Timed(times, Stage::kFinalNorm, [&] {
+    pool_.Spmd(batch, [&](size_t b, size_t) {
+      cpu::RmsNormToBf16(hidden + b * h, lm.final_norm.data(), h, eps,
+                         final_normed_.data() + b * h);
+    });
+  });
+  if (lm.rows == 0) return;
+  Timed(times, Stage::kLmHead, [&] {
+    pool_.Spmd(Groups(lm.weight, kMaxBlocksPerCall), [&](size_t g, size_t) {
+      const size_t j0 = g * kMaxBlocksPerCall;
+      const size_t nb = std::min(kMaxBlocksPerCall, lm.weight.n_blocks() - j0);
+      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, lm.rows - col0);
+      cpu::MatmulGroup(kernels_, final_normed_.data(), h, batch, lm.weight, j0, nb,
+                       StoreF32(logits, ld_logits, col0, cols));
+    });
+  });
+}
+
+}  // namespace qwen3
+
+namespace qwen3 {
+
+std::array<double, kNumStages> StageBytes(const Qwen3Config& c, const DecodeBatch& batch,
+                                          size_t lm_rows, size_t pages_per_split,
+                                          size_t block_size) {
+  const double n = static_cast<double>(batch.batch), h = c.hidden, q = c.QDim(), kv = c.KvDim();
+  const double inter = c.intermediate, bf = 2, f32 = 4;
+  double tokens = 0, parts = 0;
+  for (size_t b = 0; b < batch.batch; ++b) {
+    const size_t len = static_cast<size_t>(batch.seq_lens[b]);
+    tokens += static_cast<double>(len);
+    const size_t pages = (len + block_size - 1) / block_size;
+    parts += static_cast<double>((pages + pages_per_split - 1) / pages_per_split);
+  }
+  const double part_bytes = parts * c.kv_heads * c.GroupSize() * (c.head_dim + 2) * f32;
+  std::array<double, kNumStages> bytes{};
+  auto set = [&](Stage s, double v) { bytes[static_cast<size_t>(s)] = v; };
+  set(Stage::kInputNorm, n * h * (bf + bf) + h * f32);
+  set(Stage::kQkvProj, h * (q + 2 * kv) * bf + n * h * bf + n * (q + 2 * kv) * f32);
+  set(Stage::kQkNormRopeCache, n * (q + 2 * kv) * f32 + n * (q + 2 * kv) * bf);
+  set(Stage::kAttention, tokens * kv * 2 * bf + n * q * bf + part_bytes);
+  set(Stage::kAttentionMerge, part_bytes + n * q * bf);
+  set(Stage::kOutProj, q * h * bf + n * q * bf + n * h * (bf + f32));
+  set(Stage::kPostNorm, n * h * (f32 + bf) + h * f32);
+  set(Stage::kGateUpSilu, 2 * h * inter * bf + n * h * bf + n * inter * bf);
+  set(Stage::kDownProj, inter * h * bf + n * inter * bf + n * h * (f32 + bf));
+  set(Stage::kFinalNorm, n * h * (bf + bf) + h * f32);
+  set(Stage::kLmHead, lm_rows * h * bf + n * h * bf + n * static_cast<double>(lm_rows) * f32);
+  return bytes;
+}
+
+}  // namespace qwen3

@@ -1,0 +1,118 @@
+// The fused single-layer decode program (spec §3) on the CPU: a fixed sequence of stages, each
+// ONE flat SPMD dispatch of independent blocks over the whole user batch.
+//
+//   input_rmsnorm -> qkv_proj -> qk_norm_rope_cache -> attention (split-KV partials)
+//   -> attention_merge -> out_proj(+residual) -> post_rmsnorm -> gate_up_silu
+//   -> down_proj(+residual) [-> final_rmsnorm -> lm_head]
+//
+// Batches of any size up to max_batch run as 16-row tiles; padded rows are computed but never
+// written to an output. Everything is validated before the first stage runs, so a bad input
+// throws Error and leaves the KV cache untouched.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "base/bf16.h"
+#include "kernels/cpu/kernels.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/layer_weights.h"
+
+namespace qwen3 {
+
+class ThreadPool;
+
+enum class Stage {
+  kInputNorm, kQkvProj, kQkNormRopeCache, kAttention, kAttentionMerge, kOutProj, kPostNorm,
+  kGateUpSilu, kDownProj, kFinalNorm, kLmHead, kSentinel
+};
+constexpr size_t kNumStages = static_cast<size_t>(Stage::kSentinel);
+const char* ToString(Stage stage);
+
+// Wall-clock seconds per stage, accumulated over runs.
+struct StageTimes {
+  std::array<double, kNumStages> seconds{};
+  double Total() const;
+};
+
+// One step's paged-attention metadata (spec §2), for `batch` users.
+struct DecodeBatch {
+  size_t batch = 0;
+  const int32_t* seq_lens = nullptr;      // [batch], including the current token
+  const int32_t* block_table = nullptr;   // [batch * max_blocks_per_seq]
+  size_t max_blocks_per_seq = 0;
+  const int32_t* slot_mapping = nullptr;  // [batch], where the current token's K/V go
+};
+
+class DecodeLayer {
+ public:
+  struct Options {
+    size_t max_batch = 16;
+    size_t max_seq = 4096;
+    // KV pages per attention partial; 1 is the seed's one partial per (user, KV head, block).
+    size_t pages_per_split = 1;
+  };
+
+  DecodeLayer(const Qwen3Config& config, const Options& options, const cpu::CpuKernels& kernels,
+              ThreadPool& pool);
+
+  // Throws Error on the first bad value: batch outside 1..max_batch, a seq_len outside
+  // 1..max_seq (or past the rope table), a block_table entry outside the pool, a slot that is
+  // not where block_table puts the current token, two users writing one slot, NaN/Inf hidden.
+  void Validate(const DecodeBatch& batch, const PagedKvCache& kv, const RopeTable& rope,
+                const bf16* hidden) const;
+
+  // hidden, next_hidden: [batch, hidden] bf16 (may not alias). Writes each user's current
+  // K/V into kv at its slot.
+  void Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache& kv,
+           const DecodeBatch& batch, const bf16* hidden, bf16* next_hidden,
+           StageTimes* times = nullptr);
+
+  // Final RMSNorm + LM head: logits[b * ld_logits + v] for v < lm.rows (fp32); other
+  // columns untouched.
+  void RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t batch, float* logits,
+                 size_t ld_logits, StageTimes* times = nullptr);
+
+ private:
+  struct AttentionItem {
+    uint32_t user, kv_head, split;
+  };
+
+  size_t Splits(int32_t seq_len, size_t block_size) const;
+
+  Qwen3Config config_;
+  Options options_;
+  const cpu::CpuKernels& kernels_;
+  ThreadPool& pool_;
+  size_t max_splits_;
+  // Workspace, rows padded to whole 16-row tiles.
+  AlignedBuffer<bf16> normed_;        // [rows, hidden]
+  AlignedBuffer<float> q_proj_;       // [rows, q_dim]
+  AlignedBuffer<float> k_proj_;       // [rows, kv_dim]
+  AlignedBuffer<float> v_proj_;       // [rows, kv_dim]
+  AlignedBuffer<bf16> q_tiles_;       // [max_batch * kv_heads][16][head_dim], rows >= group 0
+  AlignedBuffer<float> part_o_;       // [max_batch * kv_heads * max_splits][group][head_dim]
+  AlignedBuffer<float> part_m_, part_l_;  // [max_batch * kv_heads * max_splits][group]
+  AlignedBuffer<bf16> attn_out_;      // [rows, q_dim]
+  AlignedBuffer<float> resid1_;       // [rows, hidden]
+  AlignedBuffer<bf16> post_normed_;   // [rows, hidden]
+  AlignedBuffer<bf16> mlp_;           // [rows, intermediate]
+  AlignedBuffer<bf16> final_normed_;  // [rows, hidden]
+  std::vector<AttentionItem> items_;
+};
+
+}  // namespace qwen3
+
+namespace qwen3 {
+
+// Bytes each stage must move at least (weights, KV of every context token, activations,
+// partials), for GB/s and % of bandwidth; lm_rows = 0 leaves the LM head out.
+std::array<double, kNumStages> StageBytes(const Qwen3Config& config, const DecodeBatch& batch,
+                                          size_t lm_rows, size_t pages_per_split,
+                                          size_t block_size);
+
+}  // namespace qwen3

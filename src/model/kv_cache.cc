@@ -1,0 +1,75 @@
+#include "model/kv_cache.h"
+
+#include "base/error.h"
+#include "runtime/thread_pool.h"
+
+namespace qwen3 {
+
+PagedKvCache::PagedKvCache(size_t num_blocks, size_t kv_heads, size_t head_dim, size_t block_size)
+    : num_blocks_(num_blocks), kv_heads_(kv_heads), layout_{block_size, head_dim} {
+  if (num_blocks == 0) throw Error("KV cache: num_blocks = 0: expected at least 1");
+  if (block_size == 0 || block_size % cpu::kTileK != 0 || block_size > cpu::kMaxBlockSize) {
+    throw Error("KV cache: block_size = " + std::to_string(block_size) +
+                ": expected a multiple of 32 up to " + std::to_string(cpu::kMaxBlockSize));
+  }
+  if (head_dim == 0 || head_dim % cpu::kTileK != 0 || head_dim > cpu::kMaxHeadDim) {
+    throw Error("KV cache: head_dim = " + std::to_string(head_dim) +
+                ": expected a multiple of 32 up to " + std::to_string(cpu::kMaxHeadDim));
+  }
+  const size_t elems = num_blocks * kv_heads * layout_.PageElems();
+  k_ = AlignedBuffer<bf16>(elems);
+  v_ = AlignedBuffer<bf16>(elems);
+}
+
+void PagedKvCache::Write(size_t slot, size_t kv_head, const bf16* k, const bf16* v) {
+  QW_DASSERT(slot < num_slots() && kv_head < kv_heads_);
+  const size_t bs = layout_.block_size, t = slot % bs;
+  bf16* kp = KPage(slot / bs, kv_head);
+  bf16* vp = VPage(slot / bs, kv_head);
+  for (size_t d = 0; d < layout_.head_dim; ++d) {
+    kp[layout_.KIndex(t, d)] = k[d];
+    vp[layout_.VIndex(t, d)] = v[d];
+  }
+}
+
+bf16 PagedKvCache::KAt(size_t slot, size_t kv_head, size_t d) const {
+  const size_t bs = layout_.block_size;
+  return KPage(slot / bs, kv_head)[layout_.KIndex(slot % bs, d)];
+}
+
+bf16 PagedKvCache::VAt(size_t slot, size_t kv_head, size_t d) const {
+  const size_t bs = layout_.block_size;
+  return VPage(slot / bs, kv_head)[layout_.VIndex(slot % bs, d)];
+}
+
+void PagedKvCache::ImportSeedLayout(const bf16* k_rows, const bf16* v_rows, ThreadPool& pool) {
+  const size_t bs = layout_.block_size, dim = layout_.head_dim;
+  pool.Spmd(num_blocks_ * kv_heads_, [&](size_t page, size_t) {
+    bf16* kp = k_.data() + page * layout_.PageElems();
+    bf16* vp = v_.data() + page * layout_.PageElems();
+    for (size_t t = 0; t < bs; ++t) {
+      const size_t row = (page * bs + t) * dim;
+      for (size_t d = 0; d < dim; ++d) {
+        kp[layout_.KIndex(t, d)] = k_rows[row + d];
+        vp[layout_.VIndex(t, d)] = v_rows[row + d];
+      }
+    }
+  });
+}
+
+void PagedKvCache::ExportSeedLayout(bf16* k_rows, bf16* v_rows) const {
+  const size_t bs = layout_.block_size, dim = layout_.head_dim;
+  for (size_t page = 0; page < num_blocks_ * kv_heads_; ++page) {
+    const bf16* kp = k_.data() + page * layout_.PageElems();
+    const bf16* vp = v_.data() + page * layout_.PageElems();
+    for (size_t t = 0; t < bs; ++t) {
+      const size_t row = (page * bs + t) * dim;
+      for (size_t d = 0; d < dim; ++d) {
+        k_rows[row + d] = kp[layout_.KIndex(t, d)];
+        v_rows[row + d] = vp[layout_.VIndex(t, d)];
+      }
+    }
+  }
+}
+
+}  // namespace qwen3

@@ -1,0 +1,56 @@
+// The paged KV cache of one layer (spec §2): num_blocks blocks of block_size tokens, each block
+// holding one page per KV head. A token's place is its slot = block * block_size + offset. Pages
+// are stored in the cube's order (kernels/cpu/attention.h, KvPageLayout); the seed's row-major
+// layout [(block * kv_heads + kv_head) * block_size + offset][head_dim] is kept at the edges
+// (ImportSeedLayout / ExportSeedLayout) for the harness and the golden.
+#pragma once
+
+#include <cstddef>
+
+#include "base/aligned_buffer.h"
+#include "base/bf16.h"
+#include "kernels/cpu/attention.h"
+
+namespace qwen3 {
+
+class ThreadPool;
+
+class PagedKvCache {
+ public:
+  PagedKvCache(size_t num_blocks, size_t kv_heads, size_t head_dim, size_t block_size);
+
+  size_t num_blocks() const { return num_blocks_; }
+  size_t kv_heads() const { return kv_heads_; }
+  size_t num_slots() const { return num_blocks_ * layout_.block_size; }
+  const cpu::KvPageLayout& layout() const { return layout_; }
+  size_t bytes() const { return (k_.size() + v_.size()) * sizeof(bf16); }
+
+  bf16* KPage(size_t block, size_t kv_head) { return k_.data() + PageOffset(block, kv_head); }
+  bf16* VPage(size_t block, size_t kv_head) { return v_.data() + PageOffset(block, kv_head); }
+  const bf16* KPage(size_t block, size_t kv_head) const {
+    return k_.data() + PageOffset(block, kv_head);
+  }
+  const bf16* VPage(size_t block, size_t kv_head) const {
+    return v_.data() + PageOffset(block, kv_head);
+  }
+
+  // Stores one token's K and V (head_dim values each) of one KV head at a slot.
+  void Write(size_t slot, size_t kv_head, const bf16* k, const bf16* v);
+  bf16 KAt(size_t slot, size_t kv_head, size_t d) const;
+  bf16 VAt(size_t slot, size_t kv_head, size_t d) const;
+
+  // Seed layout: rows of head_dim, row = (block * kv_heads + kv_head) * block_size + offset.
+  void ImportSeedLayout(const bf16* k_rows, const bf16* v_rows, ThreadPool& pool);
+  void ExportSeedLayout(bf16* k_rows, bf16* v_rows) const;
+
+ private:
+  size_t PageOffset(size_t block, size_t kv_head) const {
+    return (block * kv_heads_ + kv_head) * layout_.PageElems();
+  }
+
+  size_t num_blocks_, kv_heads_;
+  cpu::KvPageLayout layout_;
+  AlignedBuffer<bf16> k_, v_;
+};
+
+}  // namespace qwen3

@@ -1,0 +1,312 @@
+// Presets match spec/qwen3-models.md, round-trip through HF config.json, and every bad input
+// gets a one-line qwen3::Error naming the value.
+#include "model/config.h"
+
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace qwen3 {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+// Passes when fn throws qwen3::Error with a one-line message containing every part.
+template <typename Fn>
+testing::AssertionResult ThrowsError(Fn&& fn, std::initializer_list<std::string_view> parts) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    if (msg.find('\n') != std::string::npos) {
+      return testing::AssertionFailure() << "message is not one line: " << msg;
+    }
+    for (std::string_view part : parts) {
+      if (msg.find(part) == std::string::npos) {
+        return testing::AssertionFailure() << "no '" << part << "' in: " << msg;
+      }
+    }
+    return testing::AssertionSuccess();
+  }
+  return testing::AssertionFailure() << "no qwen3::Error thrown";
+}
+
+// config.json as transformers 4.51 writes it for the released Qwen3 checkpoints.
+ojson HfJson(const Qwen3Config& c) {
+  return ojson{
+      {"architectures", {"Qwen3ForCausalLM"}},
+      {"attention_bias", false},
+      {"attention_dropout", 0.0},
+      {"bos_token_id", 151643},
+      {"eos_token_id", 151645},
+      {"head_dim", c.head_dim},
+      {"hidden_act", "silu"},
+      {"hidden_size", c.hidden},
+      {"initializer_range", 0.02},
+      {"intermediate_size", c.intermediate},
+      {"max_position_embeddings", c.max_position_embeddings},
+      {"max_window_layers", c.layers},
+      {"model_type", "qwen3"},
+      {"num_attention_heads", c.heads},
+      {"num_hidden_layers", c.layers},
+      {"num_key_value_heads", c.kv_heads},
+      {"rms_norm_eps", c.rms_norm_eps},
+      {"rope_scaling", nullptr},
+      {"rope_theta", static_cast<long>(c.rope_theta)},  // HF writes 1000000, an integer
+      {"sliding_window", nullptr},
+      {"tie_word_embeddings", c.tied_embeddings},
+      {"torch_dtype", "bfloat16"},
+      {"transformers_version", "4.51.0"},
+      {"use_cache", true},
+      {"use_sliding_window", false},
+      {"vocab_size", c.vocab},
+  };
+}
+
+// A small valid config that the error tests break one field at a time.
+ojson Small() {
+  Qwen3Config c = Qwen3_0_6B();
+  c.hidden = 256;
+  c.intermediate = 768;
+  c.layers = 2;
+  c.heads = 8;
+  c.kv_heads = 2;
+  c.head_dim = 64;
+  c.vocab = 1000;
+  return HfJson(c);
+}
+
+Qwen3Config Parse(const ojson& j) { return ParseHfConfig(j.dump(2), "t.json"); }
+
+TEST(ConfigTest, PresetsMatchSpecTable) {
+  struct Row {
+    Qwen3Config config;
+    const char* name;
+    int hidden, intermediate, layers, heads, kv_heads, group;
+    bool tied;
+  };
+  const Row rows[] = {
+      {Qwen3_0_6B(), "qwen3-0.6b", 1024, 3072, 28, 16, 8, 2, true},
+      {Qwen3_1_7B(), "qwen3-1.7b", 2048, 6144, 28, 16, 8, 2, true},
+      {Qwen3_4B(), "qwen3-4b", 2560, 9728, 36, 32, 8, 4, true},
+      {Qwen3_8B(), "qwen3-8b", 4096, 12288, 36, 32, 8, 4, false},
+      {Qwen3_14B(), "qwen3-14b", 5120, 17408, 40, 40, 8, 5, false},
+      {Qwen3_32B(), "qwen3-32b", 5120, 25600, 64, 64, 8, 8, false},
+  };
+  for (const Row& r : rows) {
+    const Qwen3Config& c = r.config;
+    SCOPED_TRACE(r.name);
+    EXPECT_NO_THROW(ValidateConfig(c));
+    EXPECT_EQ(c.name, r.name);
+    EXPECT_EQ(c.hidden, r.hidden);
+    EXPECT_EQ(c.intermediate, r.intermediate);
+    EXPECT_EQ(c.layers, r.layers);
+    EXPECT_EQ(c.heads, r.heads);
+    EXPECT_EQ(c.kv_heads, r.kv_heads);
+    EXPECT_EQ(c.GroupSize(), r.group);
+    EXPECT_EQ(c.head_dim, 128);
+    EXPECT_EQ(c.vocab, 151936);
+    EXPECT_EQ(c.tied_embeddings, r.tied);
+    EXPECT_EQ(c.rope_theta, 1e6);
+    EXPECT_EQ(c.rms_norm_eps, 1e-6);
+    EXPECT_EQ(c.max_position_embeddings, 40960);
+    EXPECT_EQ(c.KvDim(), 1024);
+  }
+  // q_proj is not square on 0.6B (spec).
+  EXPECT_EQ(Qwen3_0_6B().QDim(), 2048);
+}
+
+TEST(ConfigTest, SeedIs14BWithPaddedVocab) {
+  Qwen3Config seed = Qwen3_14BSeed();
+  EXPECT_NO_THROW(ValidateConfig(seed));
+  EXPECT_EQ(seed.vocab, 152064);
+  seed.vocab = Qwen3_14B().vocab;
+  seed.name = Qwen3_14B().name;
+  EXPECT_EQ(seed, Qwen3_14B());
+}
+
+TEST(ConfigTest, PresetNamesResolve) {
+  const std::vector<std::string> want = {"0.6b", "1.7b", "4b", "8b", "14b", "32b"};
+  EXPECT_EQ(PresetNames(), want);
+  EXPECT_EQ(PresetConfig("0.6b"), Qwen3_0_6B());
+  EXPECT_EQ(PresetConfig("14b"), Qwen3_14B());
+  EXPECT_EQ(ResolveConfig("32b"), Qwen3_32B());
+}
+
+TEST(ConfigTest, EveryPresetRoundTripsThroughHfJson) {
+  for (const std::string& name : PresetNames()) {
+    const Qwen3Config c = PresetConfig(name);
+    SCOPED_TRACE(name);
+    EXPECT_EQ(ParseHfConfig(HfJson(c).dump(2), c.name), c);
+  }
+}
+
+TEST(ConfigTest, OptionalFieldsDefaultLikeHf) {
+  ojson j = Small();
+  for (const char* key : {"head_dim", "tie_word_embeddings", "rope_theta", "rms_norm_eps",
+                          "max_position_embeddings", "model_type", "hidden_act"}) {
+    j.erase(key);
+  }
+  const Qwen3Config c = Parse(j);
+  EXPECT_EQ(c.name, "t.json");
+  EXPECT_EQ(c.head_dim, 256 / 8);
+  EXPECT_FALSE(c.tied_embeddings);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rms_norm_eps, 1e-6);
+  EXPECT_EQ(c.max_position_embeddings, 40960);
+}
+
+TEST(ConfigTest, ReadsTransformers5RopeParameters) {
+  ojson j = Small();
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_theta", 500000.0}, {"rope_type", "default"}};
+  EXPECT_EQ(Parse(j).rope_theta, 5e5);
+}
+
+TEST(ConfigTest, AcceptsIntegralFloats) {
+  ojson j = Small();
+  j["hidden_size"] = 256.0;
+  EXPECT_EQ(Parse(j).hidden, 256);
+}
+
+#ifdef QWEN3_SHARED_DIR
+const std::string kHfDir = std::string(QWEN3_SHARED_DIR) + "/testdata/hf-qwen3";
+#endif
+
+TEST(ConfigTest, LoadsTinyCheckpointConfigs) {
+#ifndef QWEN3_SHARED_DIR
+  GTEST_SKIP() << "QWEN3_SHARED_DIR not defined";
+#else
+  const Qwen3Config a = ResolveConfig(kHfDir + "/tiny-a/config.json");
+  EXPECT_EQ(a.name, kHfDir + "/tiny-a/config.json");
+  EXPECT_EQ(a.hidden, 256);
+  EXPECT_EQ(a.intermediate, 768);
+  EXPECT_EQ(a.layers, 4);
+  EXPECT_EQ(a.heads, 8);
+  EXPECT_EQ(a.kv_heads, 2);
+  EXPECT_EQ(a.head_dim, 64);
+  EXPECT_EQ(a.vocab, 2048);
+  EXPECT_FALSE(a.tied_embeddings);
+  EXPECT_EQ(a.rope_theta, 1e6);
+  EXPECT_EQ(a.rms_norm_eps, 1e-6);
+  EXPECT_EQ(a.max_position_embeddings, 4096);
+
+  const Qwen3Config b = LoadHfConfig(kHfDir + "/tiny-b/config.json");
+  EXPECT_EQ(b.hidden, 320);
+  EXPECT_EQ(b.intermediate, 896);
+  EXPECT_EQ(b.layers, 3);
+  EXPECT_EQ(b.heads, 10);
+  EXPECT_EQ(b.kv_heads, 2);
+  EXPECT_EQ(b.GroupSize(), 5);  // like 14B
+  EXPECT_EQ(b.head_dim, 32);
+  EXPECT_EQ(b.vocab, 3000);
+  EXPECT_TRUE(b.tied_embeddings);
+#endif
+}
+
+TEST(ConfigTest, MalformedJson) {
+  EXPECT_TRUE(ThrowsError([] { ParseHfConfig("{\n  \"hidden_size\": 256,\n", "t.json"); },
+                          {"config t.json", "malformed JSON"}));
+  EXPECT_TRUE(ThrowsError([] { ParseHfConfig("[1, 2]", "t.json"); },
+                          {"config t.json", "malformed JSON", "object"}));
+}
+
+TEST(ConfigTest, MissingField) {
+  for (const char* key : {"hidden_size", "intermediate_size", "num_hidden_layers",
+                          "num_attention_heads", "num_key_value_heads", "vocab_size"}) {
+    ojson j = Small();
+    j.erase(key);
+    EXPECT_TRUE(ThrowsError([&] { Parse(j); },
+                            {"config t.json", "missing field '" + std::string(key) + "'"}));
+  }
+}
+
+TEST(ConfigTest, WrongTypesAndValues) {
+  const std::pair<const char*, ojson> cases[] = {
+      {"hidden_size", "abc"},   {"hidden_size", -256}, {"num_hidden_layers", 0},
+      {"vocab_size", 1000.5},   {"head_dim", true},    {"intermediate_size", 1e12},
+      {"max_position_embeddings", ojson::array()},
+  };
+  for (const auto& [key, value] : cases) {
+    ojson j = Small();
+    j[key] = value;
+    EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"config t.json", "field '" + std::string(key) + "'",
+                                                value.dump(), "expected a positive integer"}));
+  }
+  ojson j = Small();
+  j["rope_theta"] = "1e6";
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"'rope_theta' = \"1e6\"", "expected a number"}));
+  j = Small();
+  j["tie_word_embeddings"] = 1;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"'tie_word_embeddings' = 1", "true or false"}));
+}
+
+TEST(ConfigTest, RejectsOtherArchitectures) {
+  ojson j = Small();
+  j["model_type"] = "llama";
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"config t.json: model_type 'llama': expected 'qwen3'"}));
+  j = Small();
+  j["hidden_act"] = "gelu";
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"hidden_act 'gelu'", "expected 'silu'"}));
+  j = Small();
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"rope_scaling.rope_type", "yarn", "not supported"}));
+}
+
+TEST(ConfigTest, RejectsShapesTheKernelsCannotRun) {
+  ojson j = Small();
+  j["num_attention_heads"] = 10;
+  j["num_key_value_heads"] = 3;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); },
+                          {"config t.json: num_attention_heads 10 is not a multiple of "
+                           "num_key_value_heads 3"}));
+  for (int head_dim : {48, 288}) {
+    j = Small();
+    j["head_dim"] = head_dim;
+    EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"head_dim = " + std::to_string(head_dim),
+                                                "multiple of 32", "at most 256"}));
+  }
+  j = Small();
+  j["hidden_size"] = 100;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"hidden_size = 100", "multiple of 32"}));
+  j = Small();
+  j["intermediate_size"] = 770;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"intermediate_size = 770", "multiple of 32"}));
+  j = Small();
+  j["num_attention_heads"] = 34;
+  j["num_key_value_heads"] = 2;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"= 17", "at most 16"}));
+
+  Qwen3Config c = Qwen3_8B();
+  c.rms_norm_eps = 0;
+  EXPECT_TRUE(ThrowsError([&] { ValidateConfig(c); }, {"config qwen3-8b: rms_norm_eps = 0"}));
+  c = Qwen3_8B();
+  c.rope_theta = -1;
+  EXPECT_TRUE(ThrowsError([&] { ValidateConfig(c); }, {"rope_theta = -1", "positive"}));
+  c = Qwen3_8B();
+  c.kv_heads = 0;
+  EXPECT_TRUE(ThrowsError([&] { ValidateConfig(c); }, {"num_key_value_heads = 0", "positive"}));
+}
+
+TEST(ConfigTest, UnknownPreset) {
+  EXPECT_TRUE(ThrowsError([] { PresetConfig("7b"); },
+                          {"unknown config preset '7b': expected one of 0.6b, 1.7b, 4b, 8b, "
+                           "14b, 32b"}));
+  EXPECT_TRUE(ThrowsError([] { ResolveConfig("qwen3-14b"); }, {"unknown config preset"}));
+}
+
+TEST(ConfigTest, UnreadablePath) {
+  const std::string missing = "/nonexistent-dir/config.json";
+  EXPECT_TRUE(ThrowsError([&] { ResolveConfig(missing); }, {"config " + missing, "cannot open"}));
+  EXPECT_TRUE(ThrowsError([] { LoadHfConfig("/"); }, {"config /: cannot read"}));
+}
+
+}  // namespace
+}  // namespace qwen3

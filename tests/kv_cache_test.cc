@@ -1,0 +1,100 @@
+#include "model/kv_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "base/error.h"
+#include "base/rng.h"
+#include "runtime/thread_pool.h"
+
+namespace qwen3 {
+namespace {
+
+std::vector<bf16> RandomRows(size_t n, uint64_t stream) {
+  const CounterRng rng(1, stream);
+  std::vector<bf16> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = F32ToBf16(rng.Uniform(i) - 0.5f);
+  return v;
+}
+
+TEST(KvCacheTest, SeedLayoutRoundTripsAndMatchesAccessors) {
+  ThreadPool pool(2);
+  for (size_t bs : {32, 64, 128}) {
+    for (size_t dim : {32, 64, 128}) {
+      const size_t blocks = 3, heads = 2, rows = blocks * heads * bs;
+      PagedKvCache kv(blocks, heads, dim, bs);
+      const auto k = RandomRows(rows * dim, 1), v = RandomRows(rows * dim, 2);
+      kv.ImportSeedLayout(k.data(), v.data(), pool);
+      for (size_t slot = 0; slot < blocks * bs; slot += 7) {
+        for (size_t h = 0; h < heads; ++h) {
+          const size_t row = ((slot / bs) * heads + h) * bs + slot % bs;
+          for (size_t d = 0; d < dim; ++d) {
+            ASSERT_EQ(kv.KAt(slot, h, d), k[row * dim + d]);
+            ASSERT_EQ(kv.VAt(slot, h, d), v[row * dim + d]);
+          }
+        }
+      }
+      std::vector<bf16> k2(k.size()), v2(v.size());
+      kv.ExportSeedLayout(k2.data(), v2.data());
+      EXPECT_EQ(k2, k);
+      EXPECT_EQ(v2, v);
+    }
+  }
+}
+
+TEST(KvCacheTest, WriteTouchesOnlyItsSlotAndHead) {
+  ThreadPool pool(1);
+  const size_t blocks = 2, heads = 3, dim = 64, bs = 64, rows = blocks * heads * bs;
+  PagedKvCache kv(blocks, heads, dim, bs);
+  const auto k = RandomRows(rows * dim, 3), v = RandomRows(rows * dim, 4);
+  kv.ImportSeedLayout(k.data(), v.data(), pool);
+  std::vector<bf16> nk(dim), nv(dim);
+  for (size_t d = 0; d < dim; ++d) nk[d] = F32ToBf16(10.0f + d), nv[d] = F32ToBf16(-10.0f - d);
+  const size_t slot = bs + 5, head = 1;
+  kv.Write(slot, head, nk.data(), nv.data());
+  std::vector<bf16> k2(k.size()), v2(v.size());
+  kv.ExportSeedLayout(k2.data(), v2.data());
+  const size_t row = ((slot / bs) * heads + head) * bs + slot % bs;
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t d = 0; d < dim; ++d) {
+      const size_t i = r * dim + d;
+      EXPECT_EQ(k2[i], r == row ? nk[d] : k[i]);
+      EXPECT_EQ(v2[i], r == row ? nv[d] : v[i]);
+    }
+  }
+}
+
+TEST(KvCacheTest, PagesAreCubeOperands) {
+  // KBlock/VBlock address the same elements as KIndex/VIndex in VNNI tile order.
+  const cpu::KvPageLayout layout{128, 64};
+  const std::vector<bf16> page(layout.PageElems());
+  const bf16* base = page.data();
+  const cpu::BBlock kb = layout.KBlock(base, 3);
+  // Element (k = dim d, n = token 3 * 16 + j) of K^T.
+  for (size_t d : {0, 1, 31, 32, 63}) {
+    for (size_t j : {0, 5, 15}) {
+      const size_t idx = (d / 32) * kb.ktile_stride + ((d % 32) / 2) * kb.row_stride + j * 2 + d % 2;
+      EXPECT_EQ(static_cast<size_t>(kb.data - base) + idx,
+                layout.KIndex(3 * 16 + j, d));
+    }
+  }
+  const cpu::BBlock vb = layout.VBlock(base, 2);
+  for (size_t t : {0, 1, 31, 32, 127}) {
+    for (size_t j : {0, 7, 15}) {
+      const size_t idx = (t / 32) * vb.ktile_stride + ((t % 32) / 2) * vb.row_stride + j * 2 + t % 2;
+      EXPECT_EQ(static_cast<size_t>(vb.data - base) + idx,
+                layout.VIndex(t, 2 * 16 + j));
+    }
+  }
+}
+
+TEST(KvCacheTest, BadShapesAreErrors) {
+  EXPECT_THROW(PagedKvCache(0, 8, 128, 128), Error);
+  EXPECT_THROW(PagedKvCache(4, 8, 100, 128), Error);
+  EXPECT_THROW(PagedKvCache(4, 8, 128, 100), Error);
+  EXPECT_THROW(PagedKvCache(4, 8, 128, 512), Error);
+}
+
+}  // namespace
+}  // namespace qwen3
