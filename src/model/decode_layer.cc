@@ -20,8 +20,31 @@ using cpu::kTileM;
 using cpu::kTileN;
 using cpu::PackedMatrix;
 
-size_t Groups(const PackedMatrix& w, size_t blocks_per_group) {
+size_t Groups(const PackedMatrix& w, size_t blocks_per_group = kMaxBlocksPerCall) {
   return (w.n_blocks() + blocks_per_group - 1) / blocks_per_group;
+}
+
+// Column group g of w: its first block and block count, first column and valid columns.
+struct ColumnGroup {
+  size_t j0, nb, col0, cols;
+};
+
+ColumnGroup GroupOf(const PackedMatrix& w, size_t g, size_t blocks_per_group = kMaxBlocksPerCall) {
+  const size_t j0 = g * blocks_per_group, nb = std::min(blocks_per_group, w.n_blocks() - j0);
+  const size_t col0 = j0 * kTileN;
+  return {j0, nb, col0, std::min(nb * kTileN, w.n() - col0)};
+}
+
+// Epilogue writing out[row][col0 + j] = op(c[r][j], row * ld + col0 + j) for the valid rows and
+// columns of a group (op gets the flat index to read a residual at the same place).
+template <typename T, typename Op>
+auto StoreRows(T* out, size_t ld, const ColumnGroup& cg, Op op) {
+  return [=](size_t row0, size_t rows, const float* c, size_t ldc) {
+    for (size_t r = 0; r < rows; ++r) {
+      const size_t base = (row0 + r) * ld + cg.col0;
+      for (size_t j = 0; j < cg.cols; ++j) out[base + j] = op(c[r * ldc + j], base + j);
+    }
+  };
 }
 
 constexpr size_t kMaxPagesPerSplit = 64;
@@ -36,13 +59,6 @@ void Timed(StageTimes* times, Stage stage, F&& f) {
     times->seconds[static_cast<size_t>(stage)] +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-}
-
-// Projection writing fp32 columns [col0, col0 + cols) of each valid row to out (ld per row).
-auto StoreF32(float* out, size_t ld, size_t col0, size_t cols) {
-  return [=](size_t row0, size_t rows, const float* c, size_t ldc) {
-    for (size_t r = 0; r < rows; ++r) std::memcpy(out + (row0 + r) * ld + col0, c + r * ldc, cols * 4);
-  };
 }
 
 }  // namespace
@@ -189,15 +205,13 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     const PackedMatrix* mats[3] = {&w.wq, &w.wk, &w.wv};
     float* outs[3] = {q_proj_.data(), k_proj_.data(), v_proj_.data()};
     const size_t lds[3] = {q_dim, kv_dim, kv_dim};
-    const size_t groups[3] = {Groups(w.wq, kMaxBlocksPerCall), Groups(w.wk, kMaxBlocksPerCall),
-                              Groups(w.wv, kMaxBlocksPerCall)};
+    const size_t groups[3] = {Groups(w.wq), Groups(w.wk), Groups(w.wv)};
     pool_.Spmd(groups[0] + groups[1] + groups[2], [&](size_t g, size_t) {
       size_t m = 0;
       while (g >= groups[m]) g -= groups[m++];
-      const PackedMatrix& wm = *mats[m];
-      const size_t j0 = g * kMaxBlocksPerCall, nb = std::min(kMaxBlocksPerCall, wm.n_blocks() - j0);
-      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, wm.n() - col0);
-      cpu::MatmulGroup(k, normed_.data(), h, n, wm, j0, nb, StoreF32(outs[m], lds[m], col0, cols));
+      const ColumnGroup cg = GroupOf(*mats[m], g);
+      cpu::MatmulGroup(k, normed_.data(), h, n, *mats[m], cg.j0, cg.nb,
+                       StoreRows(outs[m], lds[m], cg, [](float acc, size_t) { return acc; }));
     });
   });
 
@@ -279,18 +293,12 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
 
   // out_proj with the residual in its epilogue: resid1 = attn . wo + hidden (fp32).
   Timed(times, Stage::kOutProj, [&] {
-    pool_.Spmd(Groups(w.wo, kMaxBlocksPerCall), [&](size_t g, size_t) {
-      const size_t j0 = g * kMaxBlocksPerCall, nb = std::min(kMaxBlocksPerCall, w.wo.n_blocks() - j0);
-      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, h - col0);
-      cpu::MatmulGroup(k, attn_out_.data(), q_dim, n, w.wo, j0, nb,
-                       [&](size_t row0, size_t rows, const float* c, size_t ldc) {
-                         for (size_t r = 0; r < rows; ++r) {
-                           const size_t base = (row0 + r) * h + col0;
-                           for (size_t j = 0; j < cols; ++j) {
-                             resid1_[base + j] = c[r * ldc + j] + Bf16ToF32(hidden[base + j]);
-                           }
-                         }
-                       });
+    pool_.Spmd(Groups(w.wo), [&](size_t g, size_t) {
+      const ColumnGroup cg = GroupOf(w.wo, g);
+      cpu::MatmulGroup(k, attn_out_.data(), q_dim, n, w.wo, cg.j0, cg.nb,
+                       StoreRows(resid1_.data(), h, cg, [hidden](float acc, size_t i) {
+                         return acc + Bf16ToF32(hidden[i]);
+                       }));
     });
   });
 
@@ -305,14 +313,13 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   Timed(times, Stage::kGateUpSilu, [&] {
     constexpr size_t kPairBlocks = kMaxBlocksPerCall / 2;
     pool_.Spmd(Groups(w.w_gate, kPairBlocks), [&](size_t g, size_t) {
-      const size_t j0 = g * kPairBlocks, nb = std::min(kPairBlocks, w.w_gate.n_blocks() - j0);
-      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, inter - col0);
-      cpu::MatmulGroupPair(k, post_normed_.data(), h, n, w.w_gate, w.w_up, j0, nb,
+      const ColumnGroup cg = GroupOf(w.w_gate, g, kPairBlocks);
+      cpu::MatmulGroupPair(k, post_normed_.data(), h, n, w.w_gate, w.w_up, cg.j0, cg.nb,
                            [&](size_t row0, size_t rows, const float* gate, const float* up,
                                size_t ldc) {
                              for (size_t r = 0; r < rows; ++r) {
-                               cpu::SiluMulToBf16(gate + r * ldc, up + r * ldc, cols,
-                                                  mlp_.data() + (row0 + r) * inter + col0);
+                               cpu::SiluMulToBf16(gate + r * ldc, up + r * ldc, cg.cols,
+                                                  mlp_.data() + (row0 + r) * inter + cg.col0);
                              }
                            });
     });
@@ -320,19 +327,13 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
 
   // down_proj with the residual: next_hidden = bf16(mlp . w_down + resid1).
   Timed(times, Stage::kDownProj, [&] {
-    pool_.Spmd(Groups(w.w_down, kMaxBlocksPerCall), [&](size_t g, size_t) {
-      const size_t j0 = g * kMaxBlocksPerCall;
-      const size_t nb = std::min(kMaxBlocksPerCall, w.w_down.n_blocks() - j0);
-      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, h - col0);
-      cpu::MatmulGroup(k, mlp_.data(), inter, n, w.w_down, j0, nb,
-                       [&](size_t row0, size_t rows, const float* c, size_t ldc) {
-                         for (size_t r = 0; r < rows; ++r) {
-                           const size_t base = (row0 + r) * h + col0;
-                           for (size_t j = 0; j < cols; ++j) {
-                             next_hidden[base + j] = F32ToBf16(c[r * ldc + j] + resid1_[base + j]);
-                           }
-                         }
-                       });
+    pool_.Spmd(Groups(w.w_down), [&](size_t g, size_t) {
+      const ColumnGroup cg = GroupOf(w.w_down, g);
+      const float* resid1 = resid1_.data();
+      cpu::MatmulGroup(k, mlp_.data(), inter, n, w.w_down, cg.j0, cg.nb,
+                       StoreRows(next_hidden, h, cg, [resid1](float acc, size_t i) {
+                         return F32ToBf16(acc + resid1[i]);
+                       }));
     });
   });
 }
@@ -353,12 +354,10 @@ void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t 
   });
   if (lm.rows == 0) return;
   Timed(times, Stage::kLmHead, [&] {
-    pool_.Spmd(Groups(lm.weight, kMaxBlocksPerCall), [&](size_t g, size_t) {
-      const size_t j0 = g * kMaxBlocksPerCall;
-      const size_t nb = std::min(kMaxBlocksPerCall, lm.weight.n_blocks() - j0);
-      const size_t col0 = j0 * kTileN, cols = std::min(nb * kTileN, lm.rows - col0);
-      cpu::MatmulGroup(kernels_, final_normed_.data(), h, batch, lm.weight, j0, nb,
-                       StoreF32(logits, ld_logits, col0, cols));
+    pool_.Spmd(Groups(lm.weight), [&](size_t g, size_t) {
+      const ColumnGroup cg = GroupOf(lm.weight, g);
+      cpu::MatmulGroup(kernels_, final_normed_.data(), h, batch, lm.weight, cg.j0, cg.nb,
+                       StoreRows(logits, ld_logits, cg, [](float acc, size_t) { return acc; }));
     });
   });
 }
