@@ -61,11 +61,7 @@ LayerHarness::LayerHarness(const LayerHarnessOptions& o) : options_(o) {
   kv_ = std::make_unique<PagedKvCache>(shape_.num_blocks, shape_.config.kv_heads,
                                        shape_.config.head_dim, o.block_size);
   kv_->ImportSeedLayout(tensors_.k_cache.data(), tensors_.v_cache.data(), *pool_);
-  DecodeLayer::Options lo;
-  lo.max_batch = o.batch;
-  lo.max_seq = o.max_seq;
-  lo.pages_per_split = o.pages_per_split;
-  layer_ = std::make_unique<DecodeLayer>(shape_.config, lo, *kernels_, *pool_);
+  layer_ = std::make_unique<DecodeLayer>(shape_.config, layer_options(), *kernels_, *pool_);
   next_hidden_.assign(o.batch * shape_.config.hidden, 0);
   out_.assign(o.batch * static_cast<size_t>(shape_.config.vocab), 0.0f);
 }
@@ -80,10 +76,18 @@ DecodeBatch LayerHarness::batch() const {
   return b;
 }
 
-void LayerHarness::Step(StageTimes* times) {
-  layer_->Run(weights_, rope_, *kv_, batch(), tensors_.hidden.data(), next_hidden_.data(), times);
-  layer_->RunLmHead(lm_head_, next_hidden_.data(), shape_.batch, out_.data(),
-                    shape_.config.vocab, times);
+DecodeLayer::Options LayerHarness::layer_options() const {
+  DecodeLayer::Options lo;
+  lo.max_batch = options_.batch;
+  lo.max_seq = options_.max_seq;
+  lo.pages_per_split = options_.pages_per_split;
+  return lo;
+}
+
+void LayerHarness::StepWith(DecodeLayer& layer, StageTimes* times) {
+  layer.Run(weights_, rope_, *kv_, batch(), tensors_.hidden.data(), next_hidden_.data(), times);
+  layer.RunLmHead(lm_head_, next_hidden_.data(), shape_.batch, out_.data(), shape_.config.vocab,
+                  times);
 }
 
 HarnessCheck LayerHarness::Check(double rtol, double atol) {

@@ -54,8 +54,14 @@ class LayerHarness {
   DecodeLayer& layer() { return *layer_; }
   const LayerWeights& weights() const { return weights_; }
 
+  ThreadPool& pool() { return *pool_; }
+  const cpu::CpuKernels& kernels() const { return *kernels_; }
+  DecodeLayer::Options layer_options() const;
+
   // One decode step: layer, then final RMSNorm + LM head (per the mode).
-  void Step(StageTimes* times = nullptr);
+  void Step(StageTimes* times = nullptr) { StepWith(*layer_, times); }
+  // The same step through another program instance (the benchmark's variants).
+  void StepWith(DecodeLayer& layer, StageTimes* times = nullptr);
   const std::vector<float>& out() const { return out_; }              // [batch, vocab]
   const std::vector<bf16>& next_hidden() const { return next_hidden_; }  // [batch, hidden]
 

@@ -5,54 +5,40 @@
 //   qwen3-layer --max-seq --lm-head full --check         # 14B dims, batch 16, every user at 4096
 //   qwen3-layer -b 5 --config 0.6b --check --seed 7      # random lengths 1..4096
 //   qwen3-layer -b 16 --max-seq --bench 10               # stage table: ms and GB/s
-#include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
-#include "tools/layer_harness.h"
+#include "tools/layer_flags.h"
+#include "tools/summary.h"
 
 namespace {
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int Main(int argc, char** argv) {
   using namespace qwen3;
-  LayerHarnessOptions o;
-  std::string lm_head = "full";
+  LayerFlags flags;
   bool check = false;
   size_t bench = 0;
   double tol = 3e-3;
   CLI::App app{"qwen3-layer: one fused Qwen3 decode layer step on synthetic weights"};
-  app.add_option("-b,--batch", o.batch, "users in the batch (default 16)");
-  app.add_flag("--max-seq", o.all_max_seq, "every seq_len = max length (else random 1..max)");
-  app.add_option("--lm-head", lm_head, "full | skip | single (first 64 logits)");
-  app.add_option("--seed", o.seed, "seed of the synthetic inputs (default 0)");
-  app.add_option("--threads", o.threads, "worker threads (default: all cores)");
-  app.add_option("--config", o.config, "0.6b|1.7b|4b|8b|14b|32b or PATH/config.json (default 14b)");
-  app.add_option("--vocab", o.vocab, "override the vocab (14b default: the seed's 152064)");
-  app.add_option("--max-len", o.max_seq, "max context length, rope rows (default 4096)");
-  app.add_option("--block-size", o.block_size, "KV block size (default 128)");
-  app.add_option("--kv-blocks", o.kv_blocks, "KV pool blocks (default batch * max-len/block)");
-  app.add_option("--seq-lens", o.seq_lens, "explicit seq_len per user")->delimiter(',');
-  app.add_option("--pages-per-split", o.pages_per_split, "KV pages per attention partial (1)");
+  flags.Add(app);
   app.add_flag("--check", check, "compare with the golden reference (rtol = atol = 3e-3)");
   app.add_option("--tol", tol, "rtol = atol of --check (default 3e-3)");
   app.add_option("--bench", bench, "time N steps: per-stage median ms and GB/s");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    o.lm_head = ParseLmHeadMode(lm_head);
-    if (o.config == "14b" && o.vocab == 0) o.vocab = static_cast<int>(Qwen3_14BSeed().vocab);
+    const LayerHarnessOptions o = flags.Resolve();
     LayerHarness harness(o);
+    std::unique_ptr<Tracer> tracer;
+    if (!flags.trace.empty()) {
+      tracer = std::make_unique<Tracer>(harness.threads());
+      harness.pool().SetTracer(tracer.get());
+    }
     const Qwen3Config& c = harness.config();
     std::printf("qwen3-layer: %s hidden %d q %dx%d kv %d inter %d vocab %d | batch %zu, %s, "
                 "lm-head %s | path %s, %zu threads, seed %llu\n",
@@ -75,12 +61,12 @@ int Main(int argc, char** argv) {
         if ((o.lm_head == LmHeadMode::kSkip) && s == static_cast<size_t>(Stage::kLmHead)) continue;
         std::vector<double> v;
         for (auto& t : runs) v.push_back(t.seconds[s]);
-        const double med = Median(v);
+        const double med = Summarize(v).median;
         total_bytes += bytes[s];
         std::printf("%-20s %10.2f %10.3f %10.2f\n", ToString(static_cast<Stage>(s)),
                     bytes[s] / 1e6, med * 1e3, med > 0 ? bytes[s] / med / 1e9 : 0.0);
       }
-      const double med = Median(totals);
+      const double med = Summarize(totals).median;
       std::printf("%-20s %10.2f %10.3f %10.2f   (median of %zu steps; min %.3f max %.3f ms)\n",
                   "total", total_bytes / 1e6, med * 1e3, total_bytes / med / 1e9, bench,
                   *std::min_element(totals.begin(), totals.end()) * 1e3,
@@ -92,6 +78,11 @@ int Main(int argc, char** argv) {
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3);
     }
 
+    if (tracer) {
+      harness.pool().SetTracer(nullptr);
+      tracer->WriteChromeJson(flags.trace);
+      std::printf("trace: %zu events -> %s\n", tracer->num_events(), flags.trace.c_str());
+    }
     if (check) {
       const HarnessCheck r = harness.Check(tol, tol);
       std::printf("check out [%zu x %d]: max_abs_err %.3e max_rel_err %.3e mismatches %zu/%zu\n",

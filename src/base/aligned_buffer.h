@@ -1,10 +1,13 @@
-// A zero-initialized, 64-byte aligned array (2 MiB aligned when large, for huge pages).
+// A zero-initialized, 64-byte aligned array. Large ones (>= 4 MiB: weights, KV cache) are
+// 2 MiB aligned and advised to use transparent huge pages, so streaming them does not walk
+// the page tables every 4 KiB (THP is often in "madvise" mode).
 #pragma once
 
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <sys/mman.h>
 #include <span>
 #include <utility>
 
@@ -21,6 +24,7 @@ class AlignedBuffer {
     const size_t rounded = (bytes + align - 1) / align * align;
     data_ = static_cast<T*>(std::aligned_alloc(align, rounded));
     if (data_ == nullptr) throw std::bad_alloc();
+    if (align > 64) madvise(data_, rounded, MADV_HUGEPAGE);  // advice only: failure is fine
     std::memset(static_cast<void*>(data_), 0, rounded);
   }
   AlignedBuffer(const AlignedBuffer&) = delete;

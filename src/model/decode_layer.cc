@@ -35,16 +35,66 @@ ColumnGroup GroupOf(const PackedMatrix& w, size_t g, size_t blocks_per_group = k
   return {j0, nb, col0, std::min(nb * kTileN, w.n() - col0)};
 }
 
-// Epilogue writing out[row][col0 + j] = op(c[r][j], row * ld + col0 + j) for the valid rows and
-// columns of a group (op gets the flat index to read a residual at the same place).
-template <typename T, typename Op>
-auto StoreRows(T* out, size_t ld, const ColumnGroup& cg, Op op) {
-  return [=](size_t row0, size_t rows, const float* c, size_t ldc) {
-    for (size_t r = 0; r < rows; ++r) {
-      const size_t base = (row0 + r) * ld + cg.col0;
-      for (size_t j = 0; j < cg.cols; ++j) out[base + j] = op(c[r * ldc + j], base + j);
-    }
-  };
+// A projection a . w whose epilogue epi(row, col, acc) runs on each C block while it is hot in
+// L1 (fused), or, given an fp32 [rows, w.n()] scratch (the benchmark's unfused variant: the
+// schedule PR #387 replaced), after the whole matmul as a second dispatch over the scratch.
+template <typename Epi>
+void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
+             size_t lda, size_t rows, const PackedMatrix& w, float* scratch, Epi epi) {
+  const size_t n = w.n();
+  pool.Spmd(Groups(w), [&](size_t g, size_t) {
+    const ColumnGroup cg = GroupOf(w, g);
+    cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+                     [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                       for (size_t r = 0; r < tile_rows; ++r) {
+                         for (size_t j = 0; j < cg.cols; ++j) {
+                           const float acc = c[r * ldc + j];
+                           if (scratch) {
+                             scratch[(row0 + r) * n + cg.col0 + j] = acc;
+                           } else {
+                             epi(row0 + r, cg.col0 + j, acc);
+                           }
+                         }
+                       }
+                     });
+  }, name);
+  if (scratch == nullptr) return;
+  pool.Spmd(rows, [&](size_t r, size_t) {
+    for (size_t col = 0; col < n; ++col) epi(r, col, scratch[r * n + col]);
+  }, name);
+}
+
+// Two projections over one K loop (gate and up, 2 + 2 blocks per call), epilogue
+// epi(row, col, acc1, acc2); the unfused variant uses an fp32 [rows, 2 * n] scratch.
+template <typename Epi>
+void ProjectPair(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
+                 size_t lda, size_t rows, const PackedMatrix& w1, const PackedMatrix& w2,
+                 float* scratch, Epi epi) {
+  constexpr size_t kPairBlocks = kMaxBlocksPerCall / 2;
+  const size_t n = w1.n();
+  pool.Spmd(Groups(w1, kPairBlocks), [&](size_t g, size_t) {
+    const ColumnGroup cg = GroupOf(w1, g, kPairBlocks);
+    cpu::MatmulGroupPair(
+        k, a, lda, rows, w1, w2, cg.j0, cg.nb,
+        [&](size_t row0, size_t tile_rows, const float* c1, const float* c2, size_t ldc) {
+          for (size_t r = 0; r < tile_rows; ++r) {
+            for (size_t j = 0; j < cg.cols; ++j) {
+              const float acc1 = c1[r * ldc + j], acc2 = c2[r * ldc + j];
+              if (scratch) {
+                scratch[(row0 + r) * 2 * n + cg.col0 + j] = acc1;
+                scratch[(row0 + r) * 2 * n + n + cg.col0 + j] = acc2;
+              } else {
+                epi(row0 + r, cg.col0 + j, acc1, acc2);
+              }
+            }
+          }
+        });
+  }, name);
+  if (scratch == nullptr) return;
+  pool.Spmd(rows, [&](size_t r, size_t) {
+    const float* row = scratch + r * 2 * n;
+    for (size_t col = 0; col < n; ++col) epi(r, col, row[col], row[n + col]);
+  }, name);
 }
 
 constexpr size_t kMaxPagesPerSplit = 64;
@@ -109,6 +159,11 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   mlp_ = AlignedBuffer<bf16>(rows * config.intermediate);
   final_normed_ = AlignedBuffer<bf16>(rows * h);
   items_.reserve(parts);
+  user_items_.reserve(options.max_batch + 1);
+  if (!options.fused_epilogues) {
+    unfused_scratch_ = AlignedBuffer<float>(
+        rows * std::max<size_t>(h, 2 * static_cast<size_t>(config.intermediate)));
+  }
 }
 
 size_t DecodeLayer::Splits(int32_t seq_len, size_t block_size) const {
@@ -197,7 +252,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   Timed(times, Stage::kInputNorm, [&] {
     pool_.Spmd(n, [&](size_t b, size_t) {
       cpu::RmsNormToBf16(hidden + b * h, w.input_norm.data(), h, eps, normed_.data() + b * h);
-    });
+    }, ToString(Stage::kInputNorm));
   });
 
   // q, k and v: one dispatch over the 64-column groups of all three.
@@ -210,9 +265,15 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       size_t m = 0;
       while (g >= groups[m]) g -= groups[m++];
       const ColumnGroup cg = GroupOf(*mats[m], g);
+      float* out = outs[m];
+      const size_t ld = lds[m];
       cpu::MatmulGroup(k, normed_.data(), h, n, *mats[m], cg.j0, cg.nb,
-                       StoreRows(outs[m], lds[m], cg, [](float acc, size_t) { return acc; }));
-    });
+                       [&](size_t row0, size_t rows, const float* c, size_t ldc) {
+                         for (size_t r = 0; r < rows; ++r) {
+                           std::memcpy(out + (row0 + r) * ld + cg.col0, c + r * ldc, cg.cols * 4);
+                         }
+                       });
+    }, ToString(Stage::kQkvProj));
   });
 
   // Per (user, KV head): q/k RMSNorm, RoPE at the current position, bf16; K/V into the cache,
@@ -241,7 +302,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
         cpu::RopeHalfInPlace(x, cos, sin, dim);
         for (size_t d = 0; d < dim; ++d) tile[g * dim + d] = F32ToBf16(x[d]);
       }
-    });
+    }, ToString(Stage::kQkNormRopeCache));
   });
 
   // Split-KV partials: one flat dispatch over every (user, KV head, split).
@@ -249,7 +310,9 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
   Timed(times, Stage::kAttention, [&] {
     items_.clear();
+    user_items_.clear();
     for (size_t b = 0; b < n; ++b) {
+      user_items_.push_back(items_.size());
       const size_t splits = Splits(batch.seq_lens[b], bs);
       for (size_t kvh = 0; kvh < heads_kv; ++kvh) {
         for (size_t s = 0; s < splits; ++s) {
@@ -258,7 +321,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
         }
       }
     }
-    pool_.Spmd(items_.size(), [&](size_t i, size_t) {
+    user_items_.push_back(items_.size());
+    auto partial = [&](size_t i) {
       const AttentionItem it = items_[i];
       const size_t len = static_cast<size_t>(batch.seq_lens[it.user]);
       const size_t pages = (len + bs - 1) / bs;
@@ -277,64 +341,69 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
                             group, k_pages, v_pages, p1 - p0, valid_last, scale,
                             part_o_.data() + part * group * dim, part_m_.data() + part * group,
                             part_l_.data() + part * group);
-    });
+    };
+    if (!options_.attention_per_user) {
+      pool_.Spmd(items_.size(), [&](size_t i, size_t) { partial(i); }, ToString(Stage::kAttention));
+    } else {  // the benchmark's variant: one dispatch per user, as before PR #387
+      for (size_t b = 0; b < n; ++b) {
+        const size_t first = user_items_[b];
+        pool_.Spmd(user_items_[b + 1] - first, [&](size_t i, size_t) { partial(first + i); },
+                   ToString(Stage::kAttention));
+      }
+    }
   });
 
   Timed(times, Stage::kAttentionMerge, [&] {
-    pool_.Spmd(n * heads_kv, [&](size_t i, size_t) {
+    auto merge = [&](size_t i) {
       const size_t b = i / heads_kv, kvh = i % heads_kv;
       const size_t part = i * max_splits_;
       cpu::AttentionMerge(part_o_.data() + part * group * dim, part_m_.data() + part * group,
                           part_l_.data() + part * group, Splits(batch.seq_lens[b], bs),
                           group * dim, group, group, dim,
                           attn_out_.data() + b * q_dim + kvh * group * dim);
-    });
+    };
+    if (!options_.attention_per_user) {
+      pool_.Spmd(n * heads_kv, [&](size_t i, size_t) { merge(i); },
+                 ToString(Stage::kAttentionMerge));
+    } else {
+      for (size_t b = 0; b < n; ++b) {
+        pool_.Spmd(heads_kv, [&](size_t i, size_t) { merge(b * heads_kv + i); },
+                   ToString(Stage::kAttentionMerge));
+      }
+    }
   });
 
   // out_proj with the residual in its epilogue: resid1 = attn . wo + hidden (fp32).
+  float* scratch = options_.fused_epilogues ? nullptr : unfused_scratch_.data();
+  float* resid1 = resid1_.data();
   Timed(times, Stage::kOutProj, [&] {
-    pool_.Spmd(Groups(w.wo), [&](size_t g, size_t) {
-      const ColumnGroup cg = GroupOf(w.wo, g);
-      cpu::MatmulGroup(k, attn_out_.data(), q_dim, n, w.wo, cg.j0, cg.nb,
-                       StoreRows(resid1_.data(), h, cg, [hidden](float acc, size_t i) {
-                         return acc + Bf16ToF32(hidden[i]);
-                       }));
-    });
+    Project(pool_, k, ToString(Stage::kOutProj), attn_out_.data(), q_dim, n, w.wo, scratch,
+            [=](size_t r, size_t c, float acc) {
+              resid1[r * h + c] = acc + Bf16ToF32(hidden[r * h + c]);
+            });
   });
 
   Timed(times, Stage::kPostNorm, [&] {
     pool_.Spmd(n, [&](size_t b, size_t) {
-      cpu::RmsNormToBf16(resid1_.data() + b * h, w.post_norm.data(), h, eps,
-                         post_normed_.data() + b * h);
-    });
+      cpu::RmsNormToBf16(resid1 + b * h, w.post_norm.data(), h, eps, post_normed_.data() + b * h);
+    }, ToString(Stage::kPostNorm));
   });
 
-  // gate and up share one K loop (2 + 2 blocks per call); SiLU(gate) * up in the epilogue.
+  // gate and up in one K loop; mlp = bf16(silu(gate) * up) in the epilogue.
+  bf16* mlp = mlp_.data();
   Timed(times, Stage::kGateUpSilu, [&] {
-    constexpr size_t kPairBlocks = kMaxBlocksPerCall / 2;
-    pool_.Spmd(Groups(w.w_gate, kPairBlocks), [&](size_t g, size_t) {
-      const ColumnGroup cg = GroupOf(w.w_gate, g, kPairBlocks);
-      cpu::MatmulGroupPair(k, post_normed_.data(), h, n, w.w_gate, w.w_up, cg.j0, cg.nb,
-                           [&](size_t row0, size_t rows, const float* gate, const float* up,
-                               size_t ldc) {
-                             for (size_t r = 0; r < rows; ++r) {
-                               cpu::SiluMulToBf16(gate + r * ldc, up + r * ldc, cg.cols,
-                                                  mlp_.data() + (row0 + r) * inter + cg.col0);
-                             }
-                           });
-    });
+    ProjectPair(pool_, k, ToString(Stage::kGateUpSilu), post_normed_.data(), h, n, w.w_gate,
+                w.w_up, scratch, [=](size_t r, size_t c, float gate, float up) {
+                  mlp[r * inter + c] = F32ToBf16(cpu::SiluMul(gate, up));
+                });
   });
 
   // down_proj with the residual: next_hidden = bf16(mlp . w_down + resid1).
   Timed(times, Stage::kDownProj, [&] {
-    pool_.Spmd(Groups(w.w_down), [&](size_t g, size_t) {
-      const ColumnGroup cg = GroupOf(w.w_down, g);
-      const float* resid1 = resid1_.data();
-      cpu::MatmulGroup(k, mlp_.data(), inter, n, w.w_down, cg.j0, cg.nb,
-                       StoreRows(next_hidden, h, cg, [resid1](float acc, size_t i) {
-                         return F32ToBf16(acc + resid1[i]);
-                       }));
-    });
+    Project(pool_, k, ToString(Stage::kDownProj), mlp, inter, n, w.w_down, scratch,
+            [=](size_t r, size_t c, float acc) {
+              next_hidden[r * h + c] = F32ToBf16(acc + resid1[r * h + c]);
+            });
   });
 }
 
@@ -350,15 +419,12 @@ void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t 
     pool_.Spmd(batch, [&](size_t b, size_t) {
       cpu::RmsNormToBf16(hidden + b * h, lm.final_norm.data(), h, eps,
                          final_normed_.data() + b * h);
-    });
+    }, ToString(Stage::kFinalNorm));
   });
   if (lm.rows == 0) return;
   Timed(times, Stage::kLmHead, [&] {
-    pool_.Spmd(Groups(lm.weight), [&](size_t g, size_t) {
-      const ColumnGroup cg = GroupOf(lm.weight, g);
-      cpu::MatmulGroup(kernels_, final_normed_.data(), h, batch, lm.weight, cg.j0, cg.nb,
-                       StoreRows(logits, ld_logits, cg, [](float acc, size_t) { return acc; }));
-    });
+    Project(pool_, kernels_, ToString(Stage::kLmHead), final_normed_.data(), h, batch, lm.weight,
+            nullptr, [=](size_t r, size_t c, float acc) { logits[r * ld_logits + c] = acc; });
   });
 }
 

@@ -55,6 +55,11 @@ class DecodeLayer {
     size_t max_seq = 4096;
     // KV pages per attention partial; 1 is the seed's one partial per (user, KV head, block).
     size_t pages_per_split = 1;
+    // Benchmark variants, to measure what the seed's design choices are worth (qwen3-bench):
+    // false = out_proj / gate_up / down_proj write fp32 to a full-size scratch, then a
+    // separate epilogue pass; true = attention partials and merge dispatch once per user.
+    bool fused_epilogues = true;
+    bool attention_per_user = false;
   };
 
   DecodeLayer(const Qwen3Config& config, const Options& options, const cpu::CpuKernels& kernels,
@@ -102,7 +107,9 @@ class DecodeLayer {
   AlignedBuffer<bf16> post_normed_;   // [rows, hidden]
   AlignedBuffer<bf16> mlp_;           // [rows, intermediate]
   AlignedBuffer<bf16> final_normed_;  // [rows, hidden]
+  AlignedBuffer<float> unfused_scratch_;  // [rows, max(hidden, 2 * intermediate)], variant only
   std::vector<AttentionItem> items_;
+  std::vector<size_t> user_items_;  // items_ of user b: [user_items_[b], user_items_[b + 1])
 };
 
 }  // namespace qwen3

@@ -44,11 +44,13 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::Run(size_t n, BlockFn fn, const void* ctx) {
+void ThreadPool::Run(size_t n, BlockFn fn, const void* ctx, const char* name) {
   if (n == 0) return;
+  const int64_t t0 = tracer_ ? tracer_->NowNs() : 0;
   n_ = n;
   fn_ = fn;
   ctx_ = ctx;
+  name_ = name;
   error_ = nullptr;
   next_block_.store(0, std::memory_order_relaxed);
   if (!threads_.empty() && n > 1) {
@@ -60,6 +62,7 @@ void ThreadPool::Run(size_t n, BlockFn fn, const void* ctx) {
   } else {
     Work(0);
   }
+  if (tracer_) tracer_->RecordDispatch({name, t0, tracer_->NowNs(), n});
   if (error_) std::rethrow_exception(error_);
 }
 
@@ -68,7 +71,13 @@ void ThreadPool::Work(size_t worker) {
     const size_t block = next_block_.fetch_add(1, std::memory_order_relaxed);
     if (block >= n_) return;
     try {
-      fn_(ctx_, block, worker);
+      if (tracer_ == nullptr) {
+        fn_(ctx_, block, worker);
+      } else {
+        const int64_t t0 = tracer_->NowNs();
+        fn_(ctx_, block, worker);
+        tracer_->RecordBlock(worker, {name_, t0, tracer_->NowNs(), block});
+      }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mu_);
       if (!error_) error_ = std::current_exception();

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/trace.h"
+
 namespace qwen3 {
 
 class ThreadPool {
@@ -25,17 +27,22 @@ class ThreadPool {
   size_t NumWorkers() const { return threads_.size() + 1; }
 
   // body(size_t block, size_t worker). An exception thrown by a block stops the dispatch
-  // (blocks not yet claimed are skipped) and is rethrown here.
+  // (blocks not yet claimed are skipped) and is rethrown here. name (a string literal) labels
+  // the blocks in a trace.
   template <typename Body>
-  void Spmd(size_t n, const Body& body) {
+  void Spmd(size_t n, const Body& body, const char* name = "spmd") {
     Run(n, [](const void* ctx, size_t block, size_t worker) {
       (*static_cast<const Body*>(ctx))(block, worker);
-    }, &body);
+    }, &body, name);
   }
+
+  // Records every following dispatch into tracer (nullptr stops); the tracer must have a
+  // track per worker and outlive its use. Not to be called during a dispatch.
+  void SetTracer(Tracer* tracer) { tracer_ = tracer; }
 
  private:
   using BlockFn = void (*)(const void* ctx, size_t block, size_t worker);
-  void Run(size_t n, BlockFn fn, const void* ctx);
+  void Run(size_t n, BlockFn fn, const void* ctx, const char* name);
   void WorkerLoop(size_t worker);
   void Work(size_t worker);
 
@@ -46,6 +53,8 @@ class ThreadPool {
   size_t n_ = 0;
   BlockFn fn_ = nullptr;
   const void* ctx_ = nullptr;
+  const char* name_ = nullptr;
+  Tracer* tracer_ = nullptr;
   bool stop_ = false;
   std::mutex error_mu_;
   std::exception_ptr error_;

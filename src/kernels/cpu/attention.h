@@ -13,23 +13,30 @@ namespace qwen3::cpu {
 constexpr size_t kMaxBlockSize = 256;
 constexpr size_t kMaxHeadDim = 256;
 
-// A page is one (KV block, KV head): block_size tokens x head_dim, stored in the cube's VNNI
-// order rather than the seed's row-major [token][dim], so both products read it directly:
-//   K page: (token t, dim d) at [d / 2][t][d % 2]   -> B of q.K^T (k = dim, n = token)
-//   V page: (token t, dim d) at [t / 2][d][t % 2]   -> B of P.V   (k = token, n = dim)
+// A page is one (KV block, KV head): block_size tokens x head_dim. It is stored as the cube's
+// B operand of the product that reads it, in the same tile order as a PackedMatrix (1 KiB
+// VNNI tiles, each 16-column block's k-tiles contiguous), rather than the seed's row-major
+// [token][dim], so both products stream a page linearly:
+//   K page = K^T as B of q.K^T: k = dim, n = token; block j = tokens [16j, 16j + 16)
+//   V page = V   as B of P.V:   k = token, n = dim; block j = dims [16j, 16j + 16)
 struct KvPageLayout {
   size_t block_size = 0;
   size_t head_dim = 0;
 
+  static constexpr size_t kTileElems = kTileK * kTileN;
   size_t PageElems() const { return block_size * head_dim; }
-  size_t KIndex(size_t t, size_t d) const { return (d / 2) * block_size * 2 + t * 2 + d % 2; }
-  size_t VIndex(size_t t, size_t d) const { return (t / 2) * head_dim * 2 + d * 2 + t % 2; }
-  // 16-token column block j of K^T, and 16-dim column block j of V.
+  // Element (k, n) of a [k_dim, n] tile-packed operand.
+  static size_t TileIndex(size_t k, size_t n, size_t k_dim) {
+    return ((n / kTileN) * (k_dim / kTileK) + k / kTileK) * kTileElems +
+           ((k % kTileK) / 2) * kTileK + (n % kTileN) * 2 + k % 2;
+  }
+  size_t KIndex(size_t t, size_t d) const { return TileIndex(d, t, head_dim); }
+  size_t VIndex(size_t t, size_t d) const { return TileIndex(t, d, block_size); }
   BBlock KBlock(const bf16* page, size_t j) const {
-    return {page + j * kTileK, kTileN * block_size * 2, block_size * 2};
+    return {page + j * (head_dim / kTileK) * kTileElems, kTileElems, kTileK};
   }
   BBlock VBlock(const bf16* page, size_t j) const {
-    return {page + j * kTileK, kTileN * head_dim * 2, head_dim * 2};
+    return {page + j * (block_size / kTileK) * kTileElems, kTileElems, kTileK};
   }
 };
 

@@ -1,8 +1,16 @@
 #include "kernels/cpu/kernels.h"
 
+#include <atomic>
+
 #include "base/error.h"
 
 namespace qwen3::cpu {
+namespace {
+std::atomic<uint64_t> tile_config_epoch{1};
+}  // namespace
+
+void InvalidateTileConfigs() { tile_config_epoch.fetch_add(1, std::memory_order_release); }
+uint64_t TileConfigEpoch() { return tile_config_epoch.load(std::memory_order_acquire); }
 
 // Defined in the per-path translation units, each compiled with its own ISA flags.
 extern const CpuKernels kKernelsAmx;

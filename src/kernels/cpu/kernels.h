@@ -50,4 +50,10 @@ struct CpuKernels {
 // The table of a path; the path must be supported (IsSupported), else Error.
 const CpuKernels& GetCpuKernels(CpuPath path);
 
+// The AMX path configures each thread's tiles once. Code that runs another AMX user on our
+// threads (a peer library) calls InvalidateTileConfigs() afterwards so every thread reloads
+// its configuration before its next tile instruction.
+void InvalidateTileConfigs();
+uint64_t TileConfigEpoch();  // starts at 1
+
 }  // namespace qwen3::cpu

@@ -21,8 +21,11 @@ struct alignas(64) TileConfig {
 };
 
 static void EnsureTilesConfigured() {
-  thread_local bool configured = false;
-  if (configured) return;
+  // Reloaded when another AMX user (oneDNN, in the benchmark's peer) may have changed this
+  // thread's tile configuration since: see InvalidateTileConfigs().
+  thread_local uint64_t configured_epoch = 0;
+  const uint64_t epoch = TileConfigEpoch();
+  if (configured_epoch == epoch) return;
   TileConfig cfg = {};
   cfg.palette_id = 1;
   for (int i = 0; i < 8; ++i) {
@@ -30,7 +33,7 @@ static void EnsureTilesConfigured() {
     cfg.colsb[i] = 64;
   }
   _tile_loadconfig(&cfg);
-  configured = true;
+  configured_epoch = epoch;
 }
 
 template <size_t NB>

@@ -49,10 +49,7 @@ void RopeHalfInPlace(float* x, const float* cos, const float* sin, size_t n) {
 }
 
 void SiluMulToBf16(const float* gate, const float* up, size_t n, bf16* out) {
-  for (size_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = F32ToBf16(g * (1.0f / (std::exp(-g) + 1.0f)) * up[i]);
-  }
+  for (size_t i = 0; i < n; ++i) out[i] = F32ToBf16(SiluMul(gate[i], up[i]));
 }
 
 }  // namespace qwen3::cpu

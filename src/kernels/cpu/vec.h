@@ -2,6 +2,7 @@
 // These are O(batch x hidden) per step, far below the matmuls, so they are plain loops.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 #include "base/bf16.h"
@@ -20,7 +21,12 @@ void RmsNormInPlace(float* x, const float* weight, size_t n, float eps);
 // lo' = lo * cos[:half] - hi * sin[:half]; hi' = hi * cos[half:] + lo * sin[half:].
 void RopeHalfInPlace(float* x, const float* cos, const float* sin, size_t n);
 
-// out[i] = bf16(silu(gate[i]) * up[i]), silu(g) = g / (1 + exp(-g)).
+// silu(gate) * up with the seed's sigmoid: sig = 1 / (exp(-g) + 1) (spec §3 stage 9).
+inline float SiluMul(float gate, float up) {
+  return gate * (1.0f / (std::exp(-gate) + 1.0f)) * up;
+}
+
+// out[i] = bf16(SiluMul(gate[i], up[i])).
 void SiluMulToBf16(const float* gate, const float* up, size_t n, bf16* out);
 
 }  // namespace qwen3::cpu

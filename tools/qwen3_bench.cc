@@ -1,0 +1,259 @@
+// qwen3-bench: the decode step against the machine and a peer, in one process.
+//   (a) read bandwidth: every thread streams a buffer of >= 2 GiB (read_bandwidth.h)
+//   (b) our step per stage and in total: median and spread over --steps after --warmup
+//   (c) the bytes each stage must move, its GB/s and % of (a)
+//   (d) the same projections through oneDNN's bf16 matmul (the peer), side by side
+//   (e) what the seed's design choices are worth: fused epilogues vs an unfused schedule,
+//       flat attention dispatch vs one dispatch per user
+// --json FILE writes it all; --trace FILE a Chrome/Perfetto trace of two steps.
+//
+//   qwen3-bench -b 16 --max-seq --json bench.json
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "tools/layer_flags.h"
+#include "tools/onednn_peer.h"
+#include "tools/read_bandwidth.h"
+#include "tools/summary.h"
+
+namespace qwen3 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct StageStats {
+  std::array<Summary, kNumStages> stage;
+  Summary total;
+};
+
+StageStats TimeSteps(LayerHarness& h, DecodeLayer& layer, size_t warmup, size_t steps) {
+  for (size_t i = 0; i < warmup; ++i) h.StepWith(layer);
+  std::vector<StageTimes> runs(steps);
+  for (auto& t : runs) h.StepWith(layer, &t);
+  StageStats s;
+  for (size_t st = 0; st < kNumStages; ++st) {
+    std::vector<double> v;
+    for (const auto& t : runs) v.push_back(t.seconds[st] * 1e3);
+    s.stage[st] = Summarize(v);
+  }
+  std::vector<double> totals;
+  for (const auto& t : runs) totals.push_back(t.Total() * 1e3);
+  s.total = Summarize(totals);
+  return s;
+}
+
+// The projections of each cube stage, as oneDNN matmuls on the harness's own weights.
+std::optional<Summary> TimePeer(LayerHarness& h, Stage stage, size_t warmup, size_t steps) {
+  const Qwen3Config& c = h.config();
+  LayerTensors& t = h.tensors();
+  const size_t m = h.shape().batch, hid = c.hidden, q = c.QDim(), kv = c.KvDim(),
+               inter = c.intermediate;
+  struct Shape {
+    size_t k, n;
+    const bf16* w;
+    bool out_in;
+  };
+  std::vector<Shape> shapes;
+  switch (stage) {
+    case Stage::kQkvProj:
+      shapes = {{hid, q, t.wq.data(), false}, {hid, kv, t.wk.data(), false},
+                {hid, kv, t.wv.data(), false}};
+      break;
+    case Stage::kOutProj: shapes = {{q, hid, t.wo.data(), false}}; break;
+    case Stage::kGateUpSilu:
+      shapes = {{hid, inter, t.w_gate.data(), false}, {hid, inter, t.w_up.data(), false}};
+      break;
+    case Stage::kDownProj: shapes = {{inter, hid, t.w_down.data(), false}}; break;
+    case Stage::kLmHead:
+      if (t.lm_rows == 0) return std::nullopt;
+      shapes = {{hid, t.lm_rows, t.lm_head.data(), true}};
+      break;
+    default: return std::nullopt;
+  }
+  size_t max_k = 0;
+  for (const Shape& s : shapes) max_k = std::max(max_k, s.k);
+  AlignedBuffer<bf16> src(m * max_k);  // activations: values do not change the timing
+  for (size_t i = 0; i < src.size(); ++i) src[i] = t.hidden[i % t.hidden.size()];
+  std::vector<std::unique_ptr<OneDnnMatmul>> mms;
+  for (const Shape& s : shapes) {
+    mms.push_back(std::make_unique<OneDnnMatmul>(m, s.k, s.n, s.w, s.out_in, src.data()));
+  }
+  std::vector<double> ms;
+  for (size_t i = 0; i < warmup + steps; ++i) {
+    const auto t0 = Clock::now();
+    for (auto& mm : mms) mm->Run();
+    if (i >= warmup) ms.push_back(std::chrono::duration<double>(Clock::now() - t0).count() * 1e3);
+  }
+  return Summarize(ms);
+}
+
+nlohmann::json SummaryJson(const Summary& s) {
+  return {{"median", s.median}, {"min", s.min}, {"max", s.max}};
+}
+
+int Main(int argc, char** argv) {
+  LayerFlags flags;
+  size_t steps = 20, warmup = 3;
+  double bw_gib = 2.5;
+  std::string json_path;
+  bool no_peer = false, no_variants = false;
+  CLI::App app{"qwen3-bench: the decode step vs the machine's read bandwidth and oneDNN"};
+  flags.Add(app);
+  app.add_option("--steps", steps, "timed steps (default 20, at least 10)");
+  app.add_option("--warmup", warmup, "untimed steps first (default 3)");
+  app.add_option("--bw-gib", bw_gib, "read-bandwidth buffer in GiB (default 2.5, at least 2)");
+  app.add_option("--json", json_path, "write the results as JSON to FILE");
+  app.add_flag("--no-peer", no_peer, "skip the oneDNN peer");
+  app.add_flag("--no-variants", no_variants, "skip the unfused / per-user variants");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (steps < 10) throw Error("--steps " + std::to_string(steps) + ": expected at least 10");
+    if (bw_gib < 2) throw Error("--bw-gib " + std::to_string(bw_gib) + ": expected at least 2");
+    const LayerHarnessOptions o = flags.Resolve();
+    LayerHarness h(o);
+    const Qwen3Config& c = h.config();
+    const size_t threads = h.threads();
+    std::printf("qwen3-bench: %s batch %zu %s lm-head %s | path %s, %zu threads\n", c.name.c_str(),
+                o.batch, o.all_max_seq ? "all seq_lens = max" : "seq_lens random",
+                ToString(o.lm_head), cpu::ToString(h.path()), threads);
+
+    const ReadBandwidth bw =
+        MeasureReadBandwidth(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)), 5);
+    const StageStats ours = TimeSteps(h, h.layer(), warmup, steps);
+    const ReadBandwidth bw_after =
+        MeasureReadBandwidth(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)), 5);
+    const double read_gbs = 0.5 * (bw.gbs_median + bw_after.gbs_median);
+    const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, o.pages_per_split,
+                                  o.block_size);
+
+    std::array<std::optional<Summary>, kNumStages> peer{};
+    if (!no_peer) {
+      OneDnnMatmul::SetThreads(static_cast<int>(threads));
+      for (size_t s = 0; s < kNumStages; ++s) peer[s] = TimePeer(h, static_cast<Stage>(s), warmup, steps);
+      cpu::InvalidateTileConfigs();  // oneDNN configured AMX tiles on our main thread
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // OpenMP workers go idle
+    }
+
+    nlohmann::json variants = nlohmann::json::object();
+    if (!no_variants) {
+      DecodeLayer::Options vo = h.layer_options();
+      vo.fused_epilogues = false;
+      DecodeLayer unfused(c, vo, h.kernels(), h.pool());
+      const StageStats un = TimeSteps(h, unfused, warmup, steps);
+      vo = h.layer_options();
+      vo.attention_per_user = true;
+      DecodeLayer per_user(c, vo, h.kernels(), h.pool());
+      const StageStats pu = TimeSteps(h, per_user, warmup, steps);
+      const StageStats fused = TimeSteps(h, h.layer(), warmup, steps);  // same conditions
+      auto pick = [](const StageStats& s, std::initializer_list<Stage> st) {
+        nlohmann::json j = nlohmann::json::object();
+        for (Stage x : st) j[ToString(x)] = s.stage[static_cast<size_t>(x)].median;
+        j["total"] = s.total.median;
+        return j;
+      };
+      const auto epi = {Stage::kOutProj, Stage::kGateUpSilu, Stage::kDownProj};
+      const auto att = {Stage::kAttention, Stage::kAttentionMerge};
+      variants["fused_epilogues_ms"] = pick(fused, epi);
+      variants["unfused_epilogues_ms"] = pick(un, epi);
+      variants["attention_flat_ms"] = pick(fused, att);
+      variants["attention_per_user_ms"] = pick(pu, att);
+      std::printf("\nvariant (median ms)        %12s %12s %12s %12s\n", "out_proj", "gate_up",
+                  "down_proj", "step");
+      for (auto [name, s] : {std::pair{"fused epilogues", &fused}, std::pair{"unfused + pass", &un}}) {
+        std::printf("%-26s %12.3f %12.3f %12.3f %12.3f\n", name,
+                    s->stage[static_cast<size_t>(Stage::kOutProj)].median,
+                    s->stage[static_cast<size_t>(Stage::kGateUpSilu)].median,
+                    s->stage[static_cast<size_t>(Stage::kDownProj)].median, s->total.median);
+      }
+      std::printf("%-26s %12s %12s %12s %12s\n", "", "attention", "merge", "", "step");
+      for (auto [name, s] : {std::pair{"flat dispatch", &fused}, std::pair{"one per user", &pu}}) {
+        std::printf("%-26s %12.3f %12.3f %12s %12.3f\n", name,
+                    s->stage[static_cast<size_t>(Stage::kAttention)].median,
+                    s->stage[static_cast<size_t>(Stage::kAttentionMerge)].median, "",
+                    s->total.median);
+      }
+    }
+
+    if (!flags.trace.empty()) {
+      Tracer tracer(threads);
+      h.pool().SetTracer(&tracer);
+      h.Step();
+      h.Step();
+      h.pool().SetTracer(nullptr);
+      tracer.WriteChromeJson(flags.trace);
+      std::printf("\ntrace: %zu events -> %s\n", tracer.num_events(), flags.trace.c_str());
+    }
+
+    nlohmann::json j;
+    j["read_bw_gbs"] = read_gbs;
+    j["read_bw"] = {{"bytes", bw.bytes}, {"before", {{"median", bw.gbs_median}, {"min", bw.gbs_min}, {"max", bw.gbs_max}}},
+                    {"after", {{"median", bw_after.gbs_median}, {"min", bw_after.gbs_min}, {"max", bw_after.gbs_max}}}};
+    j["path"] = cpu::ToString(h.path());
+    j["threads"] = threads;
+    j["config"] = c.name;
+    j["batch"] = o.batch;
+    j["all_max_seq"] = o.all_max_seq;
+    j["lm_head"] = ToString(o.lm_head);
+    j["steps"] = steps;
+    std::printf("\n%-20s %9s %9s %9s %9s %8s %9s %8s\n", "stage", "MB", "ms", "(min", "max)",
+                "GB/s", "%bw", "oneDNN");
+    double total_bytes = 0;
+    j["stages"] = nlohmann::json::array();
+    for (size_t s = 0; s < kNumStages; ++s) {
+      if (bytes[s] == 0 || (s == static_cast<size_t>(Stage::kLmHead) && h.tensors().lm_rows == 0)) continue;
+      const Summary& t = ours.stage[s];
+      total_bytes += bytes[s];
+      const double gbs = bytes[s] / (t.median * 1e-3) / 1e9;
+      nlohmann::json st = {{"name", ToString(static_cast<Stage>(s))}, {"bytes", bytes[s]},
+                           {"ms", t.median}, {"ms_min", t.min}, {"ms_max", t.max},
+                           {"gbs", gbs}, {"pct_bw", 100 * gbs / read_gbs}, {"peer_gbs", nullptr}};
+      char peer_col[32] = "-";
+      if (peer[s]) {
+        const double pg = bytes[s] / (peer[s]->median * 1e-3) / 1e9;
+        st["peer_gbs"] = pg;
+        st["peer_ms"] = SummaryJson(*peer[s]);
+        std::snprintf(peer_col, sizeof(peer_col), "%8.2f", pg);
+      }
+      std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %8.1f%% %8s\n",
+                  ToString(static_cast<Stage>(s)), bytes[s] / 1e6, t.median, t.min, t.max, gbs,
+                  100 * gbs / read_gbs, peer_col);
+      j["stages"].push_back(st);
+    }
+    const double total_gbs = total_bytes / (ours.total.median * 1e-3) / 1e9;
+    std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %8.1f%%\n", "total", total_bytes / 1e6,
+                ours.total.median, ours.total.min, ours.total.max, total_gbs,
+                100 * total_gbs / read_gbs);
+    std::printf("read bandwidth: %.2f GB/s (median of 5 before: %.2f [%.2f..%.2f], after: %.2f "
+                "[%.2f..%.2f]) over %.2f GiB\n",
+                read_gbs, bw.gbs_median, bw.gbs_min, bw.gbs_max, bw_after.gbs_median,
+                bw_after.gbs_min, bw_after.gbs_max, bw.bytes / double(1 << 30));
+    j["total"] = {{"bytes", total_bytes}, {"ms", ours.total.median}, {"ms_min", ours.total.min},
+                  {"ms_max", ours.total.max}, {"gbs", total_gbs}, {"pct_bw", 100 * total_gbs / read_gbs}};
+    j["variants"] = variants;
+    if (!json_path.empty()) {
+      std::ofstream out(json_path);
+      out << j.dump(2) << "\n";
+      if (!out) throw Error("--json " + json_path + ": cannot write");
+    }
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "qwen3-bench: error: %s\n", e.what());
+    return 2;
+  }
+}
+
+}  // namespace
+}  // namespace qwen3
+
+int main(int argc, char** argv) { return qwen3::Main(argc, argv); }
