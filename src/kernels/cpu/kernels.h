@@ -36,7 +36,7 @@ using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t k_tiles, const 
 
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
-// Columns [valid, cols) of p are zero (the masked tail). s is [rows][lds] fp32 (scaled in
+// Columns [valid, cols) of p are zero (the masked tail); cols is a multiple of 16. s is [rows][lds] fp32 (scaled in
 // place), p is [rows][ldp] bf16.
 using SoftmaxTileFn = void (*)(float* s, size_t lds, size_t rows, size_t valid, size_t cols,
                                float scale, bf16* p, size_t ldp, float* row_max, float* row_sum);

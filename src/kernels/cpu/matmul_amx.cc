@@ -10,7 +10,7 @@
 namespace qwen3::cpu {
 namespace amx {
 
-#include "kernels/cpu/softmax_tile-inl.h"
+#include "kernels/cpu/softmax_tile_avx512-inl.h"
 
 struct alignas(64) TileConfig {
   uint8_t palette_id;

@@ -14,7 +14,7 @@ namespace avx512bf16 {
 namespace avx512 {
 #endif
 
-#include "kernels/cpu/softmax_tile-inl.h"
+#include "kernels/cpu/softmax_tile_avx512-inl.h"
 
 template <size_t NB>
 static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, float* c,

@@ -1,0 +1,82 @@
+// The attention softmax tile (kernels.h, SoftmaxTileFn) in AVX-512F, for the amx,
+// avx512bf16 and avx512 paths: 16 columns per vector, the masked tail handled by AVX-512
+// masks. exp is Cephes' expf (range reduction by ln2 in two parts, degree-5 polynomial)
+// with the scaling by 2^n done by vscalefps; it matches the scalar path's ExpF32 within
+// 2 ulp. bf16 rounding is round-to-nearest-even on the integer bits (inputs are finite).
+// Include inside a path namespace only: every path gets its own copy.
+
+static inline __m512 Exp16(__m512 x) {
+  const __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 e = _mm512_scalef_ps(p, n);
+  // Below the clamp the scalar twin returns 0 (the golden's exp is a denormal there).
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ), e);
+}
+
+// fp32 -> bf16 bits (RNE), 16 lanes; also returns the rounded values as fp32.
+static inline __m256i RoundToBf16x16(__m512 v, __m512* rounded) {
+  __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  bits = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  bits = _mm512_and_si512(bits, _mm512_set1_epi32(static_cast<int>(0xffff0000u)));
+  *rounded = _mm512_castsi512_ps(bits);
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16));
+}
+
+// Horizontal reductions through memory (GCC 12's _mm512_reduce_* trip -Wmaybe-uninitialized).
+static inline float ReduceMax16(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float m = t[0];
+  for (int i = 1; i < 16; ++i) m = t[i] > m ? t[i] : m;
+  return m;
+}
+
+static inline float ReduceAdd16(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float sum = 0.0f;
+  for (int i = 0; i < 16; ++i) sum += t[i];
+  return sum;
+}
+
+static void SoftmaxTile(float* s, size_t lds, size_t rows, size_t valid, size_t cols, float scale,
+                        bf16* p, size_t ldp, float* row_max, float* row_sum) {
+  const __m512 vscale = _mm512_set1_ps(scale);
+  for (size_t r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+    bf16* pr = p + r * ldp;
+    __m512 vmax = _mm512_set1_ps(-3.402823466e38f);
+    for (size_t c = 0; c < valid; c += 16) {
+      const __mmask16 k = valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
+      const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sr + c), vscale);
+      _mm512_mask_storeu_ps(sr + c, k, v);
+      vmax = _mm512_mask_max_ps(vmax, k, vmax, v);
+    }
+    const float m = ReduceMax16(vmax);
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 vsum = _mm512_setzero_ps();
+    size_t c = 0;
+    for (; c < valid; c += 16) {
+      const __mmask16 k = valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
+      const __m512 e = Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sr + c), vm));
+      __m512 rounded;
+      const __m256i h = RoundToBf16x16(_mm512_maskz_mov_ps(k, e), &rounded);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + c), h);  // tail lanes are 0
+      vsum = _mm512_add_ps(vsum, rounded);
+    }
+    for (; c < cols; ++c) pr[c] = 0;
+    row_max[r] = m;
+    row_sum[r] = ReduceAdd16(vsum);
+  }
+}
