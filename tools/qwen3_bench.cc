@@ -31,29 +31,47 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Per stage and in total: ms, and % of the read bandwidth of the pass just before each step
+// (median over steps of that per-step ratio, which cancels the host's bandwidth drift).
 struct StageStats {
-  std::array<Summary, kNumStages> stage;
-  Summary total;
+  std::array<Summary, kNumStages> stage, stage_pct;
+  Summary total, total_pct, bw;
 };
 
-StageStats TimeSteps(LayerHarness& h, DecodeLayer& layer, size_t warmup, size_t steps) {
+StageStats TimeSteps(LayerHarness& h, DecodeLayer& layer, ReadBandwidthProbe& probe,
+                     const std::array<double, kNumStages>& bytes, size_t warmup, size_t steps) {
   for (size_t i = 0; i < warmup; ++i) h.StepWith(layer);
   std::vector<StageTimes> runs(steps);
-  for (auto& t : runs) h.StepWith(layer, &t);
-  StageStats s;
-  for (size_t st = 0; st < kNumStages; ++st) {
-    std::vector<double> v;
-    for (const auto& t : runs) v.push_back(t.seconds[st] * 1e3);
-    s.stage[st] = Summarize(v);
+  std::vector<double> bw(steps);
+  for (size_t i = 0; i < steps; ++i) {
+    bw[i] = probe.Pass();
+    h.StepWith(layer, &runs[i]);
   }
-  std::vector<double> totals;
-  for (const auto& t : runs) totals.push_back(t.Total() * 1e3);
-  s.total = Summarize(totals);
+  double total_bytes = 0;
+  for (double b : bytes) total_bytes += b;
+  StageStats s;
+  for (size_t st = 0; st <= kNumStages; ++st) {
+    std::vector<double> ms, pct;
+    for (size_t i = 0; i < steps; ++i) {
+      const double sec = st < kNumStages ? runs[i].seconds[st] : runs[i].Total();
+      const double b = st < kNumStages ? bytes[st] : total_bytes;
+      ms.push_back(sec * 1e3);
+      pct.push_back(sec > 0 ? 100 * b / sec / 1e9 / bw[i] : 0);
+    }
+    (st < kNumStages ? s.stage[st] : s.total) = Summarize(ms);
+    (st < kNumStages ? s.stage_pct[st] : s.total_pct) = Summarize(pct);
+  }
+  s.bw = Summarize(bw);
   return s;
 }
 
 // The projections of each cube stage, as oneDNN matmuls on the harness's own weights.
-std::optional<Summary> TimePeer(LayerHarness& h, Stage stage, size_t warmup, size_t steps) {
+struct PeerStats {
+  Summary ms, pct;
+};
+
+std::optional<PeerStats> TimePeer(LayerHarness& h, Stage stage, ReadBandwidthProbe& probe,
+                                  double bytes, size_t warmup, size_t steps) {
   const Qwen3Config& c = h.config();
   LayerTensors& t = h.tensors();
   const size_t m = h.shape().batch, hid = c.hidden, q = c.QDim(), kv = c.KvDim(),
@@ -88,13 +106,18 @@ std::optional<Summary> TimePeer(LayerHarness& h, Stage stage, size_t warmup, siz
   for (const Shape& s : shapes) {
     mms.push_back(std::make_unique<OneDnnMatmul>(m, s.k, s.n, s.w, s.out_in, src.data()));
   }
-  std::vector<double> ms;
+  std::vector<double> ms, pct;
   for (size_t i = 0; i < warmup + steps; ++i) {
+    const double bw = i >= warmup ? probe.Pass() : 0;
     const auto t0 = Clock::now();
     for (auto& mm : mms) mm->Run();
-    if (i >= warmup) ms.push_back(std::chrono::duration<double>(Clock::now() - t0).count() * 1e3);
+    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (i >= warmup) {
+      ms.push_back(sec * 1e3);
+      pct.push_back(100 * bytes / sec / 1e9 / bw);
+    }
   }
-  return Summarize(ms);
+  return PeerStats{Summarize(ms), Summarize(pct)};
 }
 
 nlohmann::json SummaryJson(const Summary& s) {
@@ -128,19 +151,17 @@ int Main(int argc, char** argv) {
                 o.batch, o.all_max_seq ? "all seq_lens = max" : "seq_lens random",
                 ToString(o.lm_head), cpu::ToString(h.path()), threads);
 
-    const ReadBandwidth bw =
-        MeasureReadBandwidth(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)), 5);
-    const StageStats ours = TimeSteps(h, h.layer(), warmup, steps);
-    const ReadBandwidth bw_after =
-        MeasureReadBandwidth(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)), 5);
-    const double read_gbs = 0.5 * (bw.gbs_median + bw_after.gbs_median);
     const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, o.pages_per_split,
                                   o.block_size);
+    ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
+    const StageStats ours = TimeSteps(h, h.layer(), probe, bytes, warmup, steps);
 
-    std::array<std::optional<Summary>, kNumStages> peer{};
+    std::array<std::optional<PeerStats>, kNumStages> peer{};
     if (!no_peer) {
       OneDnnMatmul::SetThreads(static_cast<int>(threads));
-      for (size_t s = 0; s < kNumStages; ++s) peer[s] = TimePeer(h, static_cast<Stage>(s), warmup, steps);
+      for (size_t s = 0; s < kNumStages; ++s) {
+        peer[s] = TimePeer(h, static_cast<Stage>(s), probe, bytes[s], warmup, steps);
+      }
       cpu::InvalidateTileConfigs();  // oneDNN configured AMX tiles on our main thread
       std::this_thread::sleep_for(std::chrono::milliseconds(300));  // OpenMP workers go idle
     }
@@ -150,16 +171,17 @@ int Main(int argc, char** argv) {
       DecodeLayer::Options vo = h.layer_options();
       vo.fused_epilogues = false;
       DecodeLayer unfused(c, vo, h.kernels(), h.pool());
-      const StageStats un = TimeSteps(h, unfused, warmup, steps);
+      const StageStats un = TimeSteps(h, unfused, probe, bytes, warmup, steps);
       vo = h.layer_options();
       vo.attention_per_user = true;
       DecodeLayer per_user(c, vo, h.kernels(), h.pool());
-      const StageStats pu = TimeSteps(h, per_user, warmup, steps);
-      const StageStats fused = TimeSteps(h, h.layer(), warmup, steps);  // same conditions
+      const StageStats pu = TimeSteps(h, per_user, probe, bytes, warmup, steps);
+      const StageStats fused = TimeSteps(h, h.layer(), probe, bytes, warmup, steps);  // same conditions
       auto pick = [](const StageStats& s, std::initializer_list<Stage> st) {
         nlohmann::json j = nlohmann::json::object();
         for (Stage x : st) j[ToString(x)] = s.stage[static_cast<size_t>(x)].median;
         j["total"] = s.total.median;
+        j["total_pct_bw"] = s.total_pct.median;
         return j;
       };
       const auto epi = {Stage::kOutProj, Stage::kGateUpSilu, Stage::kDownProj};
@@ -168,20 +190,21 @@ int Main(int argc, char** argv) {
       variants["unfused_epilogues_ms"] = pick(un, epi);
       variants["attention_flat_ms"] = pick(fused, att);
       variants["attention_per_user_ms"] = pick(pu, att);
-      std::printf("\nvariant (median ms)        %12s %12s %12s %12s\n", "out_proj", "gate_up",
-                  "down_proj", "step");
+      std::printf("\nvariant (median ms)        %12s %12s %12s %12s %9s\n", "out_proj", "gate_up",
+                  "down_proj", "step", "step %bw");
       for (auto [name, s] : {std::pair{"fused epilogues", &fused}, std::pair{"unfused + pass", &un}}) {
-        std::printf("%-26s %12.3f %12.3f %12.3f %12.3f\n", name,
+        std::printf("%-26s %12.3f %12.3f %12.3f %12.3f %8.1f%%\n", name,
                     s->stage[static_cast<size_t>(Stage::kOutProj)].median,
                     s->stage[static_cast<size_t>(Stage::kGateUpSilu)].median,
-                    s->stage[static_cast<size_t>(Stage::kDownProj)].median, s->total.median);
+                    s->stage[static_cast<size_t>(Stage::kDownProj)].median, s->total.median,
+                    s->total_pct.median);
       }
-      std::printf("%-26s %12s %12s %12s %12s\n", "", "attention", "merge", "", "step");
+      std::printf("%-26s %12s %12s %12s %12s %9s\n", "", "attention", "merge", "", "step", "step %bw");
       for (auto [name, s] : {std::pair{"flat dispatch", &fused}, std::pair{"one per user", &pu}}) {
-        std::printf("%-26s %12.3f %12.3f %12s %12.3f\n", name,
+        std::printf("%-26s %12.3f %12.3f %12s %12.3f %8.1f%%\n", name,
                     s->stage[static_cast<size_t>(Stage::kAttention)].median,
                     s->stage[static_cast<size_t>(Stage::kAttentionMerge)].median, "",
-                    s->total.median);
+                    s->total.median, s->total_pct.median);
       }
     }
 
@@ -195,10 +218,11 @@ int Main(int argc, char** argv) {
       std::printf("\ntrace: %zu events -> %s\n", tracer.num_events(), flags.trace.c_str());
     }
 
+    const double read_gbs = ours.bw.median;
     nlohmann::json j;
     j["read_bw_gbs"] = read_gbs;
-    j["read_bw"] = {{"bytes", bw.bytes}, {"before", {{"median", bw.gbs_median}, {"min", bw.gbs_min}, {"max", bw.gbs_max}}},
-                    {"after", {{"median", bw_after.gbs_median}, {"min", bw_after.gbs_min}, {"max", bw_after.gbs_max}}}};
+    j["read_bw"] = {{"bytes", probe.bytes()}, {"passes", SummaryJson(ours.bw)},
+                    {"note", "one pass before each timed step; pct_bw = median of per-step ratios"}};
     j["path"] = cpu::ToString(h.path());
     j["threads"] = threads;
     j["config"] = c.name;
@@ -206,8 +230,8 @@ int Main(int argc, char** argv) {
     j["all_max_seq"] = o.all_max_seq;
     j["lm_head"] = ToString(o.lm_head);
     j["steps"] = steps;
-    std::printf("\n%-20s %9s %9s %9s %9s %8s %9s %8s\n", "stage", "MB", "ms", "(min", "max)",
-                "GB/s", "%bw", "oneDNN");
+    std::printf("\n%-20s %9s %9s %9s %9s %8s %7s %8s %7s\n", "stage", "MB", "ms", "(min", "max)",
+                "GB/s", "%bw", "oneDNN", "%bw");
     double total_bytes = 0;
     j["stages"] = nlohmann::json::array();
     for (size_t s = 0; s < kNumStages; ++s) {
@@ -217,29 +241,32 @@ int Main(int argc, char** argv) {
       const double gbs = bytes[s] / (t.median * 1e-3) / 1e9;
       nlohmann::json st = {{"name", ToString(static_cast<Stage>(s))}, {"bytes", bytes[s]},
                            {"ms", t.median}, {"ms_min", t.min}, {"ms_max", t.max},
-                           {"gbs", gbs}, {"pct_bw", 100 * gbs / read_gbs}, {"peer_gbs", nullptr}};
-      char peer_col[32] = "-";
+                           {"gbs", gbs}, {"pct_bw", ours.stage_pct[s].median},
+                           {"pct_bw_min", ours.stage_pct[s].min}, {"pct_bw_max", ours.stage_pct[s].max},
+                           {"peer_gbs", nullptr}};
+      char peer_col[48] = "       -";
       if (peer[s]) {
-        const double pg = bytes[s] / (peer[s]->median * 1e-3) / 1e9;
+        const double pg = bytes[s] / (peer[s]->ms.median * 1e-3) / 1e9;
         st["peer_gbs"] = pg;
-        st["peer_ms"] = SummaryJson(*peer[s]);
-        std::snprintf(peer_col, sizeof(peer_col), "%8.2f", pg);
+        st["peer_ms"] = peer[s]->ms.median;
+        st["peer_pct_bw"] = peer[s]->pct.median;
+        std::snprintf(peer_col, sizeof(peer_col), "%8.2f %6.1f%%", pg, peer[s]->pct.median);
       }
-      std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %8.1f%% %8s\n",
+      std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s\n",
                   ToString(static_cast<Stage>(s)), bytes[s] / 1e6, t.median, t.min, t.max, gbs,
-                  100 * gbs / read_gbs, peer_col);
+                  ours.stage_pct[s].median, peer_col);
       j["stages"].push_back(st);
     }
     const double total_gbs = total_bytes / (ours.total.median * 1e-3) / 1e9;
-    std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %8.1f%%\n", "total", total_bytes / 1e6,
+    std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%%\n", "total", total_bytes / 1e6,
                 ours.total.median, ours.total.min, ours.total.max, total_gbs,
-                100 * total_gbs / read_gbs);
-    std::printf("read bandwidth: %.2f GB/s (median of 5 before: %.2f [%.2f..%.2f], after: %.2f "
-                "[%.2f..%.2f]) over %.2f GiB\n",
-                read_gbs, bw.gbs_median, bw.gbs_min, bw.gbs_max, bw_after.gbs_median,
-                bw_after.gbs_min, bw_after.gbs_max, bw.bytes / double(1 << 30));
+                ours.total_pct.median);
+    std::printf("read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
+                "step [%.2f..%.2f]\n",
+                read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max);
     j["total"] = {{"bytes", total_bytes}, {"ms", ours.total.median}, {"ms_min", ours.total.min},
-                  {"ms_max", ours.total.max}, {"gbs", total_gbs}, {"pct_bw", 100 * total_gbs / read_gbs}};
+                  {"ms_max", ours.total.max}, {"gbs", total_gbs}, {"pct_bw", ours.total_pct.median},
+                  {"pct_bw_min", ours.total_pct.min}, {"pct_bw_max", ours.total_pct.max}};
     j["variants"] = variants;
     if (!json_path.empty()) {
       std::ofstream out(json_path);

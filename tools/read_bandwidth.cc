@@ -1,23 +1,40 @@
 #include "tools/read_bandwidth.h"
 
-#include <chrono>
-#include <cstdint>
-#include <vector>
+#include <immintrin.h>
 
-#include "base/aligned_buffer.h"
+#include <atomic>
+#include <chrono>
+
+#include "base/cpu_features.h"
 #include "runtime/thread_pool.h"
-#include "tools/summary.h"
 
 namespace qwen3 {
 namespace {
 
 constexpr size_t kChunkBytes = size_t{4} << 20;
+constexpr size_t kPrefetchBytes = 1024;
 
-// Sums a chunk with 8 independent lanes: one load per 8 bytes, vectorized by the compiler.
-uint64_t SumChunk(const uint64_t* p, size_t n) {
+__attribute__((target("avx512f"))) uint64_t SumChunkAvx512(const uint8_t* p) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+  for (size_t i = 0; i < kChunkBytes; i += 128) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + i + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + i + kPrefetchBytes + 64), _MM_HINT_T0);
+    a0 = _mm512_add_epi64(a0, _mm512_load_si512(p + i));
+    a1 = _mm512_add_epi64(a1, _mm512_load_si512(p + i + 64));
+  }
+  alignas(64) uint64_t lanes[8];
+  _mm512_store_si512(lanes, _mm512_add_epi64(a0, a1));
+  uint64_t s = 0;
+  for (uint64_t v : lanes) s += v;
+  return s;
+}
+
+uint64_t SumChunkGeneric(const uint8_t* p) {
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
   uint64_t lanes[8] = {};
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    for (size_t l = 0; l < 8; ++l) lanes[l] += p[i + l];
+  for (size_t i = 0; i < kChunkBytes / 8; i += 8) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + i) + kPrefetchBytes, _MM_HINT_T0);
+    for (size_t l = 0; l < 8; ++l) lanes[l] += w[i + l];
   }
   uint64_t s = 0;
   for (uint64_t v : lanes) s += v;
@@ -26,25 +43,25 @@ uint64_t SumChunk(const uint64_t* p, size_t n) {
 
 }  // namespace
 
-ReadBandwidth MeasureReadBandwidth(ThreadPool& pool, size_t bytes, int repetitions) {
-  const size_t words_per_chunk = kChunkBytes / sizeof(uint64_t);
-  const size_t chunks = std::max<size_t>(1, bytes / kChunkBytes);
-  AlignedBuffer<uint64_t> buf(chunks * words_per_chunk);
-  pool.Spmd(chunks, [&](size_t c, size_t) {  // first touch by the workers, like the weights
-    for (size_t i = 0; i < words_per_chunk; ++i) buf[c * words_per_chunk + i] = c + i;
+ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, size_t bytes)
+    : pool_(pool), buffer_(std::max<size_t>(1, bytes / kChunkBytes) * kChunkBytes) {
+  pool_.Spmd(buffer_.size() / kChunkBytes, [&](size_t c, size_t) {  // first touch by the workers
+    for (size_t i = 0; i < kChunkBytes; i += 64) buffer_[c * kChunkBytes + i] = static_cast<uint8_t>(c + i);
   });
-  std::vector<uint64_t> sink(pool.NumWorkers(), 0);
-  std::vector<double> gbs;
-  for (int r = 0; r < repetitions + 1; ++r) {  // +1: the first is a warm-up
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.Spmd(chunks, [&](size_t c, size_t worker) {
-      sink[worker] += SumChunk(buf.data() + c * words_per_chunk, words_per_chunk);
-    }, "read_bandwidth");
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (r > 0) gbs.push_back(static_cast<double>(chunks * kChunkBytes) / s / 1e9);
-  }
-  const Summary s = Summarize(gbs);
-  return {chunks * kChunkBytes, s.median, s.min, s.max};
+  Pass();  // warm-up
+}
+
+double ReadBandwidthProbe::Pass() {
+  const bool avx512 = GetCpuFeatures().avx512;
+  std::atomic<uint64_t> sink{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  pool_.Spmd(buffer_.size() / kChunkBytes, [&](size_t c, size_t) {
+    const uint8_t* p = buffer_.data() + c * kChunkBytes;
+    sink.fetch_add(avx512 ? SumChunkAvx512(p) : SumChunkGeneric(p), std::memory_order_relaxed);
+  }, "read_bandwidth");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  sink_ += sink.load();
+  return static_cast<double>(buffer_.size()) / s / 1e9;
 }
 
 }  // namespace qwen3

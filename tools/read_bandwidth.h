@@ -1,19 +1,32 @@
 // The machine's read bandwidth as the engine sees it: every worker of the pool streams its
 // share of a buffer much larger than the last-level cache (the 480 MiB LLC reported here
-// would flatter anything smaller), with the same allocation (huge pages) as the weights.
+// would flatter anything smaller), with the same allocation (huge pages) as the weights and
+// software prefetch as in the cube kernels. Bandwidth on a shared host drifts by tens of
+// percent within seconds, so the benchmark interleaves one pass before every timed step and
+// compares each step with its own pass.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+
+#include "base/aligned_buffer.h"
 
 namespace qwen3 {
 
 class ThreadPool;
 
-struct ReadBandwidth {
-  size_t bytes = 0;  // per repetition
-  double gbs_median = 0, gbs_min = 0, gbs_max = 0;
-};
+class ReadBandwidthProbe {
+ public:
+  // Allocates and first-touches bytes (rounded down to 4 MiB chunks, at least one).
+  ReadBandwidthProbe(ThreadPool& pool, size_t bytes);
+  size_t bytes() const { return buffer_.size(); }
+  // One timed pass over the whole buffer by all workers: GB/s.
+  double Pass();
 
-ReadBandwidth MeasureReadBandwidth(ThreadPool& pool, size_t bytes, int repetitions);
+ private:
+  ThreadPool& pool_;
+  AlignedBuffer<uint8_t> buffer_;
+  uint64_t sink_ = 0;
+};
 
 }  // namespace qwen3

@@ -33,6 +33,12 @@ struct BBlock {
 // with zeros). 1 <= nb <= kMaxBlocksPerCall. c has ldc floats per row and is overwritten.
 using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
                                size_t nb, float* c, size_t ldc);
+// The same, also prefetching [prefetch, prefetch + prefetch_bytes) into L2, spread evenly over
+// the k-steps so the prefetches overlap the tile math instead of stalling in one burst (the
+// attention partial hands it the next page while it computes the current one).
+using MatmulBlockPrefetchFn = void (*)(const bf16* a, size_t lda, size_t k_tiles,
+                                       const BBlock* b, size_t nb, float* c, size_t ldc,
+                                       const void* prefetch, size_t prefetch_bytes);
 
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
@@ -44,6 +50,7 @@ using SoftmaxTileFn = void (*)(float* s, size_t lds, size_t rows, size_t valid, 
 struct CpuKernels {
   CpuPath path;
   MatmulBlockFn matmul_block;
+  MatmulBlockPrefetchFn matmul_block_prefetch;
   SoftmaxTileFn softmax_tile;
 };
 

@@ -5,6 +5,8 @@
 // have been granted XTILEDATA (GetCpuFeatures() asks before this path is ever selected).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/cpu/kernels.h"
 
 namespace qwen3::cpu {
@@ -36,15 +38,39 @@ static void EnsureTilesConfigured() {
   configured_epoch = epoch;
 }
 
+
+// Software prefetch of the B tiles two k-steps ahead, into L2. Measured on this machine kind
+// (tools/qwen3-bench, alternating variants in one process): the LM head streams at ~1.2x the
+// rate of the same kernel without it; 1, 2 or 4 tiles ahead and L1 vs L2 are within noise.
+constexpr size_t kPrefetchTiles = 2;
+// A prefetch per 128 bytes: the L2's adjacent-line prefetcher brings the other half.
+constexpr size_t kPrefetchLine = 128;
+
+static inline void PrefetchTile(const bf16* tile, size_t row_stride) {
+  const char* p = reinterpret_cast<const char*>(tile);
+  for (size_t row = 0; row < kTileK / 2; ++row) {
+    _mm_prefetch(p + row * row_stride * sizeof(bf16), _MM_HINT_T1);
+  }
+}
+
 template <size_t NB>
 static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, float* c,
-                         size_t ldc) {
+                         size_t ldc, const char* prefetch, size_t prefetch_lines) {
+  const size_t lines_per_step = (prefetch_lines + k_tiles - 1) / k_tiles;
   const size_t a_stride = lda * sizeof(bf16);
   _tile_zero(0);
   if constexpr (NB > 1) _tile_zero(1);
   if constexpr (NB > 2) _tile_zero(2);
   if constexpr (NB > 3) _tile_zero(3);
   for (size_t t = 0; t < k_tiles; ++t) {
+    if (t + kPrefetchTiles < k_tiles) {
+      for (size_t j = 0; j < NB; ++j) {
+        PrefetchTile(b[j].data + (t + kPrefetchTiles) * b[j].ktile_stride, b[j].row_stride);
+      }
+    }
+    for (size_t i = t * lines_per_step; i < std::min(prefetch_lines, (t + 1) * lines_per_step); ++i) {
+      _mm_prefetch(prefetch + i * kPrefetchLine, _MM_HINT_T1);
+    }
     _tile_loadd(4, a + t * kTileK, a_stride);
     _tile_loadd(5, b[0].data + t * b[0].ktile_stride, b[0].row_stride * sizeof(bf16));
     _tile_dpbf16ps(0, 4, 5);
@@ -68,19 +94,28 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock
   if constexpr (NB > 3) _tile_stored(3, c + 3 * kTileN, c_stride);
 }
 
+static void MatmulBlockPrefetch(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
+                                size_t nb, float* c, size_t ldc, const void* prefetch,
+                                size_t prefetch_bytes) {
+  EnsureTilesConfigured();
+  const char* pf = static_cast<const char*>(prefetch);
+  const size_t lines = prefetch_bytes / kPrefetchLine;
+  switch (nb) {
+    case 1: return MatmulBlockN<1>(a, lda, k_tiles, b, c, ldc, pf, lines);
+    case 2: return MatmulBlockN<2>(a, lda, k_tiles, b, c, ldc, pf, lines);
+    case 3: return MatmulBlockN<3>(a, lda, k_tiles, b, c, ldc, pf, lines);
+    default: return MatmulBlockN<4>(a, lda, k_tiles, b, c, ldc, pf, lines);
+  }
+}
+
 static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, size_t nb,
                         float* c, size_t ldc) {
-  EnsureTilesConfigured();
-  switch (nb) {
-    case 1: return MatmulBlockN<1>(a, lda, k_tiles, b, c, ldc);
-    case 2: return MatmulBlockN<2>(a, lda, k_tiles, b, c, ldc);
-    case 3: return MatmulBlockN<3>(a, lda, k_tiles, b, c, ldc);
-    default: return MatmulBlockN<4>(a, lda, k_tiles, b, c, ldc);
-  }
+  MatmulBlockPrefetch(a, lda, k_tiles, b, nb, c, ldc, nullptr, 0);
 }
 
 }  // namespace amx
 
-extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::SoftmaxTile};
+extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::MatmulBlockPrefetch,
+                                       amx::SoftmaxTile};
 
 }  // namespace qwen3::cpu

@@ -79,13 +79,20 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock*
   }
 }
 
+// Compute-bound at batch 16 (notes/cpu-amx.md): prefetching would not change the speed.
+static void MatmulBlockPrefetch(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
+                                size_t nb, float* c, size_t ldc, const void*, size_t) {
+  MatmulBlock(a, lda, k_tiles, b, nb, c, ldc);
+}
+
 }  // namespace avx512 / avx512bf16
 
 #ifdef QW_AVX512_BF16
 extern const CpuKernels kKernelsAvx512Bf16 = {CpuPath::kAvx512Bf16, avx512bf16::MatmulBlock,
+                                              avx512bf16::MatmulBlockPrefetch,
                                               avx512bf16::SoftmaxTile};
 #else
-extern const CpuKernels kKernelsAvx512 = {CpuPath::kAvx512, avx512::MatmulBlock,
+extern const CpuKernels kKernelsAvx512 = {CpuPath::kAvx512, avx512::MatmulBlock, avx512::MatmulBlockPrefetch,
                                           avx512::SoftmaxTile};
 #endif
 
