@@ -181,8 +181,8 @@ TEST(Qwen3LayerCli, ArgumentErrorsExit2WithOneLine) {
   const std::string not_qwen = Dir().Write("llama.json", R"({"model_type": "llama"})");
   ExpectUsageError(RunLayer("--config '" + not_qwen + "'"), {"model_type 'llama'"});
   ExpectUsageError(RunLayer("--config 99b"), {"'99b'"});
-  ExpectUsageError(RunLayer("--config '" + SmallConfig() + "' --max-len 512 --pages-per-split 0"),
-                   {"pages_per_split = 0"});
+  ExpectUsageError(RunLayer("--config '" + SmallConfig() + "' --max-len 512 --pages-per-split 65"),
+                   {"pages_per_split = 65"});
   ExpectUsageError(RunLayer("--config '" + SmallConfig() + "' --block-size 100"),
                    {"block size 100"});
 }

@@ -29,7 +29,7 @@ struct LayerFlags {
     app.add_option("--kv-blocks", o.kv_blocks, "KV pool blocks (default batch * max-len/block)");
     app.add_option("--seq-lens", o.seq_lens, "explicit seq_len per user")->delimiter(',');
     app.add_option("--pages-per-split", o.pages_per_split,
-                   "KV pages per attention partial (default 1)");
+                   "KV pages per attention partial (default 0 = automatic; 1 = the seed's)");
     app.add_option("--trace", trace, "write a Chrome/Perfetto trace of the step(s) to FILE");
   }
 

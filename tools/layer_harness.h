@@ -30,7 +30,7 @@ struct LayerHarnessOptions {
   size_t max_seq = 4096;
   size_t block_size = 128;
   size_t kv_blocks = 0;              // KV pool size; 0 = batch * ceil(max_seq / block_size)
-  size_t pages_per_split = 1;
+  size_t pages_per_split = 0;        // 0 = automatic (DecodeLayer::PagesPerSplit)
 };
 
 struct HarnessCheck {

@@ -151,7 +151,8 @@ int Main(int argc, char** argv) {
                 o.batch, o.all_max_seq ? "all seq_lens = max" : "seq_lens random",
                 ToString(o.lm_head), cpu::ToString(h.path()), threads);
 
-    const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, o.pages_per_split,
+    const size_t h_pps = h.layer().PagesPerSplit(h.batch(), o.block_size);
+    const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps,
                                   o.block_size);
     ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
     const StageStats ours = TimeSteps(h, h.layer(), probe, bytes, warmup, steps);

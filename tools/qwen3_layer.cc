@@ -52,7 +52,7 @@ int Main(int argc, char** argv) {
       std::vector<StageTimes> runs(bench);
       for (auto& t : runs) harness.Step(&t);
       const auto bytes = StageBytes(c, harness.batch(), harness.tensors().lm_rows,
-                                    o.pages_per_split, o.block_size);
+                                    harness.layer().PagesPerSplit(harness.batch(), o.block_size), o.block_size);
       std::printf("%-20s %10s %10s %10s\n", "stage", "MB", "ms", "GB/s");
       double total_bytes = 0;
       std::vector<double> totals;

@@ -64,36 +64,38 @@ void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const
   }, name);
 }
 
-// Two projections over one K loop (gate and up, 2 + 2 blocks per call), epilogue
-// epi(row, col, acc1, acc2); the unfused variant uses an fp32 [rows, 2 * n] scratch.
+// gate and up interleaved in one matrix (PackedMatrix::FromInOutInterleaved): the C block of
+// each 64-column group holds 32 gate columns, then the up columns of the same 32 outputs, so
+// one K loop feeds both. epi(row, col, gate, up) for col < w.n() / 2; the unfused variant
+// uses an fp32 [rows, w.n()] scratch.
 template <typename Epi>
-void ProjectPair(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
-                 size_t lda, size_t rows, const PackedMatrix& w1, const PackedMatrix& w2,
-                 float* scratch, Epi epi) {
-  constexpr size_t kPairBlocks = kMaxBlocksPerCall / 2;
-  const size_t n = w1.n();
-  pool.Spmd(Groups(w1, kPairBlocks), [&](size_t g, size_t) {
-    const ColumnGroup cg = GroupOf(w1, g, kPairBlocks);
-    cpu::MatmulGroupPair(
-        k, a, lda, rows, w1, w2, cg.j0, cg.nb,
-        [&](size_t row0, size_t tile_rows, const float* c1, const float* c2, size_t ldc) {
-          for (size_t r = 0; r < tile_rows; ++r) {
-            for (size_t j = 0; j < cg.cols; ++j) {
-              const float acc1 = c1[r * ldc + j], acc2 = c2[r * ldc + j];
-              if (scratch) {
-                scratch[(row0 + r) * 2 * n + cg.col0 + j] = acc1;
-                scratch[(row0 + r) * 2 * n + n + cg.col0 + j] = acc2;
-              } else {
-                epi(row0 + r, cg.col0 + j, acc1, acc2);
-              }
-            }
-          }
-        });
+void ProjectGateUp(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
+                   size_t lda, size_t rows, const PackedMatrix& w, float* scratch, Epi epi) {
+  constexpr size_t kHalf = cpu::kTileK;  // 32 outputs per group
+  const size_t n = w.n();
+  pool.Spmd(Groups(w), [&](size_t g, size_t) {
+    const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
+    cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+                     [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                       for (size_t r = 0; r < tile_rows; ++r) {
+                         if (scratch) {
+                           std::memcpy(scratch + (row0 + r) * n + cg.col0, c + r * ldc,
+                                       cg.cols * sizeof(float));
+                           continue;
+                         }
+                         for (size_t j = 0; j < kHalf; ++j) {
+                           epi(row0 + r, g * kHalf + j, c[r * ldc + j], c[r * ldc + kHalf + j]);
+                         }
+                       }
+                     });
   }, name);
   if (scratch == nullptr) return;
   pool.Spmd(rows, [&](size_t r, size_t) {
-    const float* row = scratch + r * 2 * n;
-    for (size_t col = 0; col < n; ++col) epi(r, col, row[col], row[n + col]);
+    const float* row = scratch + r * n;
+    for (size_t col = 0; col < n / 2; ++col) {
+      const size_t base = col / kHalf * 2 * kHalf + col % kHalf;
+      epi(r, col, row[base], row[base + kHalf]);
+    }
   }, name);
 }
 
@@ -133,9 +135,9 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
     : config_(config), options_(options), kernels_(kernels), pool_(pool) {
   ValidateConfig(config);
   if (options.max_batch == 0) throw Error("decode layer: max_batch = 0: expected at least 1");
-  if (options.pages_per_split == 0 || options.pages_per_split > kMaxPagesPerSplit) {
+  if (options.pages_per_split > kMaxPagesPerSplit) {
     throw Error("decode layer: pages_per_split = " + std::to_string(options.pages_per_split) +
-                ": expected 1.." + std::to_string(kMaxPagesPerSplit));
+                ": expected 0 (auto) or 1.." + std::to_string(kMaxPagesPerSplit));
   }
   const size_t rows = PaddedRows(options.max_batch);
   const size_t h = config.hidden, q = config.QDim(), kv = config.KvDim();
@@ -143,7 +145,7 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   const size_t heads_kv = static_cast<size_t>(config.kv_heads);
   // max_seq is checked against the pool's block size at Validate; splits use the finest page.
   max_splits_ = (options.max_seq + cpu::kTileK - 1) / cpu::kTileK;
-  max_splits_ = (max_splits_ + options.pages_per_split - 1) / options.pages_per_split;
+  // (the finest split, one page, bounds the count for any pages_per_split)
   const size_t parts = options.max_batch * heads_kv * max_splits_;
   normed_ = AlignedBuffer<bf16>(rows * h);
   q_proj_ = AlignedBuffer<float>(rows * q);
@@ -166,9 +168,25 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   }
 }
 
-size_t DecodeLayer::Splits(int32_t seq_len, size_t block_size) const {
+size_t DecodeLayer::PagesPerSplit(const DecodeBatch& batch, size_t block_size) const {
+  if (options_.pages_per_split > 0) return options_.pages_per_split;
+  // Auto: the longest splits that still leave kItemsPerWorker partials per worker. Long splits
+  // stream consecutive pages with the next one prefetched under the current one's math, and
+  // write fewer partials; measured on this machine kind (docs/PERFORMANCE.md): 32 pages per
+  // split run ~1.15x faster than 8 and ~1.2x faster than 1.
+  constexpr size_t kItemsPerWorker = 8;
+  size_t pages = 0;
+  for (size_t b = 0; b < batch.batch; ++b) {
+    pages += (static_cast<size_t>(batch.seq_lens[b]) + block_size - 1) / block_size;
+  }
+  pages *= static_cast<size_t>(config_.kv_heads);
+  const size_t target = kItemsPerWorker * pool_.NumWorkers();
+  return std::clamp<size_t>(pages / target, 1, kMaxPagesPerSplit);
+}
+
+size_t DecodeLayer::Splits(int32_t seq_len, size_t block_size, size_t pages_per_split) {
   const size_t pages = (static_cast<size_t>(seq_len) + block_size - 1) / block_size;
-  return (pages + options_.pages_per_split - 1) / options_.pages_per_split;
+  return (pages + pages_per_split - 1) / pages_per_split;
 }
 
 void DecodeLayer::Validate(const DecodeBatch& batch, const PagedKvCache& kv,
@@ -308,12 +326,13 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   // Split-KV partials: one flat dispatch over every (user, KV head, split).
   const size_t bs = kv.layout().block_size;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  const size_t pps = PagesPerSplit(batch, bs);
   Timed(times, Stage::kAttention, [&] {
     items_.clear();
     user_items_.clear();
     for (size_t b = 0; b < n; ++b) {
       user_items_.push_back(items_.size());
-      const size_t splits = Splits(batch.seq_lens[b], bs);
+      const size_t splits = Splits(batch.seq_lens[b], bs, pps);
       for (size_t kvh = 0; kvh < heads_kv; ++kvh) {
         for (size_t s = 0; s < splits; ++s) {
           items_.push_back({static_cast<uint32_t>(b), static_cast<uint32_t>(kvh),
@@ -326,8 +345,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       const AttentionItem it = items_[i];
       const size_t len = static_cast<size_t>(batch.seq_lens[it.user]);
       const size_t pages = (len + bs - 1) / bs;
-      const size_t p0 = it.split * options_.pages_per_split;
-      const size_t p1 = std::min(pages, p0 + options_.pages_per_split);
+      const size_t p0 = it.split * pps;
+      const size_t p1 = std::min(pages, p0 + pps);
       const int32_t* row = batch.block_table + it.user * batch.max_blocks_per_seq;
       const bf16* k_pages[kMaxPagesPerSplit];
       const bf16* v_pages[kMaxPagesPerSplit];
@@ -358,7 +377,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       const size_t b = i / heads_kv, kvh = i % heads_kv;
       const size_t part = i * max_splits_;
       cpu::AttentionMerge(part_o_.data() + part * group * dim, part_m_.data() + part * group,
-                          part_l_.data() + part * group, Splits(batch.seq_lens[b], bs),
+                          part_l_.data() + part * group, Splits(batch.seq_lens[b], bs, pps),
                           group * dim, group, group, dim,
                           attn_out_.data() + b * q_dim + kvh * group * dim);
     };
@@ -392,8 +411,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   // gate and up in one K loop; mlp = bf16(silu(gate) * up) in the epilogue.
   bf16* mlp = mlp_.data();
   Timed(times, Stage::kGateUpSilu, [&] {
-    ProjectPair(pool_, k, ToString(Stage::kGateUpSilu), post_normed_.data(), h, n, w.w_gate,
-                w.w_up, scratch, [=](size_t r, size_t c, float gate, float up) {
+    ProjectGateUp(pool_, k, ToString(Stage::kGateUpSilu), post_normed_.data(), h, n,
+                  w.w_gate_up, scratch, [=](size_t r, size_t c, float gate, float up) {
                   mlp[r * inter + c] = F32ToBf16(cpu::SiluMul(gate, up));
                 });
   });

@@ -53,8 +53,9 @@ class DecodeLayer {
   struct Options {
     size_t max_batch = 16;
     size_t max_seq = 4096;
-    // KV pages per attention partial; 1 is the seed's one partial per (user, KV head, block).
-    size_t pages_per_split = 1;
+    // KV pages per attention partial; 1 is the seed's one partial per (user, KV head, block),
+    // 0 picks the longest splits that keep every worker busy (PagesPerSplit).
+    size_t pages_per_split = 0;
     // Benchmark variants, to measure what the seed's design choices are worth (qwen3-bench):
     // false = out_proj / gate_up / down_proj write fp32 to a full-size scratch, then a
     // separate epilogue pass; true = attention partials and merge dispatch once per user.
@@ -77,6 +78,9 @@ class DecodeLayer {
            const DecodeBatch& batch, const bf16* hidden, bf16* next_hidden,
            StageTimes* times = nullptr);
 
+  // The split length this batch runs with (options.pages_per_split, or the automatic choice).
+  size_t PagesPerSplit(const DecodeBatch& batch, size_t block_size) const;
+
   // Final RMSNorm + LM head: logits[b * ld_logits + v] for v < lm.rows (fp32); other
   // columns untouched.
   void RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t batch, float* logits,
@@ -87,7 +91,7 @@ class DecodeLayer {
     uint32_t user, kv_head, split;
   };
 
-  size_t Splits(int32_t seq_len, size_t block_size) const;
+  static size_t Splits(int32_t seq_len, size_t block_size, size_t pages_per_split);
 
   Qwen3Config config_;
   Options options_;

@@ -44,9 +44,9 @@ bf16 PagedKvCache::VAt(size_t slot, size_t kv_head, size_t d) const {
 
 void PagedKvCache::ImportSeedLayout(const bf16* k_rows, const bf16* v_rows, ThreadPool& pool) {
   const size_t bs = layout_.block_size, dim = layout_.head_dim;
-  pool.Spmd(num_blocks_ * kv_heads_, [&](size_t page, size_t) {
-    bf16* kp = k_.data() + page * layout_.PageElems();
-    bf16* vp = v_.data() + page * layout_.PageElems();
+  pool.Spmd(num_blocks_ * kv_heads_, [&](size_t page, size_t) {  // page: the seed's order
+    bf16* kp = KPage(page / kv_heads_, page % kv_heads_);
+    bf16* vp = VPage(page / kv_heads_, page % kv_heads_);
     for (size_t t = 0; t < bs; ++t) {
       const size_t row = (page * bs + t) * dim;
       for (size_t d = 0; d < dim; ++d) {
@@ -59,9 +59,9 @@ void PagedKvCache::ImportSeedLayout(const bf16* k_rows, const bf16* v_rows, Thre
 
 void PagedKvCache::ExportSeedLayout(bf16* k_rows, bf16* v_rows) const {
   const size_t bs = layout_.block_size, dim = layout_.head_dim;
-  for (size_t page = 0; page < num_blocks_ * kv_heads_; ++page) {
-    const bf16* kp = k_.data() + page * layout_.PageElems();
-    const bf16* vp = v_.data() + page * layout_.PageElems();
+  for (size_t page = 0; page < num_blocks_ * kv_heads_; ++page) {  // page: the seed's order
+    const bf16* kp = KPage(page / kv_heads_, page % kv_heads_);
+    const bf16* vp = VPage(page / kv_heads_, page % kv_heads_);
     for (size_t t = 0; t < bs; ++t) {
       const size_t row = (page * bs + t) * dim;
       for (size_t d = 0; d < dim; ++d) {

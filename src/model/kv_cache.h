@@ -44,8 +44,10 @@ class PagedKvCache {
   void ExportSeedLayout(bf16* k_rows, bf16* v_rows) const;
 
  private:
+  // [kv_head][block]: a sequence's consecutive blocks of one head are adjacent, so a split
+  // of pages streams as one range (the seed's pool is [block][kv_head]).
   size_t PageOffset(size_t block, size_t kv_head) const {
-    return (block * kv_heads_ + kv_head) * layout_.PageElems();
+    return (kv_head * num_blocks_ + block) * layout_.PageElems();
   }
 
   size_t num_blocks_, kv_heads_;

@@ -32,14 +32,14 @@ LayerWeights LayerWeights::FromSeedLayout(const Qwen3Config& c, const LayerTenso
   w.wk = cpu::PackedMatrix::FromInOut(t.wk.data(), h, kv, "wk", pool);
   w.wv = cpu::PackedMatrix::FromInOut(t.wv.data(), h, kv, "wv", pool);
   w.wo = cpu::PackedMatrix::FromInOut(t.wo.data(), q, h, "wo", pool);
-  w.w_gate = cpu::PackedMatrix::FromInOut(t.w_gate.data(), h, inter, "w_gate", pool);
-  w.w_up = cpu::PackedMatrix::FromInOut(t.w_up.data(), h, inter, "w_up", pool);
+  w.w_gate_up = cpu::PackedMatrix::FromInOutInterleaved(t.w_gate.data(), t.w_up.data(), h, inter,
+                                                         "w_gate", "w_up", pool);
   w.w_down = cpu::PackedMatrix::FromInOut(t.w_down.data(), inter, h, "w_down", pool);
   return w;
 }
 
 size_t LayerWeights::bytes() const {
-  return wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes() + w_gate.bytes() + w_up.bytes() +
+  return wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes() + w_gate_up.bytes() +
          w_down.bytes() + (input_norm.size() + post_norm.size() + q_norm.size() + k_norm.size()) * 4;
 }
 

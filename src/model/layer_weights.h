@@ -19,7 +19,7 @@ struct LayerWeights {
   AlignedBuffer<float> q_norm, k_norm;         // [head_dim]
   cpu::PackedMatrix wq, wk, wv;                // hidden -> q_dim, kv_dim, kv_dim
   cpu::PackedMatrix wo;                        // q_dim -> hidden
-  cpu::PackedMatrix w_gate, w_up;              // hidden -> intermediate
+  cpu::PackedMatrix w_gate_up;                 // hidden -> 2 x intermediate, interleaved by 32
   cpu::PackedMatrix w_down;                    // intermediate -> hidden
 
   static LayerWeights FromSeedLayout(const Qwen3Config& c, const LayerTensors& t,

@@ -14,30 +14,22 @@ constexpr size_t kMaxBlockSize = 256;
 constexpr size_t kMaxHeadDim = 256;
 
 // A page is one (KV block, KV head): block_size tokens x head_dim. It is stored as the cube's
-// B operand of the product that reads it, in the same tile order as a PackedMatrix (1 KiB
-// VNNI tiles, each 16-column block's k-tiles contiguous), rather than the seed's row-major
-// [token][dim], so both products stream a page linearly:
-//   K page = K^T as B of q.K^T: k = dim, n = token; block j = tokens [16j, 16j + 16)
-//   V page = V   as B of P.V:   k = token, n = dim; block j = dims [16j, 16j + 16)
+// B operand of the product that reads it, in TileOrder (kernels.h), rather than the seed's
+// row-major [token][dim], so both products stream a page linearly:
+//   K page = K^T as B of q.K^T: k = dim, n = token
+//   V page = V   as B of P.V:   k = token, n = dim
 struct KvPageLayout {
   size_t block_size = 0;
   size_t head_dim = 0;
 
-  static constexpr size_t kTileElems = kTileK * kTileN;
   size_t PageElems() const { return block_size * head_dim; }
-  // Element (k, n) of a [k_dim, n] tile-packed operand.
-  static size_t TileIndex(size_t k, size_t n, size_t k_dim) {
-    return ((n / kTileN) * (k_dim / kTileK) + k / kTileK) * kTileElems +
-           ((k % kTileK) / 2) * kTileK + (n % kTileN) * 2 + k % 2;
-  }
-  size_t KIndex(size_t t, size_t d) const { return TileIndex(d, t, head_dim); }
-  size_t VIndex(size_t t, size_t d) const { return TileIndex(t, d, block_size); }
-  BBlock KBlock(const bf16* page, size_t j) const {
-    return {page + j * (head_dim / kTileK) * kTileElems, kTileElems, kTileK};
-  }
-  BBlock VBlock(const bf16* page, size_t j) const {
-    return {page + j * (block_size / kTileK) * kTileElems, kTileElems, kTileK};
-  }
+  TileOrder KOrder() const { return {head_dim / kTileK, block_size / kTileN}; }
+  TileOrder VOrder() const { return {block_size / kTileK, head_dim / kTileN}; }
+  size_t KIndex(size_t t, size_t d) const { return KOrder().Index(d, t); }
+  size_t VIndex(size_t t, size_t d) const { return VOrder().Index(t, d); }
+  // 16-token column block j of K^T, and 16-dim column block j of V.
+  BBlock KBlock(const bf16* page, size_t j) const { return KOrder().Block(page, j); }
+  BBlock VBlock(const bf16* page, size_t j) const { return VOrder().Block(page, j); }
 };
 
 // The partial of one query group (the `group` query heads of one KV head: rows of q_tile, a

@@ -28,22 +28,4 @@ void MatmulGroup(const CpuKernels& kernels, const bf16* a, size_t lda, size_t ro
   }
 }
 
-// Two matrices over one K loop (gate and up, spec §3 stage 9): columns [j0 * 16,
-// (j0 + nb) * 16) of both, nb <= 2; epi(row0, tile_rows, c1, c2, ldc).
-template <typename Epilogue>
-void MatmulGroupPair(const CpuKernels& kernels, const bf16* a, size_t lda, size_t rows,
-                     const PackedMatrix& w1, const PackedMatrix& w2, size_t j0, size_t nb,
-                     Epilogue&& epi) {
-  alignas(64) float c[kTileM * kGroupCols];
-  BBlock b[kMaxBlocksPerCall];
-  for (size_t j = 0; j < nb; ++j) {
-    b[j] = w1.Block(j0 + j);
-    b[nb + j] = w2.Block(j0 + j);
-  }
-  for (size_t row0 = 0; row0 < rows; row0 += kTileM) {
-    kernels.matmul_block(a + row0 * lda, lda, w1.k_tiles(), b, 2 * nb, c, kGroupCols);
-    epi(row0, std::min(kTileM, rows - row0), c, c + nb * kTileN, kGroupCols);
-  }
-}
-
 }  // namespace qwen3::cpu

@@ -28,6 +28,34 @@ struct BBlock {
   size_t row_stride;    // elements from one k-pair row to the next (>= 32)
 };
 
+// The tile order of a packed B operand [k_tiles * 32, n_blocks * 16] (weights and KV pages):
+// column blocks in groups of 4 (the last group may be smaller), the tiles of a group
+// interleaved along K: [group][k-tile][block in group][1 KiB tile]. A matmul call over one
+// group then reads a single linear stream (4 KiB per k-step), which the hardware
+// prefetchers follow; four separate per-block streams they did not.
+struct TileOrder {
+  static constexpr size_t kGroup = 4;
+  static constexpr size_t kTileElems = kTileK * kTileN;
+
+  size_t k_tiles = 0, n_blocks = 0;
+
+  size_t GroupSize(size_t j) const {
+    const size_t first = j / kGroup * kGroup;
+    return n_blocks - first < kGroup ? n_blocks - first : kGroup;
+  }
+  // Offset (elements) of tile (block j, k-tile t).
+  size_t Tile(size_t j, size_t t) const {
+    return ((j / kGroup) * kGroup * k_tiles + t * GroupSize(j) + j % kGroup) * kTileElems;
+  }
+  // Offset of logical element (k, n).
+  size_t Index(size_t k, size_t n) const {
+    return Tile(n / kTileN, k / kTileK) + ((k % kTileK) / 2) * kTileK + (n % kTileN) * 2 + k % 2;
+  }
+  BBlock Block(const bf16* base, size_t j) const {
+    return {base + Tile(j, 0), GroupSize(j) * kTileElems, kTileK};
+  }
+};
+
 // c[16][nb * 16] = a[16][k_tiles * 32] * [b[0] | ... | b[nb-1]], fp32 accumulation in k order
 // within each lane. a is row-major with lda elements per row, all 16 rows readable (callers pad
 // with zeros). 1 <= nb <= kMaxBlocksPerCall. c has ldc floats per row and is overwritten.
@@ -42,10 +70,11 @@ using MatmulBlockPrefetchFn = void (*)(const bf16* a, size_t lda, size_t k_tiles
 
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
-// Columns [valid, cols) of p are zero (the masked tail); cols is a multiple of 16. s is [rows][lds] fp32 (scaled in
-// place), p is [rows][ldp] bf16.
-using SoftmaxTileFn = void (*)(float* s, size_t lds, size_t rows, size_t valid, size_t cols,
-                               float scale, bf16* p, size_t ldp, float* row_max, float* row_sum);
+// Columns [valid, cols) of p are zero (the masked tail); cols is a multiple of 16. raw is
+// [rows][ldr] fp32 (read only), p is [rows][ldp] bf16.
+using SoftmaxTileFn = void (*)(const float* raw, size_t ldr, size_t rows, size_t valid,
+                               size_t cols, float scale, bf16* p, size_t ldp, float* row_max,
+                               float* row_sum);
 
 struct CpuKernels {
   CpuPath path;

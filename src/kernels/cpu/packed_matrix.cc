@@ -5,32 +5,38 @@
 
 namespace qwen3::cpu {
 
-template <bool kInOut>
-PackedMatrix PackedMatrix::Pack(const bf16* src, size_t k, size_t n, const std::string& name,
-                                ThreadPool& pool) {
-  if (k == 0 || n == 0) throw Error("tensor " + name + ": empty matrix");
+namespace {
+
+struct Element {
+  bf16 value;
+  const std::string* name;
+  size_t row, col;  // in the source tensor
+};
+
+}  // namespace
+
+template <typename Source>
+PackedMatrix PackedMatrix::Pack(size_t k, size_t n, Source at, ThreadPool& pool) {
   PackedMatrix m;
   m.k_ = k;
   m.n_ = n;
   m.k_tiles_ = (k + kTileK - 1) / kTileK;
   m.n_blocks_ = (n + kTileN - 1) / kTileN;
-  m.data_ = AlignedBuffer<bf16>(m.n_blocks_ * m.k_tiles_ * kTileElems);
+  m.data_ = AlignedBuffer<bf16>(m.n_blocks_ * m.k_tiles_ * TileOrder::kTileElems);
   bf16* dst = m.data_.data();
-  const size_t k_tiles = m.k_tiles_;
+  const TileOrder order = m.order();
   // One block of 16 output columns per SPMD block; the source is read once, checked as read.
   pool.Spmd(m.n_blocks_, [&](size_t j, size_t) {
-    bf16* block = dst + j * k_tiles * kTileElems;
     const size_t n_end = std::min(n, (j + 1) * kTileN);
     for (size_t kk = 0; kk < k; ++kk) {
-      bf16* row = block + (kk / kTileK) * kTileElems + ((kk % kTileK) / 2) * kTileK + (kk % 2);
       for (size_t nn = j * kTileN; nn < n_end; ++nn) {
-        const bf16 v = kInOut ? src[kk * n + nn] : src[nn * k + kk];
-        if (!IsFiniteBf16(v)) {
-          throw Error("tensor " + name + ": element [" + std::to_string(kInOut ? kk : nn) + ", " +
-                      std::to_string(kInOut ? nn : kk) + "] is " + ((v & 0x7f) ? "NaN" : "Inf") +
+        const Element e = at(kk, nn);
+        if (!IsFiniteBf16(e.value)) {
+          throw Error("tensor " + *e.name + ": element [" + std::to_string(e.row) + ", " +
+                      std::to_string(e.col) + "] is " + ((e.value & 0x7f) ? "NaN" : "Inf") +
                       ": expected finite weights");
         }
-        row[(nn - j * kTileN) * 2] = v;
+        dst[order.Index(kk, nn)] = e.value;
       }
     }
   });
@@ -39,19 +45,36 @@ PackedMatrix PackedMatrix::Pack(const bf16* src, size_t k, size_t n, const std::
 
 PackedMatrix PackedMatrix::FromInOut(const bf16* src, size_t k, size_t n, const std::string& name,
                                      ThreadPool& pool) {
-  return Pack<true>(src, k, n, name, pool);
+  if (k == 0 || n == 0) throw Error("tensor " + name + ": empty matrix");
+  return Pack(k, n, [&](size_t kk, size_t nn) { return Element{src[kk * n + nn], &name, kk, nn}; },
+              pool);
 }
 
 PackedMatrix PackedMatrix::FromOutIn(const bf16* src, size_t n, size_t k, const std::string& name,
                                      ThreadPool& pool) {
-  return Pack<false>(src, k, n, name, pool);
+  if (k == 0 || n == 0) throw Error("tensor " + name + ": empty matrix");
+  return Pack(k, n, [&](size_t kk, size_t nn) { return Element{src[nn * k + kk], &name, nn, kk}; },
+              pool);
+}
+
+PackedMatrix PackedMatrix::FromInOutInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
+                                                const std::string& name_a,
+                                                const std::string& name_b, ThreadPool& pool) {
+  if (k == 0 || n == 0) throw Error("tensor " + name_a + ": empty matrix");
+  if (n % kTileK != 0) {
+    throw Error("tensors " + name_a + ", " + name_b + ": " + std::to_string(n) +
+                " columns: expected a multiple of 32 to interleave");
+  }
+  return Pack(k, 2 * n, [&](size_t kk, size_t nn) {
+    const size_t col = nn / (2 * kTileK) * kTileK + nn % kTileK;
+    const bool second = nn % (2 * kTileK) >= kTileK;
+    return Element{(second ? b : a)[kk * n + col], second ? &name_b : &name_a, kk, col};
+  }, pool);
 }
 
 bf16 PackedMatrix::At(size_t k, size_t n) const {
   QW_ASSERT(k < k_ && n < n_);
-  const BBlock b = Block(n / kTileN);
-  return b.data[(k / kTileK) * b.ktile_stride + ((k % kTileK) / 2) * b.row_stride +
-                (n % kTileN) * 2 + (k % 2)];
+  return data_[order().Index(k, n)];
 }
 
 }  // namespace qwen3::cpu

@@ -1,6 +1,5 @@
-// The attention softmax tile, written once as plain loops and compiled into each path's
-// translation unit with that path's ISA flags (the compiler vectorizes it). Include inside a
-// path namespace only: every path gets its own copy, never an ODR-merged one.
+// The attention softmax tile as plain loops: the scalar twin, also used by the avx2 path.
+// Include inside a path namespace only: every path gets its own copy, never an ODR-merged one.
 //
 // ExpF32 is Cephes' expf (range reduction by ln2 in two parts, degree-5 polynomial): within
 // 2 ulp of std::exp over the range that matters here (x <= 0), and branch-free so it vectorizes.
@@ -31,50 +30,32 @@ static inline uint16_t RoundToBf16Bits(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-static void SoftmaxTile(float* s, size_t lds, size_t rows, size_t valid, size_t cols, float scale,
-                        bf16* p, size_t ldp, float* row_max, float* row_sum) {
+static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
+                        float scale, bf16* p, size_t ldp, float* row_max, float* row_sum) {
   constexpr size_t kLanes = 16;
   for (size_t r = 0; r < rows; ++r) {
-    float* sr = s + r * lds;
+    const float* rr = raw + r * ldr;
     bf16* pr = p + r * ldp;
+    // max(raw * scale) = max(raw) * scale: rounding is monotonic and scale > 0.
     float lane_max[kLanes];
     for (size_t l = 0; l < kLanes; ++l) lane_max[l] = -3.402823466e38f;
-    size_t c = 0;
-    for (; c + kLanes <= valid; c += kLanes) {
-      for (size_t l = 0; l < kLanes; ++l) {
-        const float v = sr[c + l] * scale;
-        sr[c + l] = v;
-        lane_max[l] = v > lane_max[l] ? v : lane_max[l];
-      }
-    }
-    for (; c < valid; ++c) {
-      sr[c] *= scale;
-      lane_max[0] = sr[c] > lane_max[0] ? sr[c] : lane_max[0];
+    for (size_t c = 0; c < valid; ++c) {
+      lane_max[c % kLanes] = rr[c] > lane_max[c % kLanes] ? rr[c] : lane_max[c % kLanes];
     }
     float m = lane_max[0];
     for (size_t l = 1; l < kLanes; ++l) m = lane_max[l] > m ? lane_max[l] : m;
+    m *= scale;
 
     float lane_sum[kLanes] = {};
-    c = 0;
-    for (; c + kLanes <= valid; c += kLanes) {
-      for (size_t l = 0; l < kLanes; ++l) {
-        const uint16_t e = RoundToBf16Bits(ExpF32(sr[c + l] - m));
-        pr[c + l] = e;
-        const uint32_t eb = static_cast<uint32_t>(e) << 16;
-        float ef;
-        __builtin_memcpy(&ef, &eb, sizeof(ef));
-        lane_sum[l] += ef;
-      }
-    }
-    for (; c < valid; ++c) {
-      const uint16_t e = RoundToBf16Bits(ExpF32(sr[c] - m));
+    for (size_t c = 0; c < valid; ++c) {
+      const uint16_t e = RoundToBf16Bits(ExpF32(rr[c] * scale - m));
       pr[c] = e;
       const uint32_t eb = static_cast<uint32_t>(e) << 16;
       float ef;
       __builtin_memcpy(&ef, &eb, sizeof(ef));
-      lane_sum[0] += ef;
+      lane_sum[c % kLanes] += ef;
     }
-    for (; c < cols; ++c) pr[c] = 0;
+    for (size_t c = valid; c < cols; ++c) pr[c] = 0;
     float sum = 0.0f;
     for (size_t l = 0; l < kLanes; ++l) sum += lane_sum[l];
     row_max[r] = m;

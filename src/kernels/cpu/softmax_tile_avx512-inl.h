@@ -2,7 +2,8 @@
 // avx512bf16 and avx512 paths: 16 columns per vector, the masked tail handled by AVX-512
 // masks. exp is Cephes' expf (range reduction by ln2 in two parts, degree-5 polynomial)
 // with the scaling by 2^n done by vscalefps; it matches the scalar path's ExpF32 within
-// 2 ulp. bf16 rounding is round-to-nearest-even on the integer bits (inputs are finite).
+// 2 ulp. bf16 rounding is round-to-nearest-even: vcvtneps2bf16 where AVX512_BF16 is there,
+// else on the integer bits.
 // Include inside a path namespace only: every path gets its own copy.
 
 static inline __m512 Exp16(__m512 x) {
@@ -23,14 +24,20 @@ static inline __m512 Exp16(__m512 x) {
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ), e);
 }
 
-// fp32 -> bf16 bits (RNE), 16 lanes; also returns the rounded values as fp32.
+// fp32 -> bf16 (RNE), 16 lanes; also returns the rounded values as fp32. Inputs are finite.
 static inline __m256i RoundToBf16x16(__m512 v, __m512* rounded) {
+#ifdef __AVX512BF16__
+  const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+  *rounded = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return h;
+#else
   __m512i bits = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
   bits = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
   bits = _mm512_and_si512(bits, _mm512_set1_epi32(static_cast<int>(0xffff0000u)));
   *rounded = _mm512_castsi512_ps(bits);
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16));
+#endif
 }
 
 // Horizontal reductions through memory (GCC 12's _mm512_reduce_* trip -Wmaybe-uninitialized).
@@ -50,30 +57,29 @@ static inline float ReduceAdd16(__m512 v) {
   return sum;
 }
 
-static void SoftmaxTile(float* s, size_t lds, size_t rows, size_t valid, size_t cols, float scale,
-                        bf16* p, size_t ldp, float* row_max, float* row_sum) {
+static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
+                        float scale, bf16* p, size_t ldp, float* row_max, float* row_sum) {
   const __m512 vscale = _mm512_set1_ps(scale);
   for (size_t r = 0; r < rows; ++r) {
-    float* sr = s + r * lds;
+    const float* rr = raw + r * ldr;
     bf16* pr = p + r * ldp;
+    // max(raw * scale) = max(raw) * scale: rounding is monotonic and scale > 0.
     __m512 vmax = _mm512_set1_ps(-3.402823466e38f);
     for (size_t c = 0; c < valid; c += 16) {
       const __mmask16 k = valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
-      const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sr + c), vscale);
-      _mm512_mask_storeu_ps(sr + c, k, v);
-      vmax = _mm512_mask_max_ps(vmax, k, vmax, v);
+      vmax = _mm512_mask_max_ps(vmax, k, vmax, _mm512_maskz_loadu_ps(k, rr + c));
     }
-    const float m = ReduceMax16(vmax);
+    const float m = ReduceMax16(vmax) * scale;
     const __m512 vm = _mm512_set1_ps(m);
     __m512 vsum = _mm512_setzero_ps();
     size_t c = 0;
     for (; c < valid; c += 16) {
       const __mmask16 k = valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
-      const __m512 e = Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sr + c), vm));
+      const __m512 s = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, rr + c), vscale);
+      const __m512 e = _mm512_maskz_mov_ps(k, Exp16(_mm512_sub_ps(s, vm)));
       __m512 rounded;
-      const __m256i h = RoundToBf16x16(_mm512_maskz_mov_ps(k, e), &rounded);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + c), h);  // tail lanes are 0
-      vsum = _mm512_add_ps(vsum, rounded);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + c), RoundToBf16x16(e, &rounded));
+      vsum = _mm512_add_ps(vsum, rounded);  // tail lanes are 0
     }
     for (; c < cols; ++c) pr[c] = 0;
     row_max[r] = m;
