@@ -230,7 +230,8 @@ TEST_P(KernelsTest, MatmulBlockStridedTiles) {
       constexpr size_t kGuard = 16;
       auto run = [&](const CpuKernels& kernels) {
         std::vector<float> buf(kGuard + kTileM * ldc + kGuard, kCanaryF32);
-        kernels.matmul_block(a.data(), lda, k_tiles, blocks, nb, buf.data() + kGuard, ldc);
+        kernels.matmul_block(a.data(), lda, kTileM, k_tiles, blocks, nb, buf.data() + kGuard, ldc,
+                             nullptr, 0);
         EXPECT_EQ(CountChanged(buf.data(), kGuard), 0u) << "write before c";
         EXPECT_EQ(CountChanged(buf.data() + kGuard + kTileM * ldc, kGuard), 0u) << "write after c";
         for (size_t m = 0; m < kTileM; ++m) {

@@ -27,7 +27,8 @@ void MergeInto(float* o, float* m, float* l, const float* o2, const float* m2, c
 // prefetching [prefetch, prefetch + prefetch_elems) spread over the calls: pages are not
 // adjacent in memory, so the hardware prefetchers cannot run ahead into the next one.
 template <typename BlockOf>
-void MatmulColumns(const CpuKernels& kernels, const bf16* a, size_t lda, size_t k_tiles,
+void MatmulColumns(const CpuKernels& kernels, const bf16* a, size_t lda, size_t rows,
+                   size_t k_tiles,
                    size_t blocks, BlockOf block_of, float* c, size_t ldc, const bf16* prefetch,
                    size_t prefetch_elems) {
   BBlock b[kMaxBlocksPerCall];
@@ -36,7 +37,7 @@ void MatmulColumns(const CpuKernels& kernels, const bf16* a, size_t lda, size_t 
   for (size_t j0 = 0, call = 0; j0 < blocks; j0 += kMaxBlocksPerCall, ++call) {
     const size_t nb = std::min(kMaxBlocksPerCall, blocks - j0);
     for (size_t j = 0; j < nb; ++j) b[j] = block_of(j0 + j);
-    kernels.matmul_block_prefetch(a, lda, k_tiles, b, nb, c + j0 * kTileN, ldc,
+    kernels.matmul_block(a, lda, rows, k_tiles, b, nb, c + j0 * kTileN, ldc,
                                   prefetch ? prefetch + call * share : nullptr,
                                   share * sizeof(bf16));
   }
@@ -60,13 +61,13 @@ void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, con
   for (size_t i = 0; i < num_pages; ++i) {
     const size_t valid = i + 1 == num_pages ? valid_last : bs;
     const bool more = i + 1 < num_pages;  // then the next page streams in under this one
-    MatmulColumns(kernels, q_tile, dim, dim / kTileK, (valid + kTileN - 1) / kTileN,
+    MatmulColumns(kernels, q_tile, dim, group, dim / kTileK, (valid + kTileN - 1) / kTileN,
                   [&](size_t j) { return layout.KBlock(k_pages[i], j); }, s, bs,
                   more ? k_pages[i + 1] : nullptr, layout.PageElems());
     const bool first = i == 0;
     kernels.softmax_tile(s, bs, group, valid, bs, scale, p, bs, first ? m : m_page,
                          first ? l : l_page);
-    MatmulColumns(kernels, p, bs, (valid + kTileK - 1) / kTileK, dim / kTileN,
+    MatmulColumns(kernels, p, bs, group, (valid + kTileK - 1) / kTileK, dim / kTileN,
                   [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, dim,
                   more ? v_pages[i + 1] : nullptr, layout.PageElems());
     if (first) {

@@ -1,4 +1,4 @@
-// The per-path CPU kernel table: the "cube" (a 16-row bf16 x bf16 -> fp32 matmul block on VNNI
+// The per-path CPU kernel table: the "cube" (a <= 16-row bf16 x bf16 -> fp32 matmul block on VNNI
 // tiles) and the vec kernel of attention (softmax of one score tile). Everything else is built
 // from these in generic code (fused_matmul.h, attention.h).
 //
@@ -56,17 +56,18 @@ struct TileOrder {
   }
 };
 
-// c[16][nb * 16] = a[16][k_tiles * 32] * [b[0] | ... | b[nb-1]], fp32 accumulation in k order
-// within each lane. a is row-major with lda elements per row, all 16 rows readable (callers pad
-// with zeros). 1 <= nb <= kMaxBlocksPerCall. c has ldc floats per row and is overwritten.
-using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
-                               size_t nb, float* c, size_t ldc);
-// The same, also prefetching [prefetch, prefetch + prefetch_bytes) into L2, spread evenly over
-// the k-steps so the prefetches overlap the tile math instead of stalling in one burst (the
-// attention partial hands it the next page while it computes the current one).
-using MatmulBlockPrefetchFn = void (*)(const bf16* a, size_t lda, size_t k_tiles,
-                                       const BBlock* b, size_t nb, float* c, size_t ldc,
-                                       const void* prefetch, size_t prefetch_bytes);
+// c[r][0, nb * 16) = a[r][0, k_tiles * 32) . [b[0] | ... | b[nb-1]] for rows r < rows (<= 16),
+// fp32 accumulation in k order within each lane. a is row-major with lda elements per row and
+// all 16 rows readable (callers pad with zeros); rows >= `rows` of c are unspecified. Fewer
+// rows is less work where the path can skip it (AMX: tiles configured with `rows` rows; the
+// attention runs its 5 query heads of a 14B group, not 16). c has ldc floats per row and is
+// overwritten. 1 <= nb <= kMaxBlocksPerCall. The kernel also prefetches
+// [prefetch, prefetch + prefetch_bytes) into L2 (nullptr: none), spread over its k-steps so
+// the prefetches overlap the math instead of stalling in one burst (attention hands it the
+// next KV page).
+using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t rows, size_t k_tiles,
+                               const BBlock* b, size_t nb, float* c, size_t ldc,
+                               const void* prefetch, size_t prefetch_bytes);
 
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
@@ -79,7 +80,6 @@ using SoftmaxTileFn = void (*)(const float* raw, size_t ldr, size_t rows, size_t
 struct CpuKernels {
   CpuPath path;
   MatmulBlockFn matmul_block;
-  MatmulBlockPrefetchFn matmul_block_prefetch;
   SoftmaxTileFn softmax_tile;
 };
 

@@ -22,20 +22,23 @@ struct alignas(64) TileConfig {
   uint8_t rows[16];
 };
 
-static void EnsureTilesConfigured() {
-  // Reloaded when another AMX user (oneDNN, in the benchmark's peer) may have changed this
-  // thread's tile configuration since: see InvalidateTileConfigs().
+// C (tmm0-3) and A (tmm4) have `rows` rows, B (tmm5-7) 16. The configuration is reloaded
+// when the row count changes (the attention's query group vs a 16-row batch tile), or when
+// another AMX user (oneDNN, the benchmark's peer) may have changed it: InvalidateTileConfigs().
+static void EnsureTilesConfigured(size_t rows) {
   thread_local uint64_t configured_epoch = 0;
+  thread_local size_t configured_rows = 0;
   const uint64_t epoch = TileConfigEpoch();
-  if (configured_epoch == epoch) return;
+  if (configured_epoch == epoch && configured_rows == rows) return;
   TileConfig cfg = {};
   cfg.palette_id = 1;
   for (int i = 0; i < 8; ++i) {
-    cfg.rows[i] = 16;
+    cfg.rows[i] = static_cast<uint8_t>(i < 5 ? rows : 16);
     cfg.colsb[i] = 64;
   }
   _tile_loadconfig(&cfg);
   configured_epoch = epoch;
+  configured_rows = rows;
 }
 
 
@@ -94,10 +97,10 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock
   if constexpr (NB > 3) _tile_stored(3, c + 3 * kTileN, c_stride);
 }
 
-static void MatmulBlockPrefetch(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
-                                size_t nb, float* c, size_t ldc, const void* prefetch,
-                                size_t prefetch_bytes) {
-  EnsureTilesConfigured();
+static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                        size_t nb, float* c, size_t ldc, const void* prefetch,
+                        size_t prefetch_bytes) {
+  EnsureTilesConfigured(rows);
   const char* pf = static_cast<const char*>(prefetch);
   const size_t lines = prefetch_bytes / kPrefetchLine;
   switch (nb) {
@@ -108,14 +111,8 @@ static void MatmulBlockPrefetch(const bf16* a, size_t lda, size_t k_tiles, const
   }
 }
 
-static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, size_t nb,
-                        float* c, size_t ldc) {
-  MatmulBlockPrefetch(a, lda, k_tiles, b, nb, c, ldc, nullptr, 0);
-}
-
 }  // namespace amx
 
-extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::MatmulBlockPrefetch,
-                                       amx::SoftmaxTile};
+extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::SoftmaxTile};
 
 }  // namespace qwen3::cpu

@@ -9,17 +9,19 @@ namespace avx2 {
 
 #include "kernels/cpu/softmax_tile-inl.h"
 
-static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, size_t nb,
-                        float* c, size_t ldc) {
+// Compute-bound at batch 16 (notes/cpu-amx.md): the prefetch hint would not change its speed.
+static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                        size_t nb, float* c, size_t ldc, const void*, size_t) {
   const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-  for (size_t m = 0; m < kTileM; ++m) {
+  const size_t row_end = (rows + 3) / 4 * 4;  // whole 4-row chunks; a has 16 readable rows
+  for (size_t m = 0; m < row_end; ++m) {
     for (size_t n = 0; n < nb * kTileN; ++n) c[m * ldc + n] = 0.0f;
   }
   for (size_t j = 0; j < nb; ++j) {
     for (size_t t = 0; t < k_tiles; ++t) {
       const bf16* tile = b[j].data + t * b[j].ktile_stride;
       const bf16* a_tile = a + t * kTileK;
-      for (size_t m0 = 0; m0 < kTileM; m0 += 4) {
+      for (size_t m0 = 0; m0 < row_end; m0 += 4) {
         __m256 acc[4][2];
         for (int r = 0; r < 4; ++r) {
           acc[r][0] = _mm256_loadu_ps(c + (m0 + r) * ldc + j * kTileN);
@@ -54,14 +56,8 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock*
   }
 }
 
-// These paths are compute-bound at batch 16: prefetching would not change their speed.
-static void MatmulBlockPrefetch(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
-                                size_t nb, float* c, size_t ldc, const void*, size_t) {
-  MatmulBlock(a, lda, k_tiles, b, nb, c, ldc);
-}
-
 }  // namespace avx2
 
-extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock, avx2::MatmulBlockPrefetch, avx2::SoftmaxTile};
+extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock, avx2::SoftmaxTile};
 
 }  // namespace qwen3::cpu

@@ -17,9 +17,9 @@ namespace avx512 {
 #include "kernels/cpu/softmax_tile_avx512-inl.h"
 
 template <size_t NB>
-static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, float* c,
-                         size_t ldc) {
-  for (size_t m = 0; m < kTileM; ++m) {
+static void MatmulBlockN(const bf16* a, size_t lda, size_t row_end, size_t k_tiles,
+                         const BBlock* b, float* c, size_t ldc) {
+  for (size_t m = 0; m < row_end; ++m) {
     for (size_t j = 0; j < NB; ++j) _mm512_storeu_ps(c + m * ldc + j * kTileN, _mm512_setzero_ps());
   }
 #ifndef QW_AVX512_BF16
@@ -27,7 +27,7 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock
 #endif
   for (size_t t = 0; t < k_tiles; ++t) {
     const bf16* a_tile = a + t * kTileK;
-    for (size_t m0 = 0; m0 < kTileM; m0 += 4) {
+    for (size_t m0 = 0; m0 < row_end; m0 += 4) {
       __m512 acc[4][NB];
       for (size_t r = 0; r < 4; ++r) {
         for (size_t j = 0; j < NB; ++j) acc[r][j] = _mm512_loadu_ps(c + (m0 + r) * ldc + j * kTileN);
@@ -69,30 +69,25 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock
   }
 }
 
-static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, size_t nb,
-                        float* c, size_t ldc) {
+// Compute-bound at batch 16 (notes/cpu-amx.md): the prefetch hint would not change its speed.
+static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                        size_t nb, float* c, size_t ldc, const void*, size_t) {
+  const size_t row_end = (rows + 3) / 4 * 4;  // whole 4-row chunks; a has 16 readable rows
   switch (nb) {
-    case 1: return MatmulBlockN<1>(a, lda, k_tiles, b, c, ldc);
-    case 2: return MatmulBlockN<2>(a, lda, k_tiles, b, c, ldc);
-    case 3: return MatmulBlockN<3>(a, lda, k_tiles, b, c, ldc);
-    default: return MatmulBlockN<4>(a, lda, k_tiles, b, c, ldc);
+    case 1: return MatmulBlockN<1>(a, lda, row_end, k_tiles, b, c, ldc);
+    case 2: return MatmulBlockN<2>(a, lda, row_end, k_tiles, b, c, ldc);
+    case 3: return MatmulBlockN<3>(a, lda, row_end, k_tiles, b, c, ldc);
+    default: return MatmulBlockN<4>(a, lda, row_end, k_tiles, b, c, ldc);
   }
-}
-
-// Compute-bound at batch 16 (notes/cpu-amx.md): prefetching would not change the speed.
-static void MatmulBlockPrefetch(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
-                                size_t nb, float* c, size_t ldc, const void*, size_t) {
-  MatmulBlock(a, lda, k_tiles, b, nb, c, ldc);
 }
 
 }  // namespace avx512 / avx512bf16
 
 #ifdef QW_AVX512_BF16
 extern const CpuKernels kKernelsAvx512Bf16 = {CpuPath::kAvx512Bf16, avx512bf16::MatmulBlock,
-                                              avx512bf16::MatmulBlockPrefetch,
                                               avx512bf16::SoftmaxTile};
 #else
-extern const CpuKernels kKernelsAvx512 = {CpuPath::kAvx512, avx512::MatmulBlock, avx512::MatmulBlockPrefetch,
+extern const CpuKernels kKernelsAvx512 = {CpuPath::kAvx512, avx512::MatmulBlock,
                                           avx512::SoftmaxTile};
 #endif
 

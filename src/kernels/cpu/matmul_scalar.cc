@@ -6,10 +6,10 @@ namespace scalar {
 
 #include "kernels/cpu/softmax_tile-inl.h"
 
-static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b, size_t nb,
-                        float* c, size_t ldc) {
+static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                        size_t nb, float* c, size_t ldc, const void*, size_t) {
   for (size_t j = 0; j < nb; ++j) {
-    for (size_t m = 0; m < kTileM; ++m) {
+    for (size_t m = 0; m < rows; ++m) {
       for (size_t n = 0; n < kTileN; ++n) {
         float acc = 0.0f;
         for (size_t t = 0; t < k_tiles; ++t) {
@@ -27,15 +27,9 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t k_tiles, const BBlock*
   }
 }
 
-// These paths are compute-bound at batch 16: prefetching would not change their speed.
-static void MatmulBlockPrefetch(const bf16* a, size_t lda, size_t k_tiles, const BBlock* b,
-                                size_t nb, float* c, size_t ldc, const void*, size_t) {
-  MatmulBlock(a, lda, k_tiles, b, nb, c, ldc);
-}
-
 }  // namespace scalar
 
-extern const CpuKernels kKernelsScalar = {CpuPath::kScalar, scalar::MatmulBlock, scalar::MatmulBlockPrefetch,
+extern const CpuKernels kKernelsScalar = {CpuPath::kScalar, scalar::MatmulBlock,
                                           scalar::SoftmaxTile};
 
 }  // namespace qwen3::cpu
