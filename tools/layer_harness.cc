@@ -15,8 +15,8 @@ LayerHarness::LayerHarness(const LayerHarnessOptions& o) : options_(o) {
   if (o.batch < 1) throw Error("batch " + std::to_string(o.batch) + ": expected at least 1");
   if (o.max_seq < 1) throw Error("max_seq " + std::to_string(o.max_seq) + ": expected at least 1");
   if (o.block_size == 0 || o.block_size % cpu::kTileK != 0 || o.block_size > cpu::kMaxBlockSize) {
-    throw Error("block size " + std::to_string(o.block_size) + ": expected a multiple of 32 up to " +
-                std::to_string(cpu::kMaxBlockSize));
+    throw Error("block size " + std::to_string(o.block_size) +
+                ": expected a multiple of 32 up to " + std::to_string(cpu::kMaxBlockSize));
   }
   const size_t mb = shape_.MaxBlocksPerSeq();
   shape_.num_blocks = o.kv_blocks ? o.kv_blocks : o.batch * mb;

@@ -19,18 +19,18 @@
 namespace qwen3 {
 
 struct LayerHarnessOptions {
-  std::string config = "14b";        // preset or path to a config.json
-  int vocab = 0;                     // > 0 overrides the config's vocab
+  std::string config = "14b";  // preset or path to a config.json
+  int vocab = 0;               // > 0 overrides the config's vocab
   size_t batch = 16;
-  bool all_max_seq = false;          // every seq_len = max_seq, else random 1..max_seq
-  std::vector<int32_t> seq_lens;     // explicit seq_lens (one per user), overrides both
+  bool all_max_seq = false;       // every seq_len = max_seq, else random 1..max_seq
+  std::vector<int32_t> seq_lens;  // explicit seq_lens (one per user), overrides both
   LmHeadMode lm_head = LmHeadMode::kFull;
   uint64_t seed = 0;
-  size_t threads = 0;                // 0 = all cores
+  size_t threads = 0;  // 0 = all cores
   size_t max_seq = 4096;
   size_t block_size = 128;
-  size_t kv_blocks = 0;              // KV pool size; 0 = batch * ceil(max_seq / block_size)
-  size_t pages_per_split = 0;        // 0 = automatic (DecodeLayer::PagesPerSplit)
+  size_t kv_blocks = 0;        // KV pool size; 0 = batch * ceil(max_seq / block_size)
+  size_t pages_per_split = 0;  // 0 = automatic (DecodeLayer::PagesPerSplit)
 };
 
 struct HarnessCheck {
@@ -62,7 +62,7 @@ class LayerHarness {
   void Step(StageTimes* times = nullptr) { StepWith(*layer_, times); }
   // The same step through another program instance (the benchmark's variants).
   void StepWith(DecodeLayer& layer, StageTimes* times = nullptr);
-  const std::vector<float>& out() const { return out_; }              // [batch, vocab]
+  const std::vector<float>& out() const { return out_; }                 // [batch, vocab]
   const std::vector<bf16>& next_hidden() const { return next_hidden_; }  // [batch, hidden]
 
   // Runs the golden on the harness's seed-layout tensors and compares with the last Step.

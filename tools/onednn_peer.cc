@@ -28,8 +28,8 @@ OneDnnMatmul::OneDnnMatmul(size_t m, size_t k, size_t n, const bf16* w, bool out
   const memory::desc any_w_md({K, N}, memory::data_type::bf16, memory::format_tag::any);
   const memory::desc dst_md({M, N}, memory::data_type::f32, memory::format_tag::ab);
   try {
-    const dnnl::matmul::primitive_desc pd(
-        dnnl::matmul::desc(src_md, any_w_md, dst_md), impl_->engine);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, any_w_md, dst_md),
+                                          impl_->engine);
     impl_->prim = dnnl::matmul(pd);
     impl_->src = memory(src_md, impl_->engine, const_cast<bf16*>(src));
     impl_->dst = memory(pd.dst_desc(), impl_->engine);
@@ -38,17 +38,17 @@ OneDnnMatmul::OneDnnMatmul(size_t m, size_t k, size_t n, const bf16* w, bool out
     dnnl::reorder(user_w, impl_->weights).execute(impl_->stream, user_w, impl_->weights);
     impl_->stream.wait();
   } catch (const dnnl::error& e) {
-    throw Error(std::string("oneDNN matmul ") + std::to_string(m) + "x" + std::to_string(k) +
-                "x" + std::to_string(n) + ": " + e.what());
+    throw Error(std::string("oneDNN matmul ") + std::to_string(m) + "x" + std::to_string(k) + "x" +
+                std::to_string(n) + ": " + e.what());
   }
 }
 
 OneDnnMatmul::~OneDnnMatmul() = default;
 
 void OneDnnMatmul::Run() {
-  impl_->prim.execute(impl_->stream, {{DNNL_ARG_SRC, impl_->src},
-                                      {DNNL_ARG_WEIGHTS, impl_->weights},
-                                      {DNNL_ARG_DST, impl_->dst}});
+  impl_->prim.execute(
+      impl_->stream,
+      {{DNNL_ARG_SRC, impl_->src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, impl_->dst}});
   impl_->stream.wait();
 }
 

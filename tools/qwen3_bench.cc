@@ -9,7 +9,6 @@
 //
 //   qwen3-bench -b 16 --max-seq --json bench.json
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -84,19 +83,25 @@ std::optional<PeerStats> TimePeer(LayerHarness& h, Stage stage, ReadBandwidthPro
   std::vector<Shape> shapes;
   switch (stage) {
     case Stage::kQkvProj:
-      shapes = {{hid, q, t.wq.data(), false}, {hid, kv, t.wk.data(), false},
+      shapes = {{hid, q, t.wq.data(), false},
+                {hid, kv, t.wk.data(), false},
                 {hid, kv, t.wv.data(), false}};
       break;
-    case Stage::kOutProj: shapes = {{q, hid, t.wo.data(), false}}; break;
+    case Stage::kOutProj:
+      shapes = {{q, hid, t.wo.data(), false}};
+      break;
     case Stage::kGateUpSilu:
       shapes = {{hid, inter, t.w_gate.data(), false}, {hid, inter, t.w_up.data(), false}};
       break;
-    case Stage::kDownProj: shapes = {{inter, hid, t.w_down.data(), false}}; break;
+    case Stage::kDownProj:
+      shapes = {{inter, hid, t.w_down.data(), false}};
+      break;
     case Stage::kLmHead:
       if (t.lm_rows == 0) return std::nullopt;
       shapes = {{hid, t.lm_rows, t.lm_head.data(), true}};
       break;
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
   size_t max_k = 0;
   for (const Shape& s : shapes) max_k = std::max(max_k, s.k);
@@ -152,8 +157,7 @@ int Main(int argc, char** argv) {
                 ToString(o.lm_head), cpu::ToString(h.path()), threads);
 
     const size_t h_pps = h.layer().PagesPerSplit(h.batch(), o.block_size);
-    const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps,
-                                  o.block_size);
+    const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps, o.block_size);
     ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
     const StageStats ours = TimeSteps(h, h.layer(), probe, bytes, warmup, steps);
 
@@ -177,7 +181,8 @@ int Main(int argc, char** argv) {
       vo.attention_per_user = true;
       DecodeLayer per_user(c, vo, h.kernels(), h.pool());
       const StageStats pu = TimeSteps(h, per_user, probe, bytes, warmup, steps);
-      const StageStats fused = TimeSteps(h, h.layer(), probe, bytes, warmup, steps);  // same conditions
+      const StageStats fused =
+          TimeSteps(h, h.layer(), probe, bytes, warmup, steps);  // same conditions
       auto pick = [](const StageStats& s, std::initializer_list<Stage> st) {
         nlohmann::json j = nlohmann::json::object();
         for (Stage x : st) j[ToString(x)] = s.stage[static_cast<size_t>(x)].median;
@@ -193,14 +198,16 @@ int Main(int argc, char** argv) {
       variants["attention_per_user_ms"] = pick(pu, att);
       std::printf("\nvariant (median ms)        %12s %12s %12s %12s %9s\n", "out_proj", "gate_up",
                   "down_proj", "step", "step %bw");
-      for (auto [name, s] : {std::pair{"fused epilogues", &fused}, std::pair{"unfused + pass", &un}}) {
+      for (auto [name, s] :
+           {std::pair{"fused epilogues", &fused}, std::pair{"unfused + pass", &un}}) {
         std::printf("%-26s %12.3f %12.3f %12.3f %12.3f %8.1f%%\n", name,
                     s->stage[static_cast<size_t>(Stage::kOutProj)].median,
                     s->stage[static_cast<size_t>(Stage::kGateUpSilu)].median,
                     s->stage[static_cast<size_t>(Stage::kDownProj)].median, s->total.median,
                     s->total_pct.median);
       }
-      std::printf("%-26s %12s %12s %12s %12s %9s\n", "", "attention", "merge", "", "step", "step %bw");
+      std::printf("%-26s %12s %12s %12s %12s %9s\n", "", "attention", "merge", "", "step",
+                  "step %bw");
       for (auto [name, s] : {std::pair{"flat dispatch", &fused}, std::pair{"one per user", &pu}}) {
         std::printf("%-26s %12.3f %12.3f %12s %12.3f %8.1f%%\n", name,
                     s->stage[static_cast<size_t>(Stage::kAttention)].median,
@@ -222,8 +229,10 @@ int Main(int argc, char** argv) {
     const double read_gbs = ours.bw.median;
     nlohmann::json j;
     j["read_bw_gbs"] = read_gbs;
-    j["read_bw"] = {{"bytes", probe.bytes()}, {"passes", SummaryJson(ours.bw)},
-                    {"note", "one pass before each timed step; pct_bw = median of per-step ratios"}};
+    j["read_bw"] = {
+        {"bytes", probe.bytes()},
+        {"passes", SummaryJson(ours.bw)},
+        {"note", "one pass before each timed step; pct_bw = median of per-step ratios"}};
     j["path"] = cpu::ToString(h.path());
     j["threads"] = threads;
     j["config"] = c.name;
@@ -236,14 +245,20 @@ int Main(int argc, char** argv) {
     double total_bytes = 0;
     j["stages"] = nlohmann::json::array();
     for (size_t s = 0; s < kNumStages; ++s) {
-      if (bytes[s] == 0 || (s == static_cast<size_t>(Stage::kLmHead) && h.tensors().lm_rows == 0)) continue;
+      if (bytes[s] == 0 || (s == static_cast<size_t>(Stage::kLmHead) && h.tensors().lm_rows == 0))
+        continue;
       const Summary& t = ours.stage[s];
       total_bytes += bytes[s];
       const double gbs = bytes[s] / (t.median * 1e-3) / 1e9;
-      nlohmann::json st = {{"name", ToString(static_cast<Stage>(s))}, {"bytes", bytes[s]},
-                           {"ms", t.median}, {"ms_min", t.min}, {"ms_max", t.max},
-                           {"gbs", gbs}, {"pct_bw", ours.stage_pct[s].median},
-                           {"pct_bw_min", ours.stage_pct[s].min}, {"pct_bw_max", ours.stage_pct[s].max},
+      nlohmann::json st = {{"name", ToString(static_cast<Stage>(s))},
+                           {"bytes", bytes[s]},
+                           {"ms", t.median},
+                           {"ms_min", t.min},
+                           {"ms_max", t.max},
+                           {"gbs", gbs},
+                           {"pct_bw", ours.stage_pct[s].median},
+                           {"pct_bw_min", ours.stage_pct[s].min},
+                           {"pct_bw_max", ours.stage_pct[s].max},
                            {"peer_gbs", nullptr}};
       char peer_col[48] = "       -";
       if (peer[s]) {
@@ -262,12 +277,18 @@ int Main(int argc, char** argv) {
     std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%%\n", "total", total_bytes / 1e6,
                 ours.total.median, ours.total.min, ours.total.max, total_gbs,
                 ours.total_pct.median);
-    std::printf("read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
-                "step [%.2f..%.2f]\n",
-                read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max);
-    j["total"] = {{"bytes", total_bytes}, {"ms", ours.total.median}, {"ms_min", ours.total.min},
-                  {"ms_max", ours.total.max}, {"gbs", total_gbs}, {"pct_bw", ours.total_pct.median},
-                  {"pct_bw_min", ours.total_pct.min}, {"pct_bw_max", ours.total_pct.max}};
+    std::printf(
+        "read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
+        "step [%.2f..%.2f]\n",
+        read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max);
+    j["total"] = {{"bytes", total_bytes},
+                  {"ms", ours.total.median},
+                  {"ms_min", ours.total.min},
+                  {"ms_max", ours.total.max},
+                  {"gbs", total_gbs},
+                  {"pct_bw", ours.total_pct.median},
+                  {"pct_bw_min", ours.total_pct.min},
+                  {"pct_bw_max", ours.total_pct.max}};
     j["variants"] = variants;
     if (!json_path.empty()) {
       std::ofstream out(json_path);

@@ -46,7 +46,8 @@ uint64_t SumChunkGeneric(const uint8_t* p) {
 ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, size_t bytes)
     : pool_(pool), buffer_(std::max<size_t>(1, bytes / kChunkBytes) * kChunkBytes) {
   pool_.Spmd(buffer_.size() / kChunkBytes, [&](size_t c, size_t) {  // first touch by the workers
-    for (size_t i = 0; i < kChunkBytes; i += 64) buffer_[c * kChunkBytes + i] = static_cast<uint8_t>(c + i);
+    for (size_t i = 0; i < kChunkBytes; i += 64)
+      buffer_[c * kChunkBytes + i] = static_cast<uint8_t>(c + i);
   });
   Pass();  // warm-up
 }
@@ -55,10 +56,13 @@ double ReadBandwidthProbe::Pass() {
   const bool avx512 = GetCpuFeatures().avx512;
   std::atomic<uint64_t> sink{0};
   const auto t0 = std::chrono::steady_clock::now();
-  pool_.Spmd(buffer_.size() / kChunkBytes, [&](size_t c, size_t) {
-    const uint8_t* p = buffer_.data() + c * kChunkBytes;
-    sink.fetch_add(avx512 ? SumChunkAvx512(p) : SumChunkGeneric(p), std::memory_order_relaxed);
-  }, "read_bandwidth");
+  pool_.Spmd(
+      buffer_.size() / kChunkBytes,
+      [&](size_t c, size_t) {
+        const uint8_t* p = buffer_.data() + c * kChunkBytes;
+        sink.fetch_add(avx512 ? SumChunkAvx512(p) : SumChunkGeneric(p), std::memory_order_relaxed);
+      },
+      "read_bandwidth");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   sink_ += sink.load();
   return static_cast<double>(buffer_.size()) / s / 1e9;

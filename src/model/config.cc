@@ -6,10 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <system_error>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -214,8 +213,8 @@ Qwen3Config LoadHfConfig(const std::string& path) {
 }
 
 Qwen3Config ResolveConfig(const std::string& preset_or_path) {
-  const bool is_path = preset_or_path.find('/') != std::string::npos ||
-                       preset_or_path.ends_with(".json");
+  const bool is_path =
+      preset_or_path.find('/') != std::string::npos || preset_or_path.ends_with(".json");
   return is_path ? LoadHfConfig(preset_or_path) : PresetConfig(preset_or_path);
 }
 

@@ -42,61 +42,70 @@ template <typename Epi>
 void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
              size_t lda, size_t rows, const PackedMatrix& w, float* scratch, Epi epi) {
   const size_t n = w.n();
-  pool.Spmd(Groups(w), [&](size_t g, size_t) {
-    const ColumnGroup cg = GroupOf(w, g);
-    cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
-                     [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-                       for (size_t r = 0; r < tile_rows; ++r) {
-                         for (size_t j = 0; j < cg.cols; ++j) {
-                           const float acc = c[r * ldc + j];
-                           if (scratch) {
-                             scratch[(row0 + r) * n + cg.col0 + j] = acc;
-                           } else {
-                             epi(row0 + r, cg.col0 + j, acc);
+  pool.Spmd(
+      Groups(w),
+      [&](size_t g, size_t) {
+        const ColumnGroup cg = GroupOf(w, g);
+        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+                         [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                           for (size_t r = 0; r < tile_rows; ++r) {
+                             for (size_t j = 0; j < cg.cols; ++j) {
+                               const float acc = c[r * ldc + j];
+                               if (scratch) {
+                                 scratch[(row0 + r) * n + cg.col0 + j] = acc;
+                               } else {
+                                 epi(row0 + r, cg.col0 + j, acc);
+                               }
+                             }
                            }
-                         }
-                       }
-                     });
-  }, name);
+                         });
+      },
+      name);
   if (scratch == nullptr) return;
-  pool.Spmd(rows, [&](size_t r, size_t) {
-    for (size_t col = 0; col < n; ++col) epi(r, col, scratch[r * n + col]);
-  }, name);
+  pool.Spmd(
+      rows,
+      [&](size_t r, size_t) {
+        for (size_t col = 0; col < n; ++col) epi(r, col, scratch[r * n + col]);
+      },
+      name);
 }
 
 // gate and up interleaved in one matrix (PackedMatrix::FromInOutInterleaved): the C block of
 // each 64-column group holds 32 gate columns, then the up columns of the same 32 outputs, so
-// one K loop feeds both. epi(row, col, gate, up) for col < w.n() / 2; the unfused variant
-// uses an fp32 [rows, w.n()] scratch.
+// one K loop feeds both. epi(row, col, gate, up, count) for outputs [col, col + count) of a
+// row; the unfused variant uses an fp32 [rows, w.n()] scratch.
 template <typename Epi>
 void ProjectGateUp(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
                    size_t lda, size_t rows, const PackedMatrix& w, float* scratch, Epi epi) {
   constexpr size_t kHalf = cpu::kTileK;  // 32 outputs per group
   const size_t n = w.n();
-  pool.Spmd(Groups(w), [&](size_t g, size_t) {
-    const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
-    cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
-                     [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-                       for (size_t r = 0; r < tile_rows; ++r) {
-                         if (scratch) {
-                           std::memcpy(scratch + (row0 + r) * n + cg.col0, c + r * ldc,
-                                       cg.cols * sizeof(float));
-                           continue;
-                         }
-                         for (size_t j = 0; j < kHalf; ++j) {
-                           epi(row0 + r, g * kHalf + j, c[r * ldc + j], c[r * ldc + kHalf + j]);
-                         }
-                       }
-                     });
-  }, name);
+  pool.Spmd(
+      Groups(w),
+      [&](size_t g, size_t) {
+        const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
+        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+                         [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                           for (size_t r = 0; r < tile_rows; ++r) {
+                             if (scratch) {
+                               std::memcpy(scratch + (row0 + r) * n + cg.col0, c + r * ldc,
+                                           cg.cols * sizeof(float));
+                             } else {
+                               epi(row0 + r, g * kHalf, c + r * ldc, c + r * ldc + kHalf, kHalf);
+                             }
+                           }
+                         });
+      },
+      name);
   if (scratch == nullptr) return;
-  pool.Spmd(rows, [&](size_t r, size_t) {
-    const float* row = scratch + r * n;
-    for (size_t col = 0; col < n / 2; ++col) {
-      const size_t base = col / kHalf * 2 * kHalf + col % kHalf;
-      epi(r, col, row[base], row[base + kHalf]);
-    }
-  }, name);
+  pool.Spmd(
+      rows,
+      [&](size_t r, size_t) {
+        for (size_t col = 0; col < n / 2; col += kHalf) {
+          const float* group = scratch + r * n + col * 2;
+          epi(r, col, group, group + kHalf, kHalf);
+        }
+      },
+      name);
 }
 
 constexpr size_t kMaxPagesPerSplit = 64;
@@ -117,9 +126,10 @@ void Timed(StageTimes* times, Stage stage, F&& f) {
 
 const char* ToString(Stage stage) {
   static constexpr const char* kNames[kNumStages] = {
-      "input_rmsnorm", "qkv_proj",     "qk_norm_rope_cache", "attention",
-      "attention_merge", "out_proj_residual", "post_rmsnorm", "gate_up_silu",
-      "down_proj_residual", "final_rmsnorm", "lm_head"};
+      "input_rmsnorm", "qkv_proj",        "qk_norm_rope_cache",
+      "attention",     "attention_merge", "out_proj_residual",
+      "post_rmsnorm",  "gate_up_silu",    "down_proj_residual",
+      "final_rmsnorm", "lm_head"};
   const size_t i = static_cast<size_t>(stage);
   return i < kNumStages ? kNames[i] : "?";
 }
@@ -189,8 +199,8 @@ size_t DecodeLayer::Splits(int32_t seq_len, size_t block_size, size_t pages_per_
   return (pages + pages_per_split - 1) / pages_per_split;
 }
 
-void DecodeLayer::Validate(const DecodeBatch& batch, const PagedKvCache& kv,
-                           const RopeTable& rope, const bf16* hidden) const {
+void DecodeLayer::Validate(const DecodeBatch& batch, const PagedKvCache& kv, const RopeTable& rope,
+                           const bf16* hidden) const {
   const size_t n = batch.batch, bs = kv.layout().block_size;
   if (n < 1 || n > options_.max_batch) {
     throw Error("batch = " + std::to_string(n) + ": expected 1.." +
@@ -223,16 +233,16 @@ void DecodeLayer::Validate(const DecodeBatch& batch, const PagedKvCache& kv,
     const int32_t* row = batch.block_table + b * batch.max_blocks_per_seq;
     for (size_t sb = 0; sb < pages; ++sb) {
       if (row[sb] < 0 || static_cast<size_t>(row[sb]) >= kv.num_blocks()) {
-        throw Error("block_table[" + std::to_string(b) + ", " + std::to_string(sb) + "] = " +
-                    std::to_string(row[sb]) + ": expected a block in 0.." +
+        throw Error("block_table[" + std::to_string(b) + ", " + std::to_string(sb) +
+                    "] = " + std::to_string(row[sb]) + ": expected a block in 0.." +
                     std::to_string(kv.num_blocks() - 1) + " (the KV pool)");
       }
     }
     const size_t pos = static_cast<size_t>(len) - 1;
     const int64_t expected = static_cast<int64_t>(row[pos / bs]) * bs + pos % bs;
     if (batch.slot_mapping[b] != expected) {
-      throw Error("slot_mapping[" + std::to_string(b) + "] = " +
-                  std::to_string(batch.slot_mapping[b]) + ": expected " +
+      throw Error("slot_mapping[" + std::to_string(b) +
+                  "] = " + std::to_string(batch.slot_mapping[b]) + ": expected " +
                   std::to_string(expected) + " (block_table[" + std::to_string(b) + ", " +
                   std::to_string(pos / bs) + "] * " + std::to_string(bs) + " + " +
                   std::to_string(pos % bs) + " for seq_len " + std::to_string(len) + ")");
@@ -268,9 +278,12 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   const cpu::CpuKernels& k = kernels_;
 
   Timed(times, Stage::kInputNorm, [&] {
-    pool_.Spmd(n, [&](size_t b, size_t) {
-      cpu::RmsNormToBf16(hidden + b * h, w.input_norm.data(), h, eps, normed_.data() + b * h);
-    }, ToString(Stage::kInputNorm));
+    pool_.Spmd(
+        n,
+        [&](size_t b, size_t) {
+          cpu::RmsNormToBf16(hidden + b * h, w.input_norm.data(), h, eps, normed_.data() + b * h);
+        },
+        ToString(Stage::kInputNorm));
   });
 
   // q, k and v: one dispatch over the 64-column groups of all three.
@@ -279,48 +292,55 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     float* outs[3] = {q_proj_.data(), k_proj_.data(), v_proj_.data()};
     const size_t lds[3] = {q_dim, kv_dim, kv_dim};
     const size_t groups[3] = {Groups(w.wq), Groups(w.wk), Groups(w.wv)};
-    pool_.Spmd(groups[0] + groups[1] + groups[2], [&](size_t g, size_t) {
-      size_t m = 0;
-      while (g >= groups[m]) g -= groups[m++];
-      const ColumnGroup cg = GroupOf(*mats[m], g);
-      float* out = outs[m];
-      const size_t ld = lds[m];
-      cpu::MatmulGroup(k, normed_.data(), h, n, *mats[m], cg.j0, cg.nb,
-                       [&](size_t row0, size_t rows, const float* c, size_t ldc) {
-                         for (size_t r = 0; r < rows; ++r) {
-                           std::memcpy(out + (row0 + r) * ld + cg.col0, c + r * ldc, cg.cols * 4);
-                         }
-                       });
-    }, ToString(Stage::kQkvProj));
+    pool_.Spmd(
+        groups[0] + groups[1] + groups[2],
+        [&](size_t g, size_t) {
+          size_t m = 0;
+          while (g >= groups[m]) g -= groups[m++];
+          const ColumnGroup cg = GroupOf(*mats[m], g);
+          float* out = outs[m];
+          const size_t ld = lds[m];
+          cpu::MatmulGroup(k, normed_.data(), h, n, *mats[m], cg.j0, cg.nb,
+                           [&](size_t row0, size_t rows, const float* c, size_t ldc) {
+                             for (size_t r = 0; r < rows; ++r) {
+                               std::memcpy(out + (row0 + r) * ld + cg.col0, c + r * ldc,
+                                           cg.cols * 4);
+                             }
+                           });
+        },
+        ToString(Stage::kQkvProj));
   });
 
   // Per (user, KV head): q/k RMSNorm, RoPE at the current position, bf16; K/V into the cache,
   // the group's q heads into a zero-padded 16-row tile.
   Timed(times, Stage::kQkNormRopeCache, [&] {
-    pool_.Spmd(n * heads_kv, [&](size_t i, size_t) {
-      const size_t b = i / heads_kv, kvh = i % heads_kv;
-      const size_t pos = static_cast<size_t>(batch.seq_lens[b]) - 1;
-      const float* cos = rope.cos.data() + pos * dim;
-      const float* sin = rope.sin.data() + pos * dim;
-      float x[cpu::kMaxHeadDim];
-      bf16 kb[cpu::kMaxHeadDim], vb[cpu::kMaxHeadDim];
-      std::memcpy(x, k_proj_.data() + b * kv_dim + kvh * dim, dim * 4);
-      cpu::RmsNormInPlace(x, w.k_norm.data(), dim, eps);
-      cpu::RopeHalfInPlace(x, cos, sin, dim);
-      const float* v = v_proj_.data() + b * kv_dim + kvh * dim;
-      for (size_t d = 0; d < dim; ++d) {
-        kb[d] = F32ToBf16(x[d]);
-        vb[d] = F32ToBf16(v[d]);
-      }
-      kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
-      bf16* tile = q_tiles_.data() + i * kTileM * dim;
-      for (size_t g = 0; g < group; ++g) {
-        std::memcpy(x, q_proj_.data() + b * q_dim + (kvh * group + g) * dim, dim * 4);
-        cpu::RmsNormInPlace(x, w.q_norm.data(), dim, eps);
-        cpu::RopeHalfInPlace(x, cos, sin, dim);
-        for (size_t d = 0; d < dim; ++d) tile[g * dim + d] = F32ToBf16(x[d]);
-      }
-    }, ToString(Stage::kQkNormRopeCache));
+    pool_.Spmd(
+        n * heads_kv,
+        [&](size_t i, size_t) {
+          const size_t b = i / heads_kv, kvh = i % heads_kv;
+          const size_t pos = static_cast<size_t>(batch.seq_lens[b]) - 1;
+          const float* cos = rope.cos.data() + pos * dim;
+          const float* sin = rope.sin.data() + pos * dim;
+          float x[cpu::kMaxHeadDim];
+          bf16 kb[cpu::kMaxHeadDim], vb[cpu::kMaxHeadDim];
+          std::memcpy(x, k_proj_.data() + b * kv_dim + kvh * dim, dim * 4);
+          cpu::RmsNormInPlace(x, w.k_norm.data(), dim, eps);
+          cpu::RopeHalfInPlace(x, cos, sin, dim);
+          const float* v = v_proj_.data() + b * kv_dim + kvh * dim;
+          for (size_t d = 0; d < dim; ++d) {
+            kb[d] = F32ToBf16(x[d]);
+            vb[d] = F32ToBf16(v[d]);
+          }
+          kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
+          bf16* tile = q_tiles_.data() + i * kTileM * dim;
+          for (size_t g = 0; g < group; ++g) {
+            std::memcpy(x, q_proj_.data() + b * q_dim + (kvh * group + g) * dim, dim * 4);
+            cpu::RmsNormInPlace(x, w.q_norm.data(), dim, eps);
+            cpu::RopeHalfInPlace(x, cos, sin, dim);
+            for (size_t d = 0; d < dim; ++d) tile[g * dim + d] = F32ToBf16(x[d]);
+          }
+        },
+        ToString(Stage::kQkNormRopeCache));
   });
 
   // Split-KV partials: one flat dispatch over every (user, KV head, split).
@@ -335,8 +355,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       const size_t splits = Splits(batch.seq_lens[b], bs, pps);
       for (size_t kvh = 0; kvh < heads_kv; ++kvh) {
         for (size_t s = 0; s < splits; ++s) {
-          items_.push_back({static_cast<uint32_t>(b), static_cast<uint32_t>(kvh),
-                            static_cast<uint32_t>(s)});
+          items_.push_back(
+              {static_cast<uint32_t>(b), static_cast<uint32_t>(kvh), static_cast<uint32_t>(s)});
         }
       }
     }
@@ -356,18 +376,20 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       }
       const size_t part = (it.user * heads_kv + it.kv_head) * max_splits_ + it.split;
       const size_t valid_last = p1 == pages ? len - (pages - 1) * bs : bs;
-      cpu::AttentionPartial(k, kv.layout(), q_tiles_.data() + (it.user * heads_kv + it.kv_head) * kTileM * dim,
-                            group, k_pages, v_pages, p1 - p0, valid_last, scale,
-                            part_o_.data() + part * group * dim, part_m_.data() + part * group,
-                            part_l_.data() + part * group);
+      cpu::AttentionPartial(
+          k, kv.layout(), q_tiles_.data() + (it.user * heads_kv + it.kv_head) * kTileM * dim, group,
+          k_pages, v_pages, p1 - p0, valid_last, scale, part_o_.data() + part * group * dim,
+          part_m_.data() + part * group, part_l_.data() + part * group);
     };
     if (!options_.attention_per_user) {
-      pool_.Spmd(items_.size(), [&](size_t i, size_t) { partial(i); }, ToString(Stage::kAttention));
+      pool_.Spmd(
+          items_.size(), [&](size_t i, size_t) { partial(i); }, ToString(Stage::kAttention));
     } else {  // the benchmark's variant: one dispatch per user, as before PR #387
       for (size_t b = 0; b < n; ++b) {
         const size_t first = user_items_[b];
-        pool_.Spmd(user_items_[b + 1] - first, [&](size_t i, size_t) { partial(first + i); },
-                   ToString(Stage::kAttention));
+        pool_.Spmd(
+            user_items_[b + 1] - first, [&](size_t i, size_t) { partial(first + i); },
+            ToString(Stage::kAttention));
       }
     }
   });
@@ -382,12 +404,13 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
                           attn_out_.data() + b * q_dim + kvh * group * dim);
     };
     if (!options_.attention_per_user) {
-      pool_.Spmd(n * heads_kv, [&](size_t i, size_t) { merge(i); },
-                 ToString(Stage::kAttentionMerge));
+      pool_.Spmd(
+          n * heads_kv, [&](size_t i, size_t) { merge(i); }, ToString(Stage::kAttentionMerge));
     } else {
       for (size_t b = 0; b < n; ++b) {
-        pool_.Spmd(heads_kv, [&](size_t i, size_t) { merge(b * heads_kv + i); },
-                   ToString(Stage::kAttentionMerge));
+        pool_.Spmd(
+            heads_kv, [&](size_t i, size_t) { merge(b * heads_kv + i); },
+            ToString(Stage::kAttentionMerge));
       }
     }
   });
@@ -403,18 +426,23 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   });
 
   Timed(times, Stage::kPostNorm, [&] {
-    pool_.Spmd(n, [&](size_t b, size_t) {
-      cpu::RmsNormToBf16(resid1 + b * h, w.post_norm.data(), h, eps, post_normed_.data() + b * h);
-    }, ToString(Stage::kPostNorm));
+    pool_.Spmd(
+        n,
+        [&](size_t b, size_t) {
+          cpu::RmsNormToBf16(resid1 + b * h, w.post_norm.data(), h, eps,
+                             post_normed_.data() + b * h);
+        },
+        ToString(Stage::kPostNorm));
   });
 
   // gate and up in one K loop; mlp = bf16(silu(gate) * up) in the epilogue.
   bf16* mlp = mlp_.data();
   Timed(times, Stage::kGateUpSilu, [&] {
-    ProjectGateUp(pool_, k, ToString(Stage::kGateUpSilu), post_normed_.data(), h, n,
-                  w.w_gate_up, scratch, [=](size_t r, size_t c, float gate, float up) {
-                  mlp[r * inter + c] = F32ToBf16(cpu::SiluMul(gate, up));
-                });
+    ProjectGateUp(pool_, k, ToString(Stage::kGateUpSilu), post_normed_.data(), h, n, w.w_gate_up,
+                  scratch,
+                  [&](size_t r, size_t c, const float* gate, const float* up, size_t count) {
+                    k.silu_mul(gate, up, count, mlp + r * inter + c);
+                  });
   });
 
   // down_proj with the residual: next_hidden = bf16(mlp . w_down + resid1).
@@ -435,10 +463,13 @@ void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t 
   const size_t h = config_.hidden;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   Timed(times, Stage::kFinalNorm, [&] {
-    pool_.Spmd(batch, [&](size_t b, size_t) {
-      cpu::RmsNormToBf16(hidden + b * h, lm.final_norm.data(), h, eps,
-                         final_normed_.data() + b * h);
-    }, ToString(Stage::kFinalNorm));
+    pool_.Spmd(
+        batch,
+        [&](size_t b, size_t) {
+          cpu::RmsNormToBf16(hidden + b * h, lm.final_norm.data(), h, eps,
+                             final_normed_.data() + b * h);
+        },
+        ToString(Stage::kFinalNorm));
   });
   if (lm.rows == 0) return;
   Timed(times, Stage::kLmHead, [&] {

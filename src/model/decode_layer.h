@@ -27,8 +27,18 @@ namespace qwen3 {
 class ThreadPool;
 
 enum class Stage {
-  kInputNorm, kQkvProj, kQkNormRopeCache, kAttention, kAttentionMerge, kOutProj, kPostNorm,
-  kGateUpSilu, kDownProj, kFinalNorm, kLmHead, kSentinel
+  kInputNorm,
+  kQkvProj,
+  kQkNormRopeCache,
+  kAttention,
+  kAttentionMerge,
+  kOutProj,
+  kPostNorm,
+  kGateUpSilu,
+  kDownProj,
+  kFinalNorm,
+  kLmHead,
+  kSentinel
 };
 constexpr size_t kNumStages = static_cast<size_t>(Stage::kSentinel);
 const char* ToString(Stage stage);
@@ -42,8 +52,8 @@ struct StageTimes {
 // One step's paged-attention metadata (spec §2), for `batch` users.
 struct DecodeBatch {
   size_t batch = 0;
-  const int32_t* seq_lens = nullptr;      // [batch], including the current token
-  const int32_t* block_table = nullptr;   // [batch * max_blocks_per_seq]
+  const int32_t* seq_lens = nullptr;     // [batch], including the current token
+  const int32_t* block_table = nullptr;  // [batch * max_blocks_per_seq]
   size_t max_blocks_per_seq = 0;
   const int32_t* slot_mapping = nullptr;  // [batch], where the current token's K/V go
 };
@@ -74,9 +84,8 @@ class DecodeLayer {
 
   // hidden, next_hidden: [batch, hidden] bf16 (may not alias). Writes each user's current
   // K/V into kv at its slot.
-  void Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache& kv,
-           const DecodeBatch& batch, const bf16* hidden, bf16* next_hidden,
-           StageTimes* times = nullptr);
+  void Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache& kv, const DecodeBatch& batch,
+           const bf16* hidden, bf16* next_hidden, StageTimes* times = nullptr);
 
   // The split length this batch runs with (options.pages_per_split, or the automatic choice).
   size_t PagesPerSplit(const DecodeBatch& batch, size_t block_size) const;
@@ -99,18 +108,18 @@ class DecodeLayer {
   ThreadPool& pool_;
   size_t max_splits_;
   // Workspace, rows padded to whole 16-row tiles.
-  AlignedBuffer<bf16> normed_;        // [rows, hidden]
-  AlignedBuffer<float> q_proj_;       // [rows, q_dim]
-  AlignedBuffer<float> k_proj_;       // [rows, kv_dim]
-  AlignedBuffer<float> v_proj_;       // [rows, kv_dim]
-  AlignedBuffer<bf16> q_tiles_;       // [max_batch * kv_heads][16][head_dim], rows >= group 0
-  AlignedBuffer<float> part_o_;       // [max_batch * kv_heads * max_splits][group][head_dim]
+  AlignedBuffer<bf16> normed_;            // [rows, hidden]
+  AlignedBuffer<float> q_proj_;           // [rows, q_dim]
+  AlignedBuffer<float> k_proj_;           // [rows, kv_dim]
+  AlignedBuffer<float> v_proj_;           // [rows, kv_dim]
+  AlignedBuffer<bf16> q_tiles_;           // [max_batch * kv_heads][16][head_dim], rows >= group 0
+  AlignedBuffer<float> part_o_;           // [max_batch * kv_heads * max_splits][group][head_dim]
   AlignedBuffer<float> part_m_, part_l_;  // [max_batch * kv_heads * max_splits][group]
-  AlignedBuffer<bf16> attn_out_;      // [rows, q_dim]
-  AlignedBuffer<float> resid1_;       // [rows, hidden]
-  AlignedBuffer<bf16> post_normed_;   // [rows, hidden]
-  AlignedBuffer<bf16> mlp_;           // [rows, intermediate]
-  AlignedBuffer<bf16> final_normed_;  // [rows, hidden]
+  AlignedBuffer<bf16> attn_out_;          // [rows, q_dim]
+  AlignedBuffer<float> resid1_;           // [rows, hidden]
+  AlignedBuffer<bf16> post_normed_;       // [rows, hidden]
+  AlignedBuffer<bf16> mlp_;               // [rows, intermediate]
+  AlignedBuffer<bf16> final_normed_;      // [rows, hidden]
   AlignedBuffer<float> unfused_scratch_;  // [rows, max(hidden, 2 * intermediate)], variant only
   std::vector<AttentionItem> items_;
   std::vector<size_t> user_items_;  // items_ of user b: [user_items_[b], user_items_[b + 1])

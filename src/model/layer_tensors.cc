@@ -6,9 +6,12 @@ namespace qwen3 {
 
 const char* ToString(LmHeadMode mode) {
   switch (mode) {
-    case LmHeadMode::kFull: return "full";
-    case LmHeadMode::kSkip: return "skip";
-    case LmHeadMode::kSingle: return "single";
+    case LmHeadMode::kFull:
+      return "full";
+    case LmHeadMode::kSkip:
+      return "skip";
+    case LmHeadMode::kSingle:
+      return "single";
   }
   return "?";
 }
@@ -22,9 +25,12 @@ LmHeadMode ParseLmHeadMode(const std::string& name) {
 
 size_t LmHeadRows(LmHeadMode mode, size_t vocab) {
   switch (mode) {
-    case LmHeadMode::kFull: return vocab;
-    case LmHeadMode::kSingle: return std::min(vocab, kLmHeadSingleCols);
-    case LmHeadMode::kSkip: return 0;
+    case LmHeadMode::kFull:
+      return vocab;
+    case LmHeadMode::kSingle:
+      return std::min(vocab, kLmHeadSingleCols);
+    case LmHeadMode::kSkip:
+      return 0;
   }
   return 0;
 }

@@ -35,24 +35,24 @@ struct LayerShape {
 };
 
 struct LayerTensors {
-  AlignedBuffer<bf16> hidden;            // [batch, hidden]
-  AlignedBuffer<float> input_rms_weight; // [hidden]
-  AlignedBuffer<bf16> wq;                // [hidden, q_dim]
-  AlignedBuffer<bf16> wk, wv;            // [hidden, kv_dim]
-  AlignedBuffer<float> q_norm_weight;    // [head_dim]
-  AlignedBuffer<float> k_norm_weight;    // [head_dim]
-  AlignedBuffer<int32_t> seq_lens;       // [batch], including the current token
-  AlignedBuffer<int32_t> block_table;    // [batch * max_blocks_per_seq]
-  AlignedBuffer<int32_t> slot_mapping;   // [batch]
-  AlignedBuffer<float> rope_cos;         // [max_seq, head_dim]
-  AlignedBuffer<float> rope_sin;         // [max_seq, head_dim]
-  AlignedBuffer<bf16> k_cache, v_cache;  // [kv_rows, head_dim]
-  AlignedBuffer<bf16> wo;                // [q_dim, hidden]
-  AlignedBuffer<float> post_rms_weight;  // [hidden]
-  AlignedBuffer<bf16> w_gate, w_up;      // [hidden, intermediate]
-  AlignedBuffer<bf16> w_down;            // [intermediate, hidden]
-  AlignedBuffer<float> final_norm_weight;// [hidden]
-  AlignedBuffer<bf16> lm_head;           // [lm_rows, hidden]
+  AlignedBuffer<bf16> hidden;              // [batch, hidden]
+  AlignedBuffer<float> input_rms_weight;   // [hidden]
+  AlignedBuffer<bf16> wq;                  // [hidden, q_dim]
+  AlignedBuffer<bf16> wk, wv;              // [hidden, kv_dim]
+  AlignedBuffer<float> q_norm_weight;      // [head_dim]
+  AlignedBuffer<float> k_norm_weight;      // [head_dim]
+  AlignedBuffer<int32_t> seq_lens;         // [batch], including the current token
+  AlignedBuffer<int32_t> block_table;      // [batch * max_blocks_per_seq]
+  AlignedBuffer<int32_t> slot_mapping;     // [batch]
+  AlignedBuffer<float> rope_cos;           // [max_seq, head_dim]
+  AlignedBuffer<float> rope_sin;           // [max_seq, head_dim]
+  AlignedBuffer<bf16> k_cache, v_cache;    // [kv_rows, head_dim]
+  AlignedBuffer<bf16> wo;                  // [q_dim, hidden]
+  AlignedBuffer<float> post_rms_weight;    // [hidden]
+  AlignedBuffer<bf16> w_gate, w_up;        // [hidden, intermediate]
+  AlignedBuffer<bf16> w_down;              // [intermediate, hidden]
+  AlignedBuffer<float> final_norm_weight;  // [hidden]
+  AlignedBuffer<bf16> lm_head;             // [lm_rows, hidden]
   size_t lm_rows = 0;
 };
 

@@ -33,14 +33,14 @@ LayerWeights LayerWeights::FromSeedLayout(const Qwen3Config& c, const LayerTenso
   w.wv = cpu::PackedMatrix::FromInOut(t.wv.data(), h, kv, "wv", pool);
   w.wo = cpu::PackedMatrix::FromInOut(t.wo.data(), q, h, "wo", pool);
   w.w_gate_up = cpu::PackedMatrix::FromInOutInterleaved(t.w_gate.data(), t.w_up.data(), h, inter,
-                                                         "w_gate", "w_up", pool);
+                                                        "w_gate", "w_up", pool);
   w.w_down = cpu::PackedMatrix::FromInOut(t.w_down.data(), inter, h, "w_down", pool);
   return w;
 }
 
 size_t LayerWeights::bytes() const {
-  return wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes() + w_gate_up.bytes() +
-         w_down.bytes() + (input_norm.size() + post_norm.size() + q_norm.size() + k_norm.size()) * 4;
+  return wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes() + w_gate_up.bytes() + w_down.bytes() +
+         (input_norm.size() + post_norm.size() + q_norm.size() + k_norm.size()) * 4;
 }
 
 LmHeadWeights LmHeadWeights::FromSeedLayout(const Qwen3Config& c, const LayerTensors& t,

@@ -22,8 +22,7 @@ struct LayerWeights {
   cpu::PackedMatrix w_gate_up;                 // hidden -> 2 x intermediate, interleaved by 32
   cpu::PackedMatrix w_down;                    // intermediate -> hidden
 
-  static LayerWeights FromSeedLayout(const Qwen3Config& c, const LayerTensors& t,
-                                     ThreadPool& pool);
+  static LayerWeights FromSeedLayout(const Qwen3Config& c, const LayerTensors& t, ThreadPool& pool);
   size_t bytes() const;
 };
 
@@ -43,8 +42,7 @@ struct RopeTable {
   AlignedBuffer<float> cos, sin;
 
   // The seed passes the tables as inputs (random in its test).
-  static RopeTable FromTables(const float* cos, const float* sin, size_t max_seq,
-                              size_t head_dim);
+  static RopeTable FromTables(const float* cos, const float* sin, size_t max_seq, size_t head_dim);
   // Real Qwen3: inv_freq[i] = theta^(-2i/head_dim), angle = pos * inv_freq, half repeated.
   static RopeTable FromTheta(double theta, size_t max_seq, size_t head_dim);
 };

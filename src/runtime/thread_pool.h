@@ -31,9 +31,12 @@ class ThreadPool {
   // the blocks in a trace.
   template <typename Body>
   void Spmd(size_t n, const Body& body, const char* name = "spmd") {
-    Run(n, [](const void* ctx, size_t block, size_t worker) {
-      (*static_cast<const Body*>(ctx))(block, worker);
-    }, &body, name);
+    Run(
+        n,
+        [](const void* ctx, size_t block, size_t worker) {
+          (*static_cast<const Body*>(ctx))(block, worker);
+        },
+        &body, name);
   }
 
   // Records every following dispatch into tracer (nullptr stops); the tracer must have a

@@ -19,12 +19,12 @@ class Tracer {
   struct Event {
     const char* name;  // a string literal (stage names)
     int64_t begin_ns, end_ns;
-    size_t block;      // block index, or the block count for a dispatch slice
+    size_t block;  // block index, or the block count for a dispatch slice
   };
 
   int64_t NowNs() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now() - origin_)
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                origin_)
         .count();
   }
   // worker < num_workers; only that worker may record on its track.

@@ -28,9 +28,8 @@ void MergeInto(float* o, float* m, float* l, const float* o2, const float* m2, c
 // adjacent in memory, so the hardware prefetchers cannot run ahead into the next one.
 template <typename BlockOf>
 void MatmulColumns(const CpuKernels& kernels, const bf16* a, size_t lda, size_t rows,
-                   size_t k_tiles,
-                   size_t blocks, BlockOf block_of, float* c, size_t ldc, const bf16* prefetch,
-                   size_t prefetch_elems) {
+                   size_t k_tiles, size_t blocks, BlockOf block_of, float* c, size_t ldc,
+                   const bf16* prefetch, size_t prefetch_elems) {
   BBlock b[kMaxBlocksPerCall];
   const size_t calls = (blocks + kMaxBlocksPerCall - 1) / kMaxBlocksPerCall;
   const size_t share = prefetch ? prefetch_elems / calls : 0;
@@ -38,8 +37,7 @@ void MatmulColumns(const CpuKernels& kernels, const bf16* a, size_t lda, size_t 
     const size_t nb = std::min(kMaxBlocksPerCall, blocks - j0);
     for (size_t j = 0; j < nb; ++j) b[j] = block_of(j0 + j);
     kernels.matmul_block(a, lda, rows, k_tiles, b, nb, c + j0 * kTileN, ldc,
-                                  prefetch ? prefetch + call * share : nullptr,
-                                  share * sizeof(bf16));
+                         prefetch ? prefetch + call * share : nullptr, share * sizeof(bf16));
   }
 }
 
@@ -61,15 +59,17 @@ void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, con
   for (size_t i = 0; i < num_pages; ++i) {
     const size_t valid = i + 1 == num_pages ? valid_last : bs;
     const bool more = i + 1 < num_pages;  // then the next page streams in under this one
-    MatmulColumns(kernels, q_tile, dim, group, dim / kTileK, (valid + kTileN - 1) / kTileN,
-                  [&](size_t j) { return layout.KBlock(k_pages[i], j); }, s, bs,
-                  more ? k_pages[i + 1] : nullptr, layout.PageElems());
+    MatmulColumns(
+        kernels, q_tile, dim, group, dim / kTileK, (valid + kTileN - 1) / kTileN,
+        [&](size_t j) { return layout.KBlock(k_pages[i], j); }, s, bs,
+        more ? k_pages[i + 1] : nullptr, layout.PageElems());
     const bool first = i == 0;
     kernels.softmax_tile(s, bs, group, valid, bs, scale, p, bs, first ? m : m_page,
                          first ? l : l_page);
-    MatmulColumns(kernels, p, bs, group, (valid + kTileK - 1) / kTileK, dim / kTileN,
-                  [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, dim,
-                  more ? v_pages[i + 1] : nullptr, layout.PageElems());
+    MatmulColumns(
+        kernels, p, bs, group, (valid + kTileK - 1) / kTileK, dim / kTileN,
+        [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, dim,
+        more ? v_pages[i + 1] : nullptr, layout.PageElems());
     if (first) {
       for (size_t g = 0; g < group; ++g) std::memcpy(o + g * dim, o_page + g * dim, dim * 4);
     } else {
@@ -91,7 +91,8 @@ void AttentionMerge(const float* o, const float* m, const float* l, size_t num_p
   }
   for (size_t g = 0; g < group; ++g) {
     const float inv = 1.0f / acc_l[g];
-    for (size_t d = 0; d < head_dim; ++d) out[g * head_dim + d] = F32ToBf16(acc[g * head_dim + d] * inv);
+    for (size_t d = 0; d < head_dim; ++d)
+      out[g * head_dim + d] = F32ToBf16(acc[g * head_dim + d] * inv);
   }
 }
 

@@ -9,12 +9,18 @@ namespace qwen3::cpu {
 
 const char* ToString(CpuPath path) {
   switch (path) {
-    case CpuPath::kAmx: return "amx";
-    case CpuPath::kAvx512Bf16: return "avx512bf16";
-    case CpuPath::kAvx512: return "avx512";
-    case CpuPath::kAvx2: return "avx2";
-    case CpuPath::kScalar: return "scalar";
-    case CpuPath::kSentinel: break;
+    case CpuPath::kAmx:
+      return "amx";
+    case CpuPath::kAvx512Bf16:
+      return "avx512bf16";
+    case CpuPath::kAvx512:
+      return "avx512";
+    case CpuPath::kAvx2:
+      return "avx2";
+    case CpuPath::kScalar:
+      return "scalar";
+    case CpuPath::kSentinel:
+      break;
   }
   return "?";
 }
@@ -29,12 +35,18 @@ CpuPath ParseCpuPath(const std::string& name) {
 bool IsSupported(CpuPath path) {
   const CpuFeatures& f = GetCpuFeatures();
   switch (path) {
-    case CpuPath::kAmx: return f.amx_bf16;
-    case CpuPath::kAvx512Bf16: return f.avx512_bf16;
-    case CpuPath::kAvx512: return f.avx512;
-    case CpuPath::kAvx2: return f.avx2_fma;
-    case CpuPath::kScalar: return true;
-    case CpuPath::kSentinel: break;
+    case CpuPath::kAmx:
+      return f.amx_bf16;
+    case CpuPath::kAvx512Bf16:
+      return f.avx512_bf16;
+    case CpuPath::kAvx512:
+      return f.avx512;
+    case CpuPath::kAvx2:
+      return f.avx2_fma;
+    case CpuPath::kScalar:
+      return true;
+    case CpuPath::kSentinel:
+      break;
   }
   return false;
 }

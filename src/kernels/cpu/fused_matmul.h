@@ -24,8 +24,8 @@ void MatmulGroup(const CpuKernels& kernels, const bf16* a, size_t lda, size_t ro
   for (size_t j = 0; j < nb; ++j) b[j] = w.Block(j0 + j);
   for (size_t row0 = 0; row0 < rows; row0 += kTileM) {
     const size_t tile_rows = std::min(kTileM, rows - row0);
-    kernels.matmul_block(a + row0 * lda, lda, tile_rows, w.k_tiles(), b, nb, c, kGroupCols,
-                         nullptr, 0);
+    kernels.matmul_block(a + row0 * lda, lda, tile_rows, w.k_tiles(), b, nb, c, kGroupCols, nullptr,
+                         0);
     epi(row0, tile_rows, c, kGroupCols);
   }
 }

@@ -24,12 +24,18 @@ const CpuKernels& GetCpuKernels(CpuPath path) {
     throw Error(std::string("CPU path '") + ToString(path) + "' is not supported on this machine");
   }
   switch (path) {
-    case CpuPath::kAmx: return kKernelsAmx;
-    case CpuPath::kAvx512Bf16: return kKernelsAvx512Bf16;
-    case CpuPath::kAvx512: return kKernelsAvx512;
-    case CpuPath::kAvx2: return kKernelsAvx2;
-    case CpuPath::kScalar: break;
-    case CpuPath::kSentinel: break;
+    case CpuPath::kAmx:
+      return kKernelsAmx;
+    case CpuPath::kAvx512Bf16:
+      return kKernelsAvx512Bf16;
+    case CpuPath::kAvx512:
+      return kKernelsAvx512;
+    case CpuPath::kAvx2:
+      return kKernelsAvx2;
+    case CpuPath::kScalar:
+      break;
+    case CpuPath::kSentinel:
+      break;
   }
   return kKernelsScalar;
 }

@@ -1,6 +1,7 @@
-// The per-path CPU kernel table: the "cube" (a <= 16-row bf16 x bf16 -> fp32 matmul block on VNNI
-// tiles) and the vec kernel of attention (softmax of one score tile). Everything else is built
-// from these in generic code (fused_matmul.h, attention.h).
+// The per-path CPU kernel table: the "cube" (a <= 16-row bf16 x bf16 -> fp32 matmul block on
+// VNNI tiles) and the vec kernels whose cost shows in a step (the softmax of one attention
+// score tile, SiLU.up). Everything else is built from these in generic code (fused_matmul.h,
+// attention.h, vec.h).
 //
 // The B operand of every matmul is a sequence of VNNI tiles: 16 k-pairs x 16 columns x 2 bf16,
 // element (k, n) of a tile at [k / 2][n][k % 2] (the layout of AMX's tdpbf16ps and of
@@ -73,14 +74,18 @@ using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t rows, size_t k_
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
 // Columns [valid, cols) of p are zero (the masked tail); cols is a multiple of 16. raw is
 // [rows][ldr] fp32 (read only), p is [rows][ldp] bf16.
-using SoftmaxTileFn = void (*)(const float* raw, size_t ldr, size_t rows, size_t valid,
-                               size_t cols, float scale, bf16* p, size_t ldp, float* row_max,
-                               float* row_sum);
+using SoftmaxTileFn = void (*)(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
+                               float scale, bf16* p, size_t ldp, float* row_max, float* row_sum);
+
+// out[i] = bf16(silu(gate[i]) * up[i]) with the seed's sigmoid 1 / (exp(-g) + 1) (spec §3
+// stage 9): the gate/up epilogue, vectorized because it runs once per intermediate output.
+using SiluMulFn = void (*)(const float* gate, const float* up, size_t n, bf16* out);
 
 struct CpuKernels {
   CpuPath path;
   MatmulBlockFn matmul_block;
   SoftmaxTileFn softmax_tile;
+  SiluMulFn silu_mul;
 };
 
 // The table of a path; the path must be supported (IsSupported), else Error.

@@ -12,7 +12,7 @@
 namespace qwen3::cpu {
 namespace amx {
 
-#include "kernels/cpu/softmax_tile_avx512-inl.h"
+#include "kernels/cpu/vec_kernels_avx512-inl.h"
 
 struct alignas(64) TileConfig {
   uint8_t palette_id;
@@ -40,7 +40,6 @@ static void EnsureTilesConfigured(size_t rows) {
   configured_epoch = epoch;
   configured_rows = rows;
 }
-
 
 // Software prefetch of the B tiles two k-steps ahead, into L2. Measured on this machine kind
 // (tools/qwen3-bench, alternating variants in one process): the LM head streams at ~1.2x the
@@ -71,7 +70,8 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock
         PrefetchTile(b[j].data + (t + kPrefetchTiles) * b[j].ktile_stride, b[j].row_stride);
       }
     }
-    for (size_t i = t * lines_per_step; i < std::min(prefetch_lines, (t + 1) * lines_per_step); ++i) {
+    for (size_t i = t * lines_per_step; i < std::min(prefetch_lines, (t + 1) * lines_per_step);
+         ++i) {
       _mm_prefetch(prefetch + i * kPrefetchLine, _MM_HINT_T1);
     }
     _tile_loadd(4, a + t * kTileK, a_stride);
@@ -104,15 +104,20 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
   const char* pf = static_cast<const char*>(prefetch);
   const size_t lines = prefetch_bytes / kPrefetchLine;
   switch (nb) {
-    case 1: return MatmulBlockN<1>(a, lda, k_tiles, b, c, ldc, pf, lines);
-    case 2: return MatmulBlockN<2>(a, lda, k_tiles, b, c, ldc, pf, lines);
-    case 3: return MatmulBlockN<3>(a, lda, k_tiles, b, c, ldc, pf, lines);
-    default: return MatmulBlockN<4>(a, lda, k_tiles, b, c, ldc, pf, lines);
+    case 1:
+      return MatmulBlockN<1>(a, lda, k_tiles, b, c, ldc, pf, lines);
+    case 2:
+      return MatmulBlockN<2>(a, lda, k_tiles, b, c, ldc, pf, lines);
+    case 3:
+      return MatmulBlockN<3>(a, lda, k_tiles, b, c, ldc, pf, lines);
+    default:
+      return MatmulBlockN<4>(a, lda, k_tiles, b, c, ldc, pf, lines);
   }
 }
 
 }  // namespace amx
 
-extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::SoftmaxTile};
+extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::SoftmaxTile,
+                                       amx::SiluMul};
 
 }  // namespace qwen3::cpu

@@ -7,7 +7,7 @@
 namespace qwen3::cpu {
 namespace avx2 {
 
-#include "kernels/cpu/softmax_tile-inl.h"
+#include "kernels/cpu/vec_kernels-inl.h"
 
 // Compute-bound at batch 16 (notes/cpu-amx.md): the prefetch hint would not change its speed.
 static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
@@ -58,6 +58,7 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 }  // namespace avx2
 
-extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock, avx2::SoftmaxTile};
+extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock, avx2::SoftmaxTile,
+                                        avx2::SiluMul};
 
 }  // namespace qwen3::cpu

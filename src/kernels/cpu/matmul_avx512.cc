@@ -14,11 +14,11 @@ namespace avx512bf16 {
 namespace avx512 {
 #endif
 
-#include "kernels/cpu/softmax_tile_avx512-inl.h"
+#include "kernels/cpu/vec_kernels_avx512-inl.h"
 
 template <size_t NB>
-static void MatmulBlockN(const bf16* a, size_t lda, size_t row_end, size_t k_tiles,
-                         const BBlock* b, float* c, size_t ldc) {
+static void MatmulBlockN(const bf16* a, size_t lda, size_t row_end, size_t k_tiles, const BBlock* b,
+                         float* c, size_t ldc) {
   for (size_t m = 0; m < row_end; ++m) {
     for (size_t j = 0; j < NB; ++j) _mm512_storeu_ps(c + m * ldc + j * kTileN, _mm512_setzero_ps());
   }
@@ -30,7 +30,8 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t row_end, size_t k_til
     for (size_t m0 = 0; m0 < row_end; m0 += 4) {
       __m512 acc[4][NB];
       for (size_t r = 0; r < 4; ++r) {
-        for (size_t j = 0; j < NB; ++j) acc[r][j] = _mm512_loadu_ps(c + (m0 + r) * ldc + j * kTileN);
+        for (size_t j = 0; j < NB; ++j)
+          acc[r][j] = _mm512_loadu_ps(c + (m0 + r) * ldc + j * kTileN);
       }
       for (size_t kp = 0; kp < kTileK / 2; ++kp) {
         __m512i bv[NB];
@@ -63,7 +64,8 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t row_end, size_t k_til
         }
       }
       for (size_t r = 0; r < 4; ++r) {
-        for (size_t j = 0; j < NB; ++j) _mm512_storeu_ps(c + (m0 + r) * ldc + j * kTileN, acc[r][j]);
+        for (size_t j = 0; j < NB; ++j)
+          _mm512_storeu_ps(c + (m0 + r) * ldc + j * kTileN, acc[r][j]);
       }
     }
   }
@@ -74,10 +76,14 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
                         size_t nb, float* c, size_t ldc, const void*, size_t) {
   const size_t row_end = (rows + 3) / 4 * 4;  // whole 4-row chunks; a has 16 readable rows
   switch (nb) {
-    case 1: return MatmulBlockN<1>(a, lda, row_end, k_tiles, b, c, ldc);
-    case 2: return MatmulBlockN<2>(a, lda, row_end, k_tiles, b, c, ldc);
-    case 3: return MatmulBlockN<3>(a, lda, row_end, k_tiles, b, c, ldc);
-    default: return MatmulBlockN<4>(a, lda, row_end, k_tiles, b, c, ldc);
+    case 1:
+      return MatmulBlockN<1>(a, lda, row_end, k_tiles, b, c, ldc);
+    case 2:
+      return MatmulBlockN<2>(a, lda, row_end, k_tiles, b, c, ldc);
+    case 3:
+      return MatmulBlockN<3>(a, lda, row_end, k_tiles, b, c, ldc);
+    default:
+      return MatmulBlockN<4>(a, lda, row_end, k_tiles, b, c, ldc);
   }
 }
 
@@ -85,10 +91,10 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 #ifdef QW_AVX512_BF16
 extern const CpuKernels kKernelsAvx512Bf16 = {CpuPath::kAvx512Bf16, avx512bf16::MatmulBlock,
-                                              avx512bf16::SoftmaxTile};
+                                              avx512bf16::SoftmaxTile, avx512bf16::SiluMul};
 #else
 extern const CpuKernels kKernelsAvx512 = {CpuPath::kAvx512, avx512::MatmulBlock,
-                                          avx512::SoftmaxTile};
+                                          avx512::SoftmaxTile, avx512::SiluMul};
 #endif
 
 }  // namespace qwen3::cpu

@@ -4,7 +4,7 @@
 namespace qwen3::cpu {
 namespace scalar {
 
-#include "kernels/cpu/softmax_tile-inl.h"
+#include "kernels/cpu/vec_kernels-inl.h"
 
 static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
                         size_t nb, float* c, size_t ldc, const void*, size_t) {
@@ -30,6 +30,6 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 }  // namespace scalar
 
 extern const CpuKernels kKernelsScalar = {CpuPath::kScalar, scalar::MatmulBlock,
-                                          scalar::SoftmaxTile};
+                                          scalar::SoftmaxTile, scalar::SiluMul};
 
 }  // namespace qwen3::cpu

@@ -46,15 +46,23 @@ PackedMatrix PackedMatrix::Pack(size_t k, size_t n, Source at, ThreadPool& pool)
 PackedMatrix PackedMatrix::FromInOut(const bf16* src, size_t k, size_t n, const std::string& name,
                                      ThreadPool& pool) {
   if (k == 0 || n == 0) throw Error("tensor " + name + ": empty matrix");
-  return Pack(k, n, [&](size_t kk, size_t nn) { return Element{src[kk * n + nn], &name, kk, nn}; },
-              pool);
+  return Pack(
+      k, n,
+      [&](size_t kk, size_t nn) {
+        return Element{src[kk * n + nn], &name, kk, nn};
+      },
+      pool);
 }
 
 PackedMatrix PackedMatrix::FromOutIn(const bf16* src, size_t n, size_t k, const std::string& name,
                                      ThreadPool& pool) {
   if (k == 0 || n == 0) throw Error("tensor " + name + ": empty matrix");
-  return Pack(k, n, [&](size_t kk, size_t nn) { return Element{src[nn * k + kk], &name, nn, kk}; },
-              pool);
+  return Pack(
+      k, n,
+      [&](size_t kk, size_t nn) {
+        return Element{src[nn * k + kk], &name, nn, kk};
+      },
+      pool);
 }
 
 PackedMatrix PackedMatrix::FromInOutInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
@@ -65,11 +73,14 @@ PackedMatrix PackedMatrix::FromInOutInterleaved(const bf16* a, const bf16* b, si
     throw Error("tensors " + name_a + ", " + name_b + ": " + std::to_string(n) +
                 " columns: expected a multiple of 32 to interleave");
   }
-  return Pack(k, 2 * n, [&](size_t kk, size_t nn) {
-    const size_t col = nn / (2 * kTileK) * kTileK + nn % kTileK;
-    const bool second = nn % (2 * kTileK) >= kTileK;
-    return Element{(second ? b : a)[kk * n + col], second ? &name_b : &name_a, kk, col};
-  }, pool);
+  return Pack(
+      k, 2 * n,
+      [&](size_t kk, size_t nn) {
+        const size_t col = nn / (2 * kTileK) * kTileK + nn % kTileK;
+        const bool second = nn % (2 * kTileK) >= kTileK;
+        return Element{(second ? b : a)[kk * n + col], second ? &name_b : &name_a, kk, col};
+      },
+      pool);
 }
 
 bf16 PackedMatrix::At(size_t k, size_t n) const {

@@ -48,8 +48,4 @@ void RopeHalfInPlace(float* x, const float* cos, const float* sin, size_t n) {
   }
 }
 
-void SiluMulToBf16(const float* gate, const float* up, size_t n, bf16* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = F32ToBf16(SiluMul(gate[i], up[i]));
-}
-
 }  // namespace qwen3::cpu

@@ -2,7 +2,6 @@
 // These are O(batch x hidden) per step, far below the matmuls, so they are plain loops.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 
 #include "base/bf16.h"
@@ -20,13 +19,5 @@ void RmsNormInPlace(float* x, const float* weight, size_t n, float eps);
 // Half-rotation RoPE (NeoX, spec §3 stage 4) in place over one head of n = 2 * half values:
 // lo' = lo * cos[:half] - hi * sin[:half]; hi' = hi * cos[half:] + lo * sin[half:].
 void RopeHalfInPlace(float* x, const float* cos, const float* sin, size_t n);
-
-// silu(gate) * up with the seed's sigmoid: sig = 1 / (exp(-g) + 1) (spec §3 stage 9).
-inline float SiluMul(float gate, float up) {
-  return gate * (1.0f / (std::exp(-gate) + 1.0f)) * up;
-}
-
-// out[i] = bf16(SiluMul(gate[i], up[i])).
-void SiluMulToBf16(const float* gate, const float* up, size_t n, bf16* out);
 
 }  // namespace qwen3::cpu

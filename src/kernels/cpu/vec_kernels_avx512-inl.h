@@ -1,6 +1,6 @@
-// The attention softmax tile (kernels.h, SoftmaxTileFn) in AVX-512F, for the amx,
-// avx512bf16 and avx512 paths: 16 columns per vector, the masked tail handled by AVX-512
-// masks. exp is Cephes' expf (range reduction by ln2 in two parts, degree-5 polynomial)
+// The vec kernels (kernels.h: SoftmaxTileFn, SiluMulFn) in AVX-512F, for the amx,
+// avx512bf16 and avx512 paths. The softmax tile: 16 columns per vector, the masked tail handled by
+// AVX-512 masks. exp is Cephes' expf (range reduction by ln2 in two parts, degree-5 polynomial)
 // with the scaling by 2^n done by vscalefps; it matches the scalar path's ExpF32 within
 // 2 ulp. bf16 rounding is round-to-nearest-even: vcvtneps2bf16 where AVX512_BF16 is there,
 // else on the integer bits.
@@ -66,7 +66,8 @@ static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid,
     // max(raw * scale) = max(raw) * scale: rounding is monotonic and scale > 0.
     __m512 vmax = _mm512_set1_ps(-3.402823466e38f);
     for (size_t c = 0; c < valid; c += 16) {
-      const __mmask16 k = valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
+      const __mmask16 k =
+          valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
       vmax = _mm512_mask_max_ps(vmax, k, vmax, _mm512_maskz_loadu_ps(k, rr + c));
     }
     const float m = ReduceMax16(vmax) * scale;
@@ -74,7 +75,8 @@ static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid,
     __m512 vsum = _mm512_setzero_ps();
     size_t c = 0;
     for (; c < valid; c += 16) {
-      const __mmask16 k = valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
+      const __mmask16 k =
+          valid - c >= 16 ? 0xffff : static_cast<__mmask16>((1u << (valid - c)) - 1);
       const __m512 s = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, rr + c), vscale);
       const __m512 e = _mm512_maskz_mov_ps(k, Exp16(_mm512_sub_ps(s, vm)));
       __m512 rounded;
@@ -84,5 +86,19 @@ static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid,
     for (; c < cols; ++c) pr[c] = 0;
     row_max[r] = m;
     row_sum[r] = ReduceAdd16(vsum);
+  }
+}
+
+static void SiluMul(const float* gate, const float* up, size_t n, bf16* out) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 g = _mm512_maskz_loadu_ps(k, gate + i);
+    const __m512 sig =
+        _mm512_div_ps(one, _mm512_add_ps(Exp16(_mm512_sub_ps(_mm512_setzero_ps(), g)), one));
+    __m512 rounded;
+    const __m256i h = RoundToBf16x16(
+        _mm512_mul_ps(_mm512_mul_ps(g, sig), _mm512_maskz_loadu_ps(k, up + i)), &rounded);
+    _mm256_mask_storeu_epi16(out + i, k, h);
   }
 }

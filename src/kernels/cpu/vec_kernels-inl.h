@@ -1,4 +1,4 @@
-// The attention softmax tile as plain loops: the scalar twin, also used by the avx2 path.
+// The vec kernels (kernels.h) as plain loops: the scalar twins, also used by the avx2 path.
 // Include inside a path namespace only: every path gets its own copy, never an ODR-merged one.
 //
 // ExpF32 is Cephes' expf (range reduction by ln2 in two parts, degree-5 polynomial): within
@@ -60,5 +60,12 @@ static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid,
     for (size_t l = 0; l < kLanes; ++l) sum += lane_sum[l];
     row_max[r] = m;
     row_sum[r] = sum;
+  }
+}
+
+static void SiluMul(const float* gate, const float* up, size_t n, bf16* out) {
+  for (size_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = RoundToBf16Bits(g * (1.0f / (ExpF32(-g) + 1.0f)) * up[i]);
   }
 }
