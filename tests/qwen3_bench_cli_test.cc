@@ -1,0 +1,113 @@
+// qwen3-bench as a user runs it: the table, the --json schema of issue 3 (read bandwidth,
+// path, threads, total, stages with bytes / ms / GB/s / % of bandwidth / oneDNN GB/s, the
+// variants), the --trace file (a track per worker, a slice per SPMD block named by its stage),
+// and bad arguments. Timings are checked for presence and sign only: tests never assert on time.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "tests/cli_util.h"
+
+namespace qwen3 {
+namespace {
+
+using namespace testing_cli;
+using nlohmann::json;
+
+const char* const kStages[] = {"input_rmsnorm", "qkv_proj", "qk_norm_rope_cache", "attention",
+                               "attention_merge", "out_proj_residual", "post_rmsnorm",
+                               "gate_up_silu", "down_proj_residual", "final_rmsnorm", "lm_head"};
+const std::set<std::string> kPeerStages = {"qkv_proj", "out_proj_residual", "gate_up_silu",
+                                           "down_proj_residual", "lm_head"};
+
+// Every worker has a named track with slices named by stage; the dispatch track has one
+// slice per Spmd call.
+void ExpectTrace(const std::string& path, size_t threads) {
+  const json t = json::parse(ReadFile(path));
+  std::set<size_t> named, sliced;
+  std::set<std::string> names;
+  for (const json& e : t.at("traceEvents")) {
+    if (e.at("ph") == "M") {
+      named.insert(e.at("tid").get<size_t>());
+      continue;
+    }
+    ASSERT_EQ(e.at("ph"), "X");
+    EXPECT_GE(e.at("dur").get<double>(), 0.0);
+    const size_t tid = e.at("tid").get<size_t>();
+    ASSERT_LE(tid, threads);
+    sliced.insert(tid);
+    names.insert(e.at("name").get<std::string>());
+  }
+  EXPECT_EQ(named.size(), threads + 1);  // workers + dispatch
+  EXPECT_TRUE(sliced.count(0));           // the caller is worker 0
+  EXPECT_TRUE(sliced.count(threads));     // the dispatch track
+  for (const char* stage : kStages) EXPECT_TRUE(names.count(stage)) << stage;
+}
+
+TEST(Qwen3BenchCli, JsonTableAndTrace) {
+  const std::string json_path = Dir().File("bench.json"), trace = Dir().File("bench_trace.json");
+  const RunResult r = RunTool("qwen3-bench", "--config '" + SmallConfig() +
+                                                 "' -b 4 --max-len 512 --max-seq --steps 10 "
+                                                 "--warmup 1 --bw-gib 2 --json '" +
+                                                 json_path + "' --trace '" + trace + "'");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  for (const char* stage : kStages) EXPECT_NE(r.out.find(stage), std::string::npos) << stage;
+  EXPECT_NE(r.out.find("read bandwidth:"), std::string::npos);
+  EXPECT_NE(r.out.find("unfused"), std::string::npos);
+
+  const json j = json::parse(ReadFile(json_path));
+  EXPECT_GT(j.at("read_bw_gbs").get<double>(), 0.0);
+  EXPECT_FALSE(j.at("path").get<std::string>().empty());
+  const size_t threads = j.at("threads").get<size_t>();
+  EXPECT_GE(threads, 1u);
+  const json& total = j.at("total");
+  EXPECT_GT(total.at("bytes").get<double>(), 0.0);
+  EXPECT_GT(total.at("ms").get<double>(), 0.0);
+  EXPECT_GT(total.at("pct_bw").get<double>(), 0.0);
+  double sum_bytes = 0;
+  std::set<std::string> seen;
+  for (const json& s : j.at("stages")) {
+    const std::string name = s.at("name");
+    seen.insert(name);
+    sum_bytes += s.at("bytes").get<double>();
+    EXPECT_GT(s.at("ms").get<double>(), 0.0) << name;
+    EXPECT_GT(s.at("gbs").get<double>(), 0.0) << name;
+    EXPECT_GT(s.at("pct_bw").get<double>(), 0.0) << name;
+    if (kPeerStages.count(name)) {
+      EXPECT_GT(s.at("peer_gbs").get<double>(), 0.0) << name;
+    } else {
+      EXPECT_TRUE(s.at("peer_gbs").is_null()) << name;
+    }
+  }
+  EXPECT_EQ(seen.size(), std::size(kStages));
+  EXPECT_NEAR(sum_bytes, total.at("bytes").get<double>(), 1.0);
+  const json& v = j.at("variants");
+  for (const char* key : {"fused_epilogues_ms", "unfused_epilogues_ms", "attention_flat_ms",
+                          "attention_per_user_ms"}) {
+    EXPECT_GT(v.at(key).at("total").get<double>(), 0.0) << key;
+  }
+  ExpectTrace(trace, threads);
+}
+
+TEST(Qwen3BenchCli, LayerTraceHasEveryStage) {
+  const std::string trace = Dir().File("layer_trace.json");
+  const RunResult r = RunTool("qwen3-layer", "--config '" + SmallConfig() +
+                                                 "' -b 3 --max-len 512 --threads 2 --trace '" +
+                                                 trace + "'");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  ExpectTrace(trace, 2);
+}
+
+TEST(Qwen3BenchCli, BadArgumentsExit2WithOneLine) {
+  for (const std::string args : {"--steps 5", "--bw-gib 1", "--lm-head bogus", "-b 0"}) {
+    const RunResult r = RunTool("qwen3-bench", "--config '" + SmallConfig() + "' " + args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.out << r.err;
+    EXPECT_EQ(r.ErrLines().size(), 1u) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find("qwen3-bench: error: "), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace qwen3
