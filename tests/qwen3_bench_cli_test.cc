@@ -55,7 +55,7 @@ TEST(Qwen3BenchCli, JsonTableAndTrace) {
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   for (const char* stage : kStages) EXPECT_NE(r.out.find(stage), std::string::npos) << stage;
   EXPECT_NE(r.out.find("read bandwidth:"), std::string::npos);
-  EXPECT_NE(r.out.find("unfused"), std::string::npos);
+  EXPECT_NE(r.out.find("unfused_epilogues"), std::string::npos);
 
   const json j = json::parse(ReadFile(json_path));
   EXPECT_GT(j.at("read_bw_gbs").get<double>(), 0.0);
@@ -84,9 +84,10 @@ TEST(Qwen3BenchCli, JsonTableAndTrace) {
   EXPECT_EQ(seen.size(), std::size(kStages));
   EXPECT_NEAR(sum_bytes, total.at("bytes").get<double>(), 1.0);
   const json& v = j.at("variants");
-  for (const char* key : {"fused_epilogues_ms", "unfused_epilogues_ms", "attention_flat_ms",
-                          "attention_per_user_ms"}) {
-    EXPECT_GT(v.at(key).at("total").get<double>(), 0.0) << key;
+  for (const char* key : {"engine", "unfused_epilogues", "attention_per_user",
+                          "pages_per_split_1", "pages_per_split_8"}) {
+    EXPECT_GT(v.at(key).at("total").at("ms").get<double>(), 0.0) << key;
+    EXPECT_GT(v.at(key).at("attention").at("pct_bw").get<double>(), 0.0) << key;
   }
   ExpectTrace(trace, threads);
 }

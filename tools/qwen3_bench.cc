@@ -37,31 +37,46 @@ struct StageStats {
   Summary total, total_pct, bw;
 };
 
-StageStats TimeSteps(LayerHarness& h, DecodeLayer& layer, ReadBandwidthProbe& probe,
-                     const std::array<double, kNumStages>& bytes, size_t warmup, size_t steps) {
-  for (size_t i = 0; i < warmup; ++i) h.StepWith(layer);
-  std::vector<StageTimes> runs(steps);
-  std::vector<double> bw(steps);
+// Steps of several program variants, interleaved round-robin (a bandwidth pass before each
+// step), so that the host's drift hits every variant alike.
+std::vector<StageStats> TimeSteps(LayerHarness& h, const std::vector<DecodeLayer*>& layers,
+                                  ReadBandwidthProbe& probe,
+                                  const std::array<double, kNumStages>& bytes, size_t warmup,
+                                  size_t steps) {
+  for (size_t i = 0; i < warmup; ++i) {
+    for (DecodeLayer* layer : layers) h.StepWith(*layer);
+  }
+  const size_t n = layers.size();
+  std::vector<StageTimes> runs(steps * n);
+  std::vector<double> bw(steps * n);
   for (size_t i = 0; i < steps; ++i) {
-    bw[i] = probe.Pass();
-    h.StepWith(layer, &runs[i]);
+    for (size_t v = 0; v < n; ++v) {
+      bw[i * n + v] = probe.Pass();
+      h.StepWith(*layers[v], &runs[i * n + v]);
+    }
   }
   double total_bytes = 0;
   for (double b : bytes) total_bytes += b;
-  StageStats s;
-  for (size_t st = 0; st <= kNumStages; ++st) {
-    std::vector<double> ms, pct;
-    for (size_t i = 0; i < steps; ++i) {
-      const double sec = st < kNumStages ? runs[i].seconds[st] : runs[i].Total();
-      const double b = st < kNumStages ? bytes[st] : total_bytes;
-      ms.push_back(sec * 1e3);
-      pct.push_back(sec > 0 ? 100 * b / sec / 1e9 / bw[i] : 0);
+  std::vector<StageStats> out(n);
+  for (size_t v = 0; v < n; ++v) {
+    StageStats& s = out[v];
+    std::vector<double> all_bw;
+    for (size_t st = 0; st <= kNumStages; ++st) {
+      std::vector<double> ms, pct;
+      for (size_t i = 0; i < steps; ++i) {
+        const StageTimes& r = runs[i * n + v];
+        const double sec = st < kNumStages ? r.seconds[st] : r.Total();
+        const double b = st < kNumStages ? bytes[st] : total_bytes;
+        ms.push_back(sec * 1e3);
+        pct.push_back(sec > 0 ? 100 * b / sec / 1e9 / bw[i * n + v] : 0);
+        if (st == 0) all_bw.push_back(bw[i * n + v]);
+      }
+      (st < kNumStages ? s.stage[st] : s.total) = Summarize(ms);
+      (st < kNumStages ? s.stage_pct[st] : s.total_pct) = Summarize(pct);
     }
-    (st < kNumStages ? s.stage[st] : s.total) = Summarize(ms);
-    (st < kNumStages ? s.stage_pct[st] : s.total_pct) = Summarize(pct);
+    s.bw = Summarize(all_bw);
   }
-  s.bw = Summarize(bw);
-  return s;
+  return out;
 }
 
 // The projections of each cube stage, as oneDNN matmuls on the harness's own weights.
@@ -159,7 +174,7 @@ int Main(int argc, char** argv) {
     const size_t h_pps = h.layer().PagesPerSplit(h.batch(), o.block_size);
     const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps, o.block_size);
     ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
-    const StageStats ours = TimeSteps(h, h.layer(), probe, bytes, warmup, steps);
+    const StageStats ours = TimeSteps(h, {&h.layer()}, probe, bytes, warmup, steps)[0];
 
     std::array<std::optional<PeerStats>, kNumStages> peer{};
     if (!no_peer) {
@@ -171,48 +186,43 @@ int Main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));  // OpenMP workers go idle
     }
 
+    // What the seed's design choices are worth, and the split length: every variant steps in
+    // turn with the engine, so the comparison is not at the mercy of the host's drift.
     nlohmann::json variants = nlohmann::json::object();
     if (!no_variants) {
-      DecodeLayer::Options vo = h.layer_options();
-      vo.fused_epilogues = false;
-      DecodeLayer unfused(c, vo, h.kernels(), h.pool());
-      const StageStats un = TimeSteps(h, unfused, probe, bytes, warmup, steps);
-      vo = h.layer_options();
-      vo.attention_per_user = true;
-      DecodeLayer per_user(c, vo, h.kernels(), h.pool());
-      const StageStats pu = TimeSteps(h, per_user, probe, bytes, warmup, steps);
-      const StageStats fused =
-          TimeSteps(h, h.layer(), probe, bytes, warmup, steps);  // same conditions
-      auto pick = [](const StageStats& s, std::initializer_list<Stage> st) {
-        nlohmann::json j = nlohmann::json::object();
-        for (Stage x : st) j[ToString(x)] = s.stage[static_cast<size_t>(x)].median;
-        j["total"] = s.total.median;
-        j["total_pct_bw"] = s.total_pct.median;
-        return j;
+      std::vector<std::unique_ptr<DecodeLayer>> own;
+      auto variant = [&](auto set) {
+        DecodeLayer::Options vo = h.layer_options();
+        set(vo);
+        own.push_back(std::make_unique<DecodeLayer>(c, vo, h.kernels(), h.pool()));
+        return own.back().get();
       };
-      const auto epi = {Stage::kOutProj, Stage::kGateUpSilu, Stage::kDownProj};
-      const auto att = {Stage::kAttention, Stage::kAttentionMerge};
-      variants["fused_epilogues_ms"] = pick(fused, epi);
-      variants["unfused_epilogues_ms"] = pick(un, epi);
-      variants["attention_flat_ms"] = pick(fused, att);
-      variants["attention_per_user_ms"] = pick(pu, att);
-      std::printf("\nvariant (median ms)        %12s %12s %12s %12s %9s\n", "out_proj", "gate_up",
-                  "down_proj", "step", "step %bw");
-      for (auto [name, s] :
-           {std::pair{"fused epilogues", &fused}, std::pair{"unfused + pass", &un}}) {
-        std::printf("%-26s %12.3f %12.3f %12.3f %12.3f %8.1f%%\n", name,
-                    s->stage[static_cast<size_t>(Stage::kOutProj)].median,
-                    s->stage[static_cast<size_t>(Stage::kGateUpSilu)].median,
-                    s->stage[static_cast<size_t>(Stage::kDownProj)].median, s->total.median,
-                    s->total_pct.median);
-      }
-      std::printf("%-26s %12s %12s %12s %12s %9s\n", "", "attention", "merge", "", "step",
-                  "step %bw");
-      for (auto [name, s] : {std::pair{"flat dispatch", &fused}, std::pair{"one per user", &pu}}) {
-        std::printf("%-26s %12.3f %12.3f %12s %12.3f %8.1f%%\n", name,
-                    s->stage[static_cast<size_t>(Stage::kAttention)].median,
-                    s->stage[static_cast<size_t>(Stage::kAttentionMerge)].median, "",
-                    s->total.median, s->total_pct.median);
+      const std::vector<DecodeLayer*> layers = {
+          &h.layer(), variant([](auto& vo) { vo.fused_epilogues = false; }),
+          variant([](auto& vo) { vo.attention_per_user = true; }),
+          variant([](auto& vo) { vo.pages_per_split = 1; }),
+          variant([](auto& vo) { vo.pages_per_split = 8; })};
+      const std::vector<StageStats> st = TimeSteps(h, layers, probe, bytes, warmup, steps);
+      const char* names[] = {"engine", "unfused_epilogues", "attention_per_user",
+                             "pages_per_split_1", "pages_per_split_8"};
+      const auto idx = [](Stage x) { return static_cast<size_t>(x); };
+      std::printf("\nvariants, interleaved step by step (median ms; %% of read bandwidth)\n");
+      std::printf("%-22s %9s %9s %9s %10s %9s %9s %8s\n", "", "out_proj", "gate_up", "down",
+                  "attention", "merge", "step", "step%bw");
+      for (size_t v = 0; v < layers.size(); ++v) {
+        const StageStats& s = st[v];
+        nlohmann::json vj = nlohmann::json::object();
+        for (Stage x : {Stage::kOutProj, Stage::kGateUpSilu, Stage::kDownProj, Stage::kAttention,
+                        Stage::kAttentionMerge}) {
+          vj[ToString(x)] = {{"ms", s.stage[idx(x)].median}, {"pct_bw", s.stage_pct[idx(x)].median}};
+        }
+        vj["total"] = {{"ms", s.total.median}, {"pct_bw", s.total_pct.median}};
+        variants[names[v]] = vj;
+        std::printf("%-22s %9.3f %9.3f %9.3f %10.3f %9.3f %9.3f %7.1f%%\n", names[v],
+                    s.stage[idx(Stage::kOutProj)].median, s.stage[idx(Stage::kGateUpSilu)].median,
+                    s.stage[idx(Stage::kDownProj)].median, s.stage[idx(Stage::kAttention)].median,
+                    s.stage[idx(Stage::kAttentionMerge)].median, s.total.median,
+                    s.total_pct.median);
       }
     }
 
