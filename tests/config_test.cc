@@ -11,31 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "tests/error_matchers.h"
 
 namespace qwen3 {
 namespace {
 
 using ojson = nlohmann::ordered_json;
-
-// Passes when fn throws qwen3::Error with a one-line message containing every part.
-template <typename Fn>
-testing::AssertionResult ThrowsError(Fn&& fn, std::initializer_list<std::string_view> parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    if (msg.find('\n') != std::string::npos) {
-      return testing::AssertionFailure() << "message is not one line: " << msg;
-    }
-    for (std::string_view part : parts) {
-      if (msg.find(part) == std::string::npos) {
-        return testing::AssertionFailure() << "no '" << part << "' in: " << msg;
-      }
-    }
-    return testing::AssertionSuccess();
-  }
-  return testing::AssertionFailure() << "no qwen3::Error thrown";
-}
 
 // config.json as transformers 4.51 writes it for the released Qwen3 checkpoints.
 ojson HfJson(const Qwen3Config& c) {

@@ -29,6 +29,7 @@
 #include "model/layer_weights.h"
 #include "runtime/thread_pool.h"
 #include "tools/layer_harness.h"
+#include "tests/error_matchers.h"
 
 namespace qwen3 {
 namespace {
@@ -112,28 +113,6 @@ class ScopedCpuPath {
  private:
   std::optional<std::string> old_;
 };
-
-// Passes when fn throws qwen3::Error with a one-line message containing every part.
-template <typename Fn>
-testing::AssertionResult ThrowsError(Fn&& fn, std::initializer_list<std::string_view> parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    if (msg.find('\n') != std::string::npos) {
-      return testing::AssertionFailure() << "message is not one line: " << msg;
-    }
-    for (std::string_view part : parts) {
-      if (msg.find(part) == std::string::npos) {
-        return testing::AssertionFailure() << "no '" << part << "' in: " << msg;
-      }
-    }
-    return testing::AssertionSuccess() << msg;
-  } catch (const std::exception& e) {
-    return testing::AssertionFailure() << "not a qwen3::Error: " << e.what();
-  }
-  return testing::AssertionFailure() << "no qwen3::Error thrown";
-}
 
 std::string Describe(const CompareResult& r) {
   std::ostringstream s;

@@ -32,6 +32,7 @@
 #include "kernels/cpu/packed_matrix.h"
 #include "kernels/cpu/vec.h"
 #include "runtime/thread_pool.h"
+#include "tests/error_matchers.h"
 
 namespace qwen3::cpu {
 namespace {
@@ -139,25 +140,6 @@ Reference MatmulReference(size_t rows, size_t k, size_t cols, A a, B b) {
     }
   }
   return ref;
-}
-
-template <typename Fn>
-testing::AssertionResult ThrowsError(Fn&& fn, std::initializer_list<std::string_view> parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    if (msg.find('\n') != std::string::npos) {
-      return testing::AssertionFailure() << "message is not one line: " << msg;
-    }
-    for (std::string_view part : parts) {
-      if (msg.find(part) == std::string::npos) {
-        return testing::AssertionFailure() << "no '" << part << "' in: " << msg;
-      }
-    }
-    return testing::AssertionSuccess();
-  }
-  return testing::AssertionFailure() << "no qwen3::Error thrown";
 }
 
 class KernelsTest : public testing::TestWithParam<CpuPath> {
