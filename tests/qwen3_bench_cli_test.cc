@@ -102,7 +102,9 @@ TEST(Qwen3BenchCli, LayerTraceHasEveryStage) {
 }
 
 TEST(Qwen3BenchCli, BadArgumentsExit2WithOneLine) {
-  for (const std::string args : {"--steps 5", "--bw-gib 1", "--lm-head bogus", "-b 0"}) {
+  for (const std::string args : {"--steps 5", "--bw-gib 1", "--lm-head bogus", "-b 0",
+                                 "--json /nonexistent/dir/b.json",
+                                 "--trace /nonexistent/dir/t.json"}) {
     const RunResult r = RunTool("qwen3-bench", "--config '" + SmallConfig() + "' " + args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out << r.err;
     EXPECT_EQ(r.ErrLines().size(), 1u) << args << "\n" << r.err;

@@ -2,11 +2,19 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <string>
+
+#include "base/error.h"
 
 #include "tools/layer_harness.h"
 
 namespace qwen3 {
+
+// Creates (truncates) path, or throws Error naming the flag and the path.
+inline void CheckWritable(const std::string& flag, const std::string& path) {
+  if (!std::ofstream(path)) throw Error(flag + " " + path + ": cannot open for writing");
+}
 
 struct LayerFlags {
   LayerHarnessOptions options;
@@ -32,8 +40,10 @@ struct LayerFlags {
     app.add_option("--trace", trace, "write a Chrome/Perfetto trace of the step(s) to FILE");
   }
 
-  // After parsing: the mode, and the seed's padded vocab for the 14b preset. Throws Error.
+  // After parsing: the mode, and the seed's padded vocab for the 14b preset; an output file
+  // that cannot be written is reported now, not after the run. Throws Error.
   LayerHarnessOptions Resolve() const {
+    if (!trace.empty()) CheckWritable("--trace", trace);
     LayerHarnessOptions o = options;
     o.lm_head = ParseLmHeadMode(lm_head);
     if (o.config == "14b" && o.vocab == 0) o.vocab = Qwen3_14BSeed().vocab;

@@ -163,6 +163,7 @@ int Main(int argc, char** argv) {
   try {
     if (steps < 10) throw Error("--steps " + std::to_string(steps) + ": expected at least 10");
     if (bw_gib < 2) throw Error("--bw-gib " + std::to_string(bw_gib) + ": expected at least 2");
+    if (!json_path.empty()) CheckWritable("--json", json_path);
     const LayerHarnessOptions o = flags.Resolve();
     LayerHarness h(o);
     const Qwen3Config& c = h.config();
