@@ -29,6 +29,7 @@
 #include "model/layer_weights.h"
 #include "runtime/thread_pool.h"
 #include "tools/layer_harness.h"
+#include "tests/cli_util.h"
 #include "tests/error_matchers.h"
 
 namespace qwen3 {
@@ -40,31 +41,7 @@ namespace fs = std::filesystem;
 // Helpers
 
 // Small config.json files in a temp dir, removed at exit.
-class ConfigFiles {
- public:
-  ConfigFiles() {
-    dir_ = fs::temp_directory_path() / ("qwen3_decode_layer_test_" + std::to_string(getpid()));
-    fs::create_directories(dir_);
-  }
-  ~ConfigFiles() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string Write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p) << text;
-    return p.string();
-  }
-  const fs::path& dir() const { return dir_; }
-
- private:
-  fs::path dir_;
-};
-
-ConfigFiles& Files() {
-  static ConfigFiles files;
-  return files;
-}
+const testing_cli::TempDir& Files() { return testing_cli::Dir(); }
 
 std::string HfJson(int hidden, int heads, int kv_heads, int head_dim, int inter, int vocab) {
   std::ostringstream s;
