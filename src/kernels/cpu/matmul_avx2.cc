@@ -1,5 +1,6 @@
 // The AVX2 path (compiled with -mavx2 -mfma): bf16 -> fp32 by shifting, FMA. One 16-column
-// block at a time, 4 rows x 16 columns of accumulators, C kept in L1 across k-tiles.
+// block at a time, 4 rows x 16 columns of accumulators, C kept in L1 across k-tiles. Its vec
+// kernels are in vec_kernels_avx2-inl.h.
 #include <immintrin.h>
 
 #include "kernels/cpu/kernels.h"
@@ -8,6 +9,7 @@ namespace qwen3::cpu {
 namespace avx2 {
 
 #include "kernels/cpu/vec_kernels-inl.h"
+#include "kernels/cpu/vec_kernels_avx2-inl.h"
 
 // Compute-bound at batch 16 (notes/cpu-amx.md): the prefetch hint would not change its speed.
 static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
@@ -58,7 +60,7 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 }  // namespace avx2
 
-extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock, avx2::SoftmaxTile,
-                                        avx2::SiluMul};
+extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock,
+                                        avx2::SoftmaxTileAvx2, avx2::SiluMulAvx2};
 
 }  // namespace qwen3::cpu

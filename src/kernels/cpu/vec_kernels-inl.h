@@ -30,7 +30,7 @@ static inline uint16_t RoundToBf16Bits(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
+[[maybe_unused]] static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
                         float scale, bf16* p, size_t ldp, float* row_max, float* row_sum) {
   constexpr size_t kLanes = 16;
   for (size_t r = 0; r < rows; ++r) {
