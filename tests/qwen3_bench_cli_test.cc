@@ -101,6 +101,16 @@ TEST(Qwen3BenchCli, LayerTraceHasEveryStage) {
   ExpectTrace(trace, 2);
 }
 
+TEST(Qwen3BenchCli, AttentionBenchPrintsEveryPath) {
+  const RunResult r = RunTool("qwen3-attention-bench", "--reps 4 --pool-mib 64 --head-dim 64");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("q.K^T tsc"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("scalar"), std::string::npos) << r.out;
+  const RunResult bad = RunTool("qwen3-attention-bench", "--group 17");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_EQ(bad.ErrLines().size(), 1u) << bad.err;
+}
+
 TEST(Qwen3BenchCli, BadArgumentsExit2WithOneLine) {
   for (const std::string args : {"--steps 5", "--bw-gib 1", "--lm-head bogus", "-b 0",
                                  "--json /nonexistent/dir/b.json",
