@@ -290,8 +290,9 @@ int Main(int argc, char** argv) {
                 ours.total_pct.median);
     std::printf(
         "read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
-        "step [%.2f..%.2f]\n",
-        read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max);
+        "step [%.2f..%.2f], prefetch %zu B ahead\n",
+        read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max,
+        probe.prefetch_bytes());
     j["total"] = {{"bytes", total_bytes},
                   {"ms", ours.total.median},
                   {"ms_min", ours.total.min},
