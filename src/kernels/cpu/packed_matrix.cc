@@ -65,20 +65,49 @@ PackedMatrix PackedMatrix::FromOutIn(const bf16* src, size_t n, size_t k, const 
       pool);
 }
 
-PackedMatrix PackedMatrix::FromInOutInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
-                                                const std::string& name_a,
-                                                const std::string& name_b, ThreadPool& pool) {
+namespace {
+
+// Column nn of the interleaved [k, 2n] matrix: column `col` of the first or second source.
+struct InterleavedColumn {
+  size_t col;
+  bool second;
+};
+InterleavedColumn Interleave(size_t nn) {
+  return {nn / (2 * kTileK) * kTileK + nn % kTileK, nn % (2 * kTileK) >= kTileK};
+}
+
+void CheckInterleavable(size_t k, size_t n, const std::string& name_a, const std::string& name_b) {
   if (k == 0 || n == 0) throw Error("tensor " + name_a + ": empty matrix");
   if (n % kTileK != 0) {
     throw Error("tensors " + name_a + ", " + name_b + ": " + std::to_string(n) +
                 " columns: expected a multiple of 32 to interleave");
   }
+}
+
+}  // namespace
+
+PackedMatrix PackedMatrix::FromInOutInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
+                                                const std::string& name_a,
+                                                const std::string& name_b, ThreadPool& pool) {
+  CheckInterleavable(k, n, name_a, name_b);
   return Pack(
       k, 2 * n,
       [&](size_t kk, size_t nn) {
-        const size_t col = nn / (2 * kTileK) * kTileK + nn % kTileK;
-        const bool second = nn % (2 * kTileK) >= kTileK;
-        return Element{(second ? b : a)[kk * n + col], second ? &name_b : &name_a, kk, col};
+        const InterleavedColumn c = Interleave(nn);
+        return Element{(c.second ? b : a)[kk * n + c.col], c.second ? &name_b : &name_a, kk, c.col};
+      },
+      pool);
+}
+
+PackedMatrix PackedMatrix::FromOutInInterleaved(const bf16* a, const bf16* b, size_t n, size_t k,
+                                                const std::string& name_a,
+                                                const std::string& name_b, ThreadPool& pool) {
+  CheckInterleavable(k, n, name_a, name_b);
+  return Pack(
+      k, 2 * n,
+      [&](size_t kk, size_t nn) {
+        const InterleavedColumn c = Interleave(nn);
+        return Element{(c.second ? b : a)[c.col * k + kk], c.second ? &name_b : &name_a, c.col, kk};
       },
       pool);
 }

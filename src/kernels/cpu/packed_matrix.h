@@ -32,6 +32,10 @@ class PackedMatrix {
   static PackedMatrix FromInOutInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
                                            const std::string& name_a, const std::string& name_b,
                                            ThreadPool& pool);
+  // The same from two [out, in] matrices [n][k] (nn.Linear: gate_proj, up_proj).
+  static PackedMatrix FromOutInInterleaved(const bf16* a, const bf16* b, size_t n, size_t k,
+                                           const std::string& name_a, const std::string& name_b,
+                                           ThreadPool& pool);
 
   size_t k() const { return k_; }
   size_t n() const { return n_; }

@@ -1,0 +1,141 @@
+#include "io/synthetic_checkpoint.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "base/bf16.h"
+#include "base/error.h"
+#include "base/rng.h"
+#include "io/hf_checkpoint.h"
+#include "io/safetensors.h"
+
+namespace qwen3 {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+uint64_t NameHash(const std::string& s) {  // FNV-1a: a stream id per tensor name
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+// Values that keep activations in a sane range at any depth: linears and the embedding
+// uniform with std ~0.02 (transformers' initializer_range), norm weights around 1.
+SafetensorsWriter::Fill Values(const std::string& name, size_t count, uint64_t seed) {
+  const bool norm = name.find("norm") != std::string::npos;
+  return [=](uint8_t* dst) {
+    const CounterRng rng(seed, NameHash(name));
+    for (size_t i = 0; i < count; ++i) {
+      const float u = rng.Uniform(i) * 2.0f - 1.0f;  // [-1, 1)
+      const bf16 v = F32ToBf16(norm ? 1.0f + 0.1f * u : 0.0346f * u);
+      std::memcpy(dst + 2 * i, &v, 2);
+    }
+  };
+}
+
+void WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out.flush()) throw Error("file " + path.string() + ": write failed");
+}
+
+}  // namespace
+
+std::string HfConfigJson(const Qwen3Config& c) {
+  json j = {{"architectures", {"Qwen3ForCausalLM"}},
+            {"model_type", "qwen3"},
+            {"hidden_size", c.hidden},
+            {"intermediate_size", c.intermediate},
+            {"num_hidden_layers", c.layers},
+            {"num_attention_heads", c.heads},
+            {"num_key_value_heads", c.kv_heads},
+            {"head_dim", c.head_dim},
+            {"vocab_size", c.vocab},
+            {"tie_word_embeddings", c.tied_embeddings},
+            {"rope_theta", c.rope_theta},
+            {"rope_scaling", nullptr},
+            {"rms_norm_eps", c.rms_norm_eps},
+            {"max_position_embeddings", c.max_position_embeddings},
+            {"hidden_act", "silu"},
+            {"attention_bias", false},
+            {"torch_dtype", "bfloat16"},
+            {"bos_token_id", 151643},
+            {"eos_token_id", 151645}};
+  return j.dump(2) + "\n";
+}
+
+SyntheticCheckpointInfo WriteSyntheticCheckpoint(const Qwen3Config& c,
+                                                 const SyntheticCheckpointOptions& options,
+                                                 const std::string& dir) {
+  ValidateConfig(c);
+  const fs::path root(dir);
+  if (fs::exists(root) && !(fs::is_directory(root) && fs::is_empty(root))) {
+    throw Error("output directory " + dir + ": exists and is not empty: expected a new directory");
+  }
+  // Tensors in HF order: embedding, layers, final norm, LM head.
+  const auto expected = ExpectedTensors(c);
+  std::vector<std::string> order = {HfNames::Embed()};
+  for (int i = 0; i < c.layers; ++i) {
+    for (const std::string& leaf : HfNames::LayerLeaves()) order.push_back(HfNames::Layer(i, leaf));
+  }
+  order.push_back(HfNames::FinalNorm());
+  if (!c.tied_embeddings) order.push_back(HfNames::LmHead());
+
+  // Shards: consecutive tensors while they fit in max_shard_bytes (a bigger tensor alone).
+  std::vector<SafetensorsWriter> shards(1);
+  std::vector<std::vector<std::string>> shard_names(1);
+  SyntheticCheckpointInfo info;
+  for (const std::string& name : order) {
+    const std::vector<size_t>& shape = expected.at(name);
+    size_t count = 1;
+    for (size_t d : shape) count *= d;
+    const size_t bytes = count * 2;
+    if (shards.back().size() > 0 && shards.back().data_bytes() + bytes > options.max_shard_bytes) {
+      shards.emplace_back();
+      shard_names.emplace_back();
+    }
+    shards.back().Add(name, DType::kBF16, shape, Values(name, count, options.seed));
+    shard_names.back().push_back(name);
+    info.bytes += bytes;
+    ++info.tensors;
+  }
+  info.shards = shards.size();
+
+  const fs::path partial = root.string() + ".partial";
+  fs::remove_all(partial);
+  fs::create_directories(partial);
+  try {
+    WriteText(partial / "config.json", HfConfigJson(c));
+    if (shards.size() == 1) {
+      shards[0].SetMetadata("format", "pt");
+      shards[0].Write((partial / "model.safetensors").string());
+    } else {
+      json map = json::object();
+      const size_t n = shards.size();
+      for (size_t s = 0; s < n; ++s) {
+        char file[64];
+        std::snprintf(file, sizeof(file), "model-%05zu-of-%05zu.safetensors", s + 1, n);
+        shards[s].SetMetadata("format", "pt");
+        shards[s].Write((partial / file).string());
+        for (const std::string& name : shard_names[s]) map[name] = file;
+      }
+      const json index = {{"metadata", {{"total_size", info.bytes}}}, {"weight_map", map}};
+      WriteText(partial / "model.safetensors.index.json", index.dump(2) + "\n");
+    }
+    if (fs::exists(root)) fs::remove(root);  // the empty directory
+    fs::rename(partial, root);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(partial, ec);
+    throw;
+  }
+  return info;
+}
+
+}  // namespace qwen3

@@ -1,0 +1,182 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "base/error.h"
+#include "runtime/thread_pool.h"
+
+namespace qwen3 {
+namespace {
+
+DecodeLayer::Options LayerOptions(const Model::Options& o) {
+  DecodeLayer::Options lo;
+  lo.max_batch = o.max_rows;
+  lo.max_seq = o.max_seq;
+  lo.pages_per_split = o.pages_per_split;
+  return lo;
+}
+
+void CheckDistinct(std::span<const int32_t> users, const char* what) {
+  std::vector<int32_t> sorted(users.begin(), users.end());
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i] == sorted[i - 1]) {
+      throw Error(std::string(what) + ": user " + std::to_string(sorted[i]) +
+                  " appears twice: expected distinct users");
+    }
+  }
+}
+
+}  // namespace
+
+Model::Model(const ModelWeights& weights, const Options& options, const cpu::CpuKernels& kernels,
+             ThreadPool& pool)
+    : w_(weights),
+      options_(options),
+      pool_(pool),
+      blocks_per_user_(options.block_size == 0
+                           ? 0
+                           : (options.max_seq + options.block_size - 1) / options.block_size),
+      layer_(weights.config, LayerOptions(options), kernels, pool) {
+  const Qwen3Config& c = weights.config;
+  const auto bad = [](const std::string& what) { throw Error("model options: " + what); };
+  if (options.max_users == 0) bad("max_users = 0: expected at least 1");
+  if (options.max_seq == 0) bad("max_seq = 0: expected at least 1");
+  if (options.block_size == 0 || options.block_size % cpu::kTileK != 0 ||
+      options.block_size > cpu::kMaxBlockSize) {
+    bad("block_size = " + std::to_string(options.block_size) + ": expected a multiple of " +
+        std::to_string(cpu::kTileK) + " up to " + std::to_string(cpu::kMaxBlockSize));
+  }
+  if (weights.layers.size() != static_cast<size_t>(c.layers)) {
+    bad(std::to_string(weights.layers.size()) + " layers of weights: expected " +
+        std::to_string(c.layers));
+  }
+  rope_ = RopeTable::FromTheta(c.rope_theta, options.max_seq, c.head_dim);
+  kv_.reserve(c.layers);
+  for (int l = 0; l < c.layers; ++l) {
+    kv_.emplace_back(options.max_users * blocks_per_user_, c.kv_heads, c.head_dim,
+                     options.block_size);
+  }
+  lengths_.assign(options.max_users, 0);
+  pending_.assign(options.max_users, 0);
+  const size_t h = c.hidden, rows = options.max_rows;
+  hidden_a_ = AlignedBuffer<bf16>(rows * h);
+  hidden_b_ = AlignedBuffer<bf16>(rows * h);
+  lm_rows_ = AlignedBuffer<bf16>(rows * h);
+  seq_lens_.resize(rows);
+  slots_.resize(rows);
+  block_table_.resize(rows * blocks_per_user_);
+}
+
+void Model::Reset(size_t user) { lengths_.at(user) = 0; }
+void Model::ResetAll() { std::fill(lengths_.begin(), lengths_.end(), 0); }
+
+size_t Model::kv_bytes() const {
+  size_t n = 0;
+  for (const PagedKvCache& kv : kv_) n += kv.bytes();
+  return n;
+}
+
+void Model::Forward(std::span<const Row> rows, std::span<const uint8_t> want_logits,
+                    float* logits, const Observer* observer, StageTimes* times) {
+  if (want_logits.size() != rows.size()) {
+    throw Error("want_logits has " + std::to_string(want_logits.size()) + " entries: expected " +
+                std::to_string(rows.size()) + " (one per row)");
+  }
+  std::fill(pending_.begin(), pending_.end(), 0);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const Row& row = rows[r];
+    if (row.user < 0 || static_cast<size_t>(row.user) >= options_.max_users) {
+      throw Error("row " + std::to_string(r) + ": user " + std::to_string(row.user) +
+                  ": expected 0.." + std::to_string(options_.max_users - 1));
+    }
+    if (row.token < 0 || row.token >= w_.config.vocab) {
+      throw Error("row " + std::to_string(r) + ": token id " + std::to_string(row.token) +
+                  ": expected 0.." + std::to_string(w_.config.vocab - 1));
+    }
+    const size_t u = static_cast<size_t>(row.user);
+    if (lengths_[u] + ++pending_[u] > options_.max_seq) {
+      throw Error("user " + std::to_string(u) + ": " + std::to_string(lengths_[u] + pending_[u]) +
+                  " tokens: expected at most max_seq = " + std::to_string(options_.max_seq));
+    }
+  }
+  const std::vector<size_t> saved = lengths_;
+  try {
+    for (size_t row0 = 0; row0 < rows.size(); row0 += options_.max_rows) {
+      const size_t n = std::min(options_.max_rows, rows.size() - row0);
+      Pass(rows.subspan(row0, n), row0, want_logits.subspan(row0, n), logits, observer, times);
+    }
+  } catch (...) {
+    lengths_ = saved;  // cache contents past a length are never read
+    throw;
+  }
+}
+
+void Model::Pass(std::span<const Row> rows, size_t row0, std::span<const uint8_t> want,
+                 float*& logits, const Observer* observer, StageTimes* times) {
+  const size_t n = rows.size(), h = w_.config.hidden, bs = options_.block_size;
+  const size_t bpu = blocks_per_user_;
+  for (size_t r = 0; r < n; ++r) {
+    const size_t u = static_cast<size_t>(rows[r].user), pos = lengths_[u]++;
+    seq_lens_[r] = static_cast<int32_t>(pos + 1);
+    for (size_t b = 0; b < bpu; ++b) block_table_[r * bpu + b] = static_cast<int32_t>(u * bpu + b);
+    slots_[r] = static_cast<int32_t>((u * bpu + pos / bs) * bs + pos % bs);
+    w_.Embed(rows[r].token, hidden_a_.data() + r * h);
+  }
+  const DecodeBatch batch{n, seq_lens_.data(), block_table_.data(), bpu, slots_.data()};
+  bf16* cur = hidden_a_.data();
+  bf16* next = hidden_b_.data();
+  if (observer) (*observer)(row0, n, 0, cur);
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    layer_.Run(w_.layers[l], rope_, kv_[l], batch, cur, next, times);
+    std::swap(cur, next);
+    if (observer) (*observer)(row0, n, l + 1, cur);
+  }
+  size_t m = 0;
+  for (size_t r = 0; r < n; ++r) {
+    if (want[r]) std::memcpy(lm_rows_.data() + m++ * h, cur + r * h, h * sizeof(bf16));
+  }
+  if (m > 0) {
+    layer_.RunLmHead(w_.lm, lm_rows_.data(), m, logits, w_.config.vocab, times);
+    logits += m * w_.config.vocab;
+  }
+}
+
+void Model::Prefill(std::span<const int32_t> users,
+                    const std::vector<std::vector<int32_t>>& prompts, float* logits,
+                    StageTimes* times) {
+  if (users.size() != prompts.size()) {
+    throw Error("prefill: " + std::to_string(users.size()) + " users for " +
+                std::to_string(prompts.size()) + " prompts: expected one user per prompt");
+  }
+  CheckDistinct(users, "prefill");
+  std::vector<Row> rows;
+  std::vector<uint8_t> want;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].empty()) {
+      throw Error("prefill: prompt " + std::to_string(i) + " is empty: expected at least 1 token");
+    }
+    for (size_t j = 0; j < prompts[i].size(); ++j) {
+      rows.push_back({users[i], prompts[i][j]});
+      want.push_back(j + 1 == prompts[i].size());
+    }
+  }
+  Forward(rows, want, logits, nullptr, times);
+}
+
+void Model::Decode(std::span<const int32_t> users, std::span<const int32_t> tokens,
+                   float* logits, StageTimes* times) {
+  if (users.size() != tokens.size()) {
+    throw Error("decode: " + std::to_string(users.size()) + " users for " +
+                std::to_string(tokens.size()) + " tokens: expected one token per user");
+  }
+  CheckDistinct(users, "decode");
+  std::vector<Row> rows(users.size());
+  for (size_t i = 0; i < users.size(); ++i) rows[i] = {users[i], tokens[i]};
+  const std::vector<uint8_t> want(users.size(), 1);
+  Forward(rows, want, logits, nullptr, times);
+}
+
+}  // namespace qwen3

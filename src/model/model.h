@@ -1,0 +1,89 @@
+// A whole Qwen3 model on the CPU: embedding -> every decoder layer (the fused decode program of
+// decode_layer.h, per layer over its weights and its paged KV cache) -> final norm -> LM head.
+//
+// Work is a list of rows, one token each, appended at its user's next position. One pass runs
+// up to max_rows rows through all layers together: a decode step is one row per user; a
+// prefill is a prompt's tokens as rows (several users' prompts in one pass), chunked by
+// max_rows so memory stays bounded. Within a pass every row's K/V is written to the cache
+// before attention runs, and each row attends to positions 0..its own, so a prompt processed
+// as one pass is exactly causal attention. Memory is allocated at construction (weights are
+// borrowed); a pass allocates nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "kernels/cpu/kernels.h"
+#include "model/decode_layer.h"
+#include "model/kv_cache.h"
+#include "model/layer_weights.h"
+#include "model/model_weights.h"
+
+namespace qwen3 {
+
+class ThreadPool;
+
+class Model {
+ public:
+  struct Options {
+    size_t max_users = 16;   // sequences with their own KV cache
+    size_t max_seq = 4096;   // tokens per sequence (prompt + generated)
+    size_t block_size = 128; // KV cache block
+    size_t max_rows = 64;    // tokens per pass (the prefill chunk)
+    size_t pages_per_split = 0;
+  };
+  struct Row {
+    int32_t user;
+    int32_t token;
+  };
+  // depth 0 = embedding output, depth d = output of layer d - 1 (before the final norm), for the
+  // rows [row0, row0 + n) of the Forward call.
+  using Observer = std::function<void(size_t row0, size_t n, size_t depth, const bf16* hidden)>;
+
+  Model(const ModelWeights& weights, const Options& options, const cpu::CpuKernels& kernels,
+        ThreadPool& pool);
+
+  const Qwen3Config& config() const { return w_.config; }
+  const Options& options() const { return options_; }
+  size_t vocab() const { return w_.config.vocab; }
+  // Tokens in user's cache.
+  size_t Length(size_t user) const { return lengths_.at(user); }
+  void Reset(size_t user);
+  void ResetAll();
+  size_t kv_bytes() const;
+
+  // Appends rows (a user's rows in position order), writing vocab fp32 logits for each row
+  // whose want_logits is non-zero, in row order. Everything is checked before any state
+  // changes: users in 0..max_users-1, tokens in 0..vocab-1, lengths within max_seq.
+  void Forward(std::span<const Row> rows, std::span<const uint8_t> want_logits, float* logits,
+               const Observer* observer = nullptr, StageTimes* times = nullptr);
+  // Appends prompts[i] to user users[i]; logits [n, vocab] of each prompt's last token.
+  void Prefill(std::span<const int32_t> users, const std::vector<std::vector<int32_t>>& prompts,
+               float* logits, StageTimes* times = nullptr);
+  // One token per user (distinct users); logits [n, vocab].
+  void Decode(std::span<const int32_t> users, std::span<const int32_t> tokens, float* logits,
+              StageTimes* times = nullptr);
+
+ private:
+  void Pass(std::span<const Row> rows, size_t row0, std::span<const uint8_t> want,
+            float*& logits, const Observer* observer, StageTimes* times);
+
+  const ModelWeights& w_;
+  Options options_;
+  ThreadPool& pool_;
+  size_t blocks_per_user_;
+  DecodeLayer layer_;
+  RopeTable rope_;
+  std::vector<PagedKvCache> kv_;  // one per layer
+  std::vector<size_t> lengths_;   // per user
+  // Per pass.
+  AlignedBuffer<bf16> hidden_a_, hidden_b_, lm_rows_;  // [max_rows, hidden]
+  std::vector<int32_t> seq_lens_, slots_, block_table_;
+  std::vector<size_t> pending_;  // per user, rows appended so far in this call (validation)
+};
+
+}  // namespace qwen3

@@ -1,0 +1,80 @@
+// qwen3: the whole-model tool.
+//
+//   qwen3 replay --model DIR --reference FILE [--out FILE]   # vs transformers' logits
+//   qwen3 make-checkpoint --preset 0.6b [--layers N] --seed S DIR
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+#include "io/synthetic_checkpoint.h"
+#include "kernels/cpu/cpu_path.h"
+#include "kernels/cpu/kernels.h"
+#include "model/config.h"
+#include "runtime/thread_pool.h"
+#include "tools/replay.h"
+
+namespace {
+
+int Main(int argc, char** argv) {
+  using namespace qwen3;
+  CLI::App app{"qwen3: Qwen3 models from Hugging Face checkpoints"};
+  app.require_subcommand(1);
+  size_t threads = 0;
+  app.add_option("--threads", threads, "worker threads (default: all cores)");
+
+  ReplayOptions replay;
+  CLI::App* rp = app.add_subcommand(
+      "replay", "prefill + teacher-forced decode of a transformers reference, compared per step");
+  rp->add_option("--model", replay.model_dir, "Hugging Face model directory")->required();
+  rp->add_option("--reference", replay.reference, "reference.safetensors")->required();
+  rp->add_option("--out", replay.out, "write the computed logits_s* here (safetensors)");
+  rp->add_option("--max-rows", replay.max_rows, "tokens per prefill pass (default 64)");
+
+  std::string preset, out_dir;
+  int layers = 0;
+  SyntheticCheckpointOptions mk;
+  double shard_gb = 4.0;
+  CLI::App* mc = app.add_subcommand(
+      "make-checkpoint", "write a synthetic Qwen3 checkpoint in the Hugging Face layout");
+  mc->add_option("--preset", preset, "0.6b|1.7b|4b|8b|14b|32b")->required();
+  mc->add_option("--layers", layers, "decoder layers (default: the preset's)");
+  mc->add_option("--seed", mk.seed, "seed of the weights (default 0)");
+  mc->add_option("--shard-gb", shard_gb, "largest shard in GB (default 4)");
+  mc->add_option("dir", out_dir, "output directory (new or empty)")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (rp->parsed()) {
+      const cpu::CpuKernels& kernels = cpu::GetCpuKernels(cpu::SelectCpuPath());
+      ThreadPool pool(threads);
+      const ReplayResult r = RunReplay(replay, kernels, pool);
+      return r.pass ? 0 : 1;
+    }
+    if (mc->parsed()) {
+      Qwen3Config c = PresetConfig(preset);
+      if (layers < 0 || (layers > 0 && layers > c.layers)) {
+        throw Error("--layers " + std::to_string(layers) + ": expected 1.." +
+                    std::to_string(c.layers) + " for " + c.name);
+      }
+      if (layers > 0) c.layers = layers;
+      if (!(shard_gb > 0)) throw Error("--shard-gb " + std::to_string(shard_gb) + ": expected > 0");
+      mk.max_shard_bytes = static_cast<size_t>(shard_gb * 1e9);
+      const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(c, mk, out_dir);
+      std::printf("make-checkpoint: %s, %d layers, %zu tensors, %.3f GB in %zu shard(s) -> %s\n",
+                  c.name.c_str(), c.layers, info.tensors, info.bytes / 1e9, info.shards,
+                  out_dir.c_str());
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qwen3: error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }

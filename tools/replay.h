@@ -1,0 +1,40 @@
+// `qwen3 replay`: runs a model on the prompts of a transformers reference file
+// (../shared/testdata/hf-qwen3/README.md) as ONE batch, prefill then teacher-forced decode
+// steps, and compares every step's logits with the reference's (DESIGN.md, Numerics).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/kernels.h"
+
+namespace qwen3 {
+
+class ThreadPool;
+
+struct ReplayOptions {
+  std::string model_dir, reference, out;  // out: logits_s{s} as safetensors; empty = none
+  size_t max_rows = 64;                   // prefill chunk
+  double max_rel_l2 = 3.5e-2;
+  double top1_margin = 0.25;  // rows whose reference top-1 leads by this must agree
+};
+
+struct ReplayStep {
+  double rel_l2 = 0, max_abs = 0;
+  size_t top1_agree = 0, rows = 0, guarded_rows = 0, guarded_mismatches = 0;
+  bool pass = true;
+};
+
+struct ReplayResult {
+  std::vector<ReplayStep> steps;
+  double prefill_seconds = 0, decode_seconds = 0;
+  size_t prompt_tokens = 0;
+  bool pass = true;
+};
+
+// Prints a line per step to stdout; throws Error for unreadable or inconsistent files.
+ReplayResult RunReplay(const ReplayOptions& options, const cpu::CpuKernels& kernels,
+                       ThreadPool& pool);
+
+}  // namespace qwen3
