@@ -1,0 +1,239 @@
+#include "model/model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "io/hf_checkpoint.h"
+#include "kernels/cpu/cpu_path.h"
+#include "kernels/cpu/vec.h"
+#include "model/model_weights.h"
+#include "runtime/thread_pool.h"
+#include "tests/checkpoint_util.h"
+#include "tests/error_matchers.h"
+#include "tools/replay.h"
+
+namespace qwen3 {
+namespace {
+
+using testing_ck::ScratchDir;
+using testing_ck::TinyConfig;
+
+const std::string kTestData = std::string(QWEN3_SHARED_DIR) + "/testdata/hf-qwen3/";
+
+double RelL2(const float* a, const float* b, size_t n) {
+  double d = 0, r = 0;
+  for (size_t i = 0; i < n; ++i) {
+    d += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    r += double(b[i]) * b[i];
+  }
+  return std::sqrt(d / r);
+}
+
+// transformers' logits, all prompts as one batch, on every kernel path this CPU has.
+class ReplayTest : public testing::TestWithParam<std::tuple<std::string, cpu::CpuPath>> {};
+
+TEST_P(ReplayTest, MatchesTransformersWithinTolerance) {
+  const auto& [name, path] = GetParam();
+  if (!cpu::IsSupported(path)) GTEST_SKIP() << cpu::ToString(path) << " not supported here";
+  ThreadPool pool(2);
+  ReplayOptions o;
+  o.model_dir = kTestData + name;
+  o.reference = kTestData + name + "/reference.safetensors";
+  o.max_rows = 48;  // prompts of 129..300 tokens span several passes
+  const ReplayResult r = RunReplay(o, cpu::GetCpuKernels(path), pool);
+  EXPECT_TRUE(r.pass);
+  ASSERT_GE(r.steps.size(), 5u);
+  for (const ReplayStep& s : r.steps) {
+    EXPECT_LE(s.rel_l2, 3.5e-2);
+    EXPECT_EQ(s.guarded_mismatches, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TinyModels, ReplayTest,
+    testing::Combine(testing::Values("tiny-a", "tiny-b"),
+                     testing::Values(cpu::CpuPath::kAmx, cpu::CpuPath::kAvx512Bf16,
+                                     cpu::CpuPath::kAvx512, cpu::CpuPath::kAvx2,
+                                     cpu::CpuPath::kScalar)),
+    [](const auto& info) {
+      std::string n = std::get<0>(info.param) + "_" + cpu::ToString(std::get<1>(info.param));
+      for (char& ch : n) ch = ch == '-' ? '_' : ch;
+      return n;
+    });
+
+// tiny-a's reference holds the hidden state of each prompt's last position after every layer.
+TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
+  ThreadPool pool(2);
+  const HfCheckpoint ck = HfCheckpoint::Open(kTestData + "tiny-a");
+  const ModelWeights w = ModelWeights::FromCheckpoint(ck, pool);
+  const auto ref = SafetensorsFile::Open(kTestData + "tiny-a/reference.safetensors");
+  const TensorView& ids_view = ref->Get("prompt_ids");
+  const std::vector<int32_t> ids = ids_view.ToI32(), lens = ref->Get("prompt_lens").ToI32();
+  const size_t n = lens.size(), width = ids_view.shape[1], layers = w.config.layers;
+  const size_t h = w.config.hidden;
+  const AlignedBuffer<float> hidden_ref = ref->Get("prefill_last_hidden_per_layer").ToF32();
+  ASSERT_EQ(hidden_ref.size(), n * (layers + 1) * h);
+
+  Model::Options o;
+  o.max_users = n;
+  o.max_seq = width;
+  o.max_rows = 64;
+  Model model(w, o, cpu::GetCpuKernels(cpu::SelectCpuPath()), pool);
+  std::vector<Model::Row> rows;
+  std::vector<uint8_t> want;
+  std::vector<size_t> last_row(n);
+  for (size_t b = 0; b < n; ++b) {
+    for (int32_t j = 0; j < lens[b]; ++j) {
+      rows.push_back({static_cast<int32_t>(b), ids[b * width + j]});
+      want.push_back(0);
+    }
+    last_row[b] = rows.size() - 1;
+  }
+  // got[b][depth]: the engine's hidden state of user b's last prompt token.
+  std::vector<std::vector<std::vector<float>>> got(n, std::vector<std::vector<float>>(layers + 1));
+  const Model::Observer observer = [&](size_t row0, size_t count, size_t depth, const bf16* hid) {
+    for (size_t b = 0; b < n; ++b) {
+      if (last_row[b] < row0 || last_row[b] >= row0 + count) continue;
+      const bf16* row = hid + (last_row[b] - row0) * h;
+      std::vector<float>& g = got[b][depth];
+      g.resize(h);
+      if (depth == layers) {  // transformers' last entry is after the final norm
+        std::vector<bf16> normed(h);
+        cpu::RmsNormToBf16(row, w.lm.final_norm.data(), h,
+                           static_cast<float>(w.config.rms_norm_eps), normed.data());
+        for (size_t k = 0; k < h; ++k) g[k] = Bf16ToF32(normed[k]);
+      } else {
+        for (size_t k = 0; k < h; ++k) g[k] = Bf16ToF32(row[k]);
+      }
+    }
+  };
+  model.Forward(rows, want, nullptr, &observer);
+  for (size_t b = 0; b < n; ++b) {
+    for (size_t depth = 0; depth <= layers; ++depth) {
+      ASSERT_EQ(got[b][depth].size(), h);
+      const float* r = hidden_ref.data() + (b * (layers + 1) + depth) * h;
+      // The embedding is exact (a bf16 row); each layer adds bf16 rounding of its stages.
+      const double err = RelL2(got[b][depth].data(), r, h);
+      EXPECT_LE(err, depth == 0 ? 0.0 : 2e-2) << "user " << b << " depth " << depth;
+    }
+  }
+}
+
+class ModelFixture : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScratchDir("model");
+    WriteSyntheticCheckpoint(TinyConfig(true), {.seed = 11}, dir_->Sub("m"));
+    pool_ = new ThreadPool(2);
+    ck_ = new HfCheckpoint(HfCheckpoint::Open(dir_->Sub("m")));
+    weights_ = new ModelWeights(ModelWeights::FromCheckpoint(*ck_, *pool_));
+  }
+  static void TearDownTestSuite() {
+    delete weights_;
+    delete ck_;
+    delete pool_;
+    delete dir_;
+  }
+  static Model Make(size_t max_rows, size_t max_seq = 512, size_t block_size = 32) {
+    Model::Options o;
+    o.max_users = 4;
+    o.max_seq = max_seq;
+    o.block_size = block_size;
+    o.max_rows = max_rows;
+    o.pages_per_split = 2;  // the same splits whatever the batch: comparable bit for bit
+    return Model(*weights_, o, cpu::GetCpuKernels(cpu::SelectCpuPath()), *pool_);
+  }
+  static std::vector<int32_t> Prompt(size_t len, int32_t salt) {
+    std::vector<int32_t> p(len);
+    for (size_t i = 0; i < len; ++i) p[i] = static_cast<int32_t>((i * 37 + salt * 11) % 100);
+    return p;
+  }
+  static inline ScratchDir* dir_ = nullptr;
+  static inline ThreadPool* pool_ = nullptr;
+  static inline HfCheckpoint* ck_ = nullptr;
+  static inline ModelWeights* weights_ = nullptr;
+};
+
+// Users with different prompt lengths prefilled together, in passes of 16 rows, equal the
+// same tokens fed one decode step at a time.
+TEST_F(ModelFixture, PrefillEqualsTokenByTokenDecode) {
+  const size_t vocab = 100;
+  const std::vector<std::vector<int32_t>> prompts = {Prompt(70, 1), Prompt(1, 2), Prompt(33, 3)};
+  const std::vector<int32_t> users = {2, 0, 3};
+  Model batched = Make(16);
+  std::vector<float> pre(prompts.size() * vocab);
+  batched.Prefill(users, prompts, pre.data());
+  for (size_t i = 0; i < users.size(); ++i) EXPECT_EQ(batched.Length(users[i]), prompts[i].size());
+
+  Model single = Make(16);
+  std::vector<float> step(vocab);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    for (int32_t tok : prompts[i]) {
+      const int32_t u[] = {users[i]}, t[] = {tok};
+      single.Decode(u, t, step.data());
+    }
+    double worst = 0;
+    for (size_t v = 0; v < vocab; ++v) {
+      worst = std::max(worst, std::fabs(double(step[v]) - pre[i * vocab + v]));
+    }
+    EXPECT_LT(worst, 1e-4) << "prompt " << i;
+  }
+  // A further decode step continues both the same way.
+  const int32_t u[] = {2, 0, 3}, t[] = {5, 6, 7};
+  std::vector<float> a(3 * vocab), b(3 * vocab);
+  batched.Decode(u, t, a.data());
+  single.Decode(u, t, b.data());
+  EXPECT_LT(RelL2(a.data(), b.data(), a.size()), 1e-5);
+}
+
+TEST_F(ModelFixture, PassSizeDoesNotChangeTheResult) {
+  const std::vector<std::vector<int32_t>> prompts = {Prompt(45, 4), Prompt(20, 5)};
+  const std::vector<int32_t> users = {0, 1};
+  std::vector<float> a(200), b(200);
+  Model small = Make(5);
+  small.Prefill(users, prompts, a.data());
+  Model big = Make(64);
+  big.Prefill(users, prompts, b.data());
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(ModelFixture, BadRequestsAreErrorsThatChangeNothing) {
+  Model m = Make(16, 64);
+  std::vector<float> logits(400);
+  const std::vector<int32_t> u0 = {0};
+  m.Prefill(u0, {Prompt(10, 1)}, logits.data());
+  ASSERT_EQ(m.Length(0), 10u);
+  EXPECT_TRUE(ThrowsError([&] { m.Prefill(u0, {{1, 2, 100}}, logits.data()); },
+                          {"token id 100", "expected 0..99"}));
+  EXPECT_TRUE(ThrowsError([&] { m.Prefill(u0, {{-1}}, logits.data()); }, {"token id -1"}));
+  const std::vector<int32_t> u9 = {9};
+  EXPECT_TRUE(ThrowsError([&] { m.Prefill(u9, {{1}}, logits.data()); }, {"user 9", "0..3"}));
+  EXPECT_TRUE(ThrowsError([&] { m.Prefill(u0, {Prompt(55, 2)}, logits.data()); },
+                          {"user 0", "65 tokens", "max_seq = 64"}));
+  EXPECT_TRUE(ThrowsError([&] { m.Prefill(u0, {{}}, logits.data()); }, {"prompt 0 is empty"}));
+  const std::vector<int32_t> dup = {1, 1}, toks = {3, 4};
+  EXPECT_TRUE(ThrowsError([&] { m.Decode(dup, toks, logits.data()); }, {"user 1 appears twice"}));
+  EXPECT_EQ(m.Length(0), 10u);
+  EXPECT_EQ(m.Length(1), 0u);
+  // The cache is intact: the next token gives what an untouched model gives.
+  Model fresh = Make(16, 64);
+  fresh.Prefill(u0, {Prompt(10, 1)}, logits.data());
+  std::vector<float> a(100), b(100);
+  const int32_t t[] = {42};
+  m.Decode(u0, t, a.data());
+  fresh.Decode(u0, t, b.data());
+  EXPECT_EQ(a, b);
+  m.Reset(0);
+  EXPECT_EQ(m.Length(0), 0u);
+}
+
+TEST_F(ModelFixture, BadOptionsAreErrors) {
+  EXPECT_TRUE(ThrowsError([&] { Make(16, 64, 48); }, {"block_size = 48", "multiple of 32"}));
+  EXPECT_TRUE(ThrowsError([&] { Make(16, 0); }, {"max_seq = 0"}));
+}
+
+}  // namespace
+}  // namespace qwen3
