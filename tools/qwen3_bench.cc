@@ -22,6 +22,7 @@
 #include "base/error.h"
 #include "tools/layer_flags.h"
 #include "tools/onednn_peer.h"
+#include "tools/model_bench.h"
 #include "tools/read_bandwidth.h"
 #include "tools/summary.h"
 
@@ -158,9 +159,26 @@ int Main(int argc, char** argv) {
   app.add_option("--json", json_path, "write the results as JSON to FILE");
   app.add_flag("--no-peer", no_peer, "skip the oneDNN peer");
   app.add_flag("--no-variants", no_variants, "skip the unfused / per-user variants");
+  ModelBenchOptions mb;
+  app.add_option("--model", mb.model_dir,
+                 "benchmark a whole model from a Hugging Face directory instead of the layer: "
+                 "decode tokens/s at each --batches, prefill tokens/s");
+  app.add_option("--batches", mb.batches, "with --model: batch sizes (default 1,16)")
+      ->delimiter(',');
+  app.add_option("--context", mb.context, "with --model: prompt tokens per user (default 512)");
+  app.add_option("--max-rows", mb.max_rows, "with --model: tokens per prefill pass (default 128)");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (!mb.model_dir.empty()) {
+      if (!json_path.empty()) CheckWritable("--json", json_path);
+      mb.steps = steps;
+      mb.threads = flags.options.threads;
+      mb.bw_gib = bw_gib;
+      mb.json_path = json_path;
+      RunModelBench(mb);
+      return 0;
+    }
     if (steps < 10) throw Error("--steps " + std::to_string(steps) + ": expected at least 10");
     if (bw_gib < 2) throw Error("--bw-gib " + std::to_string(bw_gib) + ": expected at least 2");
     if (!json_path.empty()) CheckWritable("--json", json_path);

@@ -35,6 +35,14 @@ ColumnGroup GroupOf(const PackedMatrix& w, size_t g, size_t blocks_per_group = k
   return {j0, nb, col0, std::min(nb * kTileN, w.n() - col0)};
 }
 
+// Dispatch block -> column group such that, when the workers claim blocks round-robin, each
+// walks one contiguous range of groups: its weights stream as one long run (0.6B model, b16:
+// +2.5 points of bandwidth over handing out groups in order, steps alternating in one run).
+size_t Strided(size_t block, size_t n, size_t workers) {
+  const size_t per = n / workers, m = per * workers;
+  return block < m ? (block % workers) * per + block / workers : block;
+}
+
 // A projection a . w whose epilogue epi(row, col, acc) runs on each C block while it is hot in
 // L1 (fused), or, given an fp32 [rows, w.n()] scratch (the benchmark's unfused variant: the
 // schedule PR #387 replaced), after the whole matmul as a second dispatch over the scratch.
@@ -44,21 +52,23 @@ void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const
   const size_t n = w.n();
   pool.Spmd(
       Groups(w),
-      [&](size_t g, size_t) {
-        const ColumnGroup cg = GroupOf(w, g);
-        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
-                         [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-                           for (size_t r = 0; r < tile_rows; ++r) {
-                             for (size_t j = 0; j < cg.cols; ++j) {
-                               const float acc = c[r * ldc + j];
-                               if (scratch) {
-                                 scratch[(row0 + r) * n + cg.col0 + j] = acc;
-                               } else {
-                                 epi(row0 + r, cg.col0 + j, acc);
-                               }
-                             }
-                           }
-                         });
+      [&](size_t block, size_t) {
+        const size_t groups = Groups(w), workers = pool.NumWorkers();
+        const ColumnGroup cg = GroupOf(w, Strided(block, groups, workers));
+        cpu::MatmulGroup(
+            k, a, lda, rows, w, cg.j0, cg.nb,
+            [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+              for (size_t r = 0; r < tile_rows; ++r) {
+                for (size_t j = 0; j < cg.cols; ++j) {
+                  const float acc = c[r * ldc + j];
+                  if (scratch) {
+                    scratch[(row0 + r) * n + cg.col0 + j] = acc;
+                  } else {
+                    epi(row0 + r, cg.col0 + j, acc);
+                  }
+                }
+              }
+            });
       },
       name);
   if (scratch == nullptr) return;
@@ -81,19 +91,22 @@ void ProjectGateUp(ThreadPool& pool, const cpu::CpuKernels& k, const char* name,
   const size_t n = w.n();
   pool.Spmd(
       Groups(w),
-      [&](size_t g, size_t) {
+      [&](size_t block, size_t) {
+        const size_t groups = Groups(w), workers = pool.NumWorkers();
+        const size_t g = Strided(block, groups, workers);
         const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
-        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
-                         [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-                           for (size_t r = 0; r < tile_rows; ++r) {
-                             if (scratch) {
-                               std::memcpy(scratch + (row0 + r) * n + cg.col0, c + r * ldc,
-                                           cg.cols * sizeof(float));
-                             } else {
-                               epi(row0 + r, g * kHalf, c + r * ldc, c + r * ldc + kHalf, kHalf);
-                             }
-                           }
-                         });
+        cpu::MatmulGroup(
+            k, a, lda, rows, w, cg.j0, cg.nb,
+            [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+              for (size_t r = 0; r < tile_rows; ++r) {
+                if (scratch) {
+                  std::memcpy(scratch + (row0 + r) * n + cg.col0, c + r * ldc,
+                              cg.cols * sizeof(float));
+                } else {
+                  epi(row0 + r, g * kHalf, c + r * ldc, c + r * ldc + kHalf, kHalf);
+                }
+              }
+            });
       },
       name);
   if (scratch == nullptr) return;
@@ -171,6 +184,7 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   mlp_ = AlignedBuffer<bf16>(rows * config.intermediate);
   final_normed_ = AlignedBuffer<bf16>(rows * h);
   items_.reserve(parts);
+  validate_slots_.reserve(options.max_batch);
   user_items_.reserve(options.max_batch + 1);
   if (!options.fused_epilogues) {
     unfused_scratch_ = AlignedBuffer<float>(
@@ -222,7 +236,8 @@ void DecodeLayer::Validate(const DecodeBatch& batch, const PagedKvCache& kv, con
                 " blocks per user: expected at least " + std::to_string((max_seq + bs - 1) / bs) +
                 " for max_seq " + std::to_string(max_seq));
   }
-  std::vector<std::pair<int32_t, size_t>> slots(n);
+  std::vector<std::pair<int32_t, size_t>>& slots = validate_slots_;  // reserved: no allocation
+  slots.resize(n);
   for (size_t b = 0; b < n; ++b) {
     const int32_t len = batch.seq_lens[b];
     if (len < 1 || static_cast<size_t>(len) > max_seq) {
@@ -294,8 +309,9 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     const size_t groups[3] = {Groups(w.wq), Groups(w.wk), Groups(w.wv)};
     pool_.Spmd(
         groups[0] + groups[1] + groups[2],
-        [&](size_t g, size_t) {
-          size_t m = 0;
+        [&](size_t block, size_t) {
+          const size_t total = groups[0] + groups[1] + groups[2], workers = pool_.NumWorkers();
+          size_t m = 0, g = Strided(block, total, workers);
           while (g >= groups[m]) g -= groups[m++];
           const ColumnGroup cg = GroupOf(*mats[m], g);
           float* out = outs[m];

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "base/aligned_buffer.h"
@@ -122,6 +123,7 @@ class DecodeLayer {
   AlignedBuffer<bf16> final_normed_;      // [rows, hidden]
   AlignedBuffer<float> unfused_scratch_;  // [rows, max(hidden, 2 * intermediate)], variant only
   std::vector<AttentionItem> items_;
+  mutable std::vector<std::pair<int32_t, size_t>> validate_slots_;  // Validate's scratch
   std::vector<size_t> user_items_;  // items_ of user b: [user_items_[b], user_items_[b + 1])
 };
 

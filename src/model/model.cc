@@ -19,12 +19,12 @@ DecodeLayer::Options LayerOptions(const Model::Options& o) {
 }
 
 void CheckDistinct(std::span<const int32_t> users, const char* what) {
-  std::vector<int32_t> sorted(users.begin(), users.end());
-  std::sort(sorted.begin(), sorted.end());
-  for (size_t i = 1; i < sorted.size(); ++i) {
-    if (sorted[i] == sorted[i - 1]) {
-      throw Error(std::string(what) + ": user " + std::to_string(sorted[i]) +
-                  " appears twice: expected distinct users");
+  for (size_t i = 0; i < users.size(); ++i) {  // n <= max_users: quadratic is fine, no allocation
+    for (size_t j = 0; j < i; ++j) {
+      if (users[i] == users[j]) {
+        throw Error(std::string(what) + ": user " + std::to_string(users[i]) +
+                    " appears twice: expected distinct users");
+      }
     }
   }
 }
@@ -173,10 +173,10 @@ void Model::Decode(std::span<const int32_t> users, std::span<const int32_t> toke
                 std::to_string(tokens.size()) + " tokens: expected one token per user");
   }
   CheckDistinct(users, "decode");
-  std::vector<Row> rows(users.size());
-  for (size_t i = 0; i < users.size(); ++i) rows[i] = {users[i], tokens[i]};
-  const std::vector<uint8_t> want(users.size(), 1);
-  Forward(rows, want, logits, nullptr, times);
+  decode_rows_.resize(users.size());  // reused: a decode step allocates nothing
+  for (size_t i = 0; i < users.size(); ++i) decode_rows_[i] = {users[i], tokens[i]};
+  decode_want_.assign(users.size(), 1);
+  Forward(decode_rows_, decode_want_, logits, nullptr, times);
 }
 
 }  // namespace qwen3

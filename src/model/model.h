@@ -84,6 +84,8 @@ class Model {
   AlignedBuffer<bf16> hidden_a_, hidden_b_, lm_rows_;  // [max_rows, hidden]
   std::vector<int32_t> seq_lens_, slots_, block_table_;
   std::vector<size_t> pending_;  // per user, rows appended so far in this call (validation)
+  std::vector<Row> decode_rows_;
+  std::vector<uint8_t> decode_want_;
 };
 
 }  // namespace qwen3

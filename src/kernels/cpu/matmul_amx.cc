@@ -45,8 +45,11 @@ static void EnsureTilesConfigured(size_t rows) {
 // (tools/qwen3-bench, alternating variants in one process): the LM head streams at ~1.2x the
 // rate of the same kernel without it; 1, 2 or 4 tiles ahead and L1 vs L2 are within noise.
 constexpr size_t kPrefetchTiles = 2;
-// A prefetch per 128 bytes: the L2's adjacent-line prefetcher brings the other half.
-constexpr size_t kPrefetchLine = 128;
+// A prefetch per 64-byte line of the range: one per 128 bytes (leaving the other half to the
+// adjacent-line prefetcher) streamed the next KV page ~10% slower (qwen3-attention-bench, from
+// memory: 5.1-5.3 vs 5.6-6.0 us per page) and the 0.6B model's b16 step 1-3 points lower
+// (qwen3-bench --model, alternating steps).
+constexpr size_t kPrefetchLine = 64;
 
 static inline void PrefetchTile(const bf16* tile, size_t row_stride) {
   const char* p = reinterpret_cast<const char*>(tile);

@@ -1,0 +1,28 @@
+// `qwen3-bench --model DIR`: the whole model from a checkpoint directory. Decode tokens/s at
+// each batch (every user at --context tokens) as % of the memory-bandwidth limit (weights +
+// the KV each step reads, over the read bandwidth measured before each step), and prefill
+// tokens/s as % of the compute limit (the FLOPs of the prompt over the cube's peak rate,
+// measured in the same process).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace qwen3 {
+
+struct ModelBenchOptions {
+  std::string model_dir;
+  std::vector<size_t> batches = {1, 16};
+  size_t context = 512;   // prompt tokens per user before the timed decode steps
+  size_t steps = 20;      // timed decode steps per batch
+  size_t max_rows = 128;  // prefill pass
+  size_t threads = 0;
+  double bw_gib = 2.5;
+  std::string json_path;
+};
+
+// Prints the tables; throws Error for bad options or checkpoints.
+void RunModelBench(const ModelBenchOptions& options);
+
+}  // namespace qwen3
