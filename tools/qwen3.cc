@@ -22,6 +22,7 @@ int Main(int argc, char** argv) {
   using namespace qwen3;
   CLI::App app{"qwen3: Qwen3 models from Hugging Face checkpoints"};
   app.require_subcommand(1);
+  app.fallthrough();  // --threads after the subcommand too
   size_t threads = 0;
   app.add_option("--threads", threads, "worker threads (default: all cores)");
 
