@@ -30,7 +30,6 @@
 #include "kernels/cpu/cpu_path.h"
 #include "kernels/cpu/fused_matmul.h"
 #include "kernels/cpu/packed_matrix.h"
-#include "kernels/cpu/vec.h"
 #include "runtime/thread_pool.h"
 #include "tests/error_matchers.h"
 
@@ -612,7 +611,9 @@ std::vector<float> RandomF32s(uint64_t seed, size_t n, float lo, float hi) {
   return v;
 }
 
-TEST(VecTest, RmsNormToBf16BothInputTypes) {
+TEST_P(KernelsTest, RmsNormBothInputTypesMatchDouble) {
+  SCOPED_TRACE(ToString(GetParam()));
+  const CpuKernels& k = Kernels();
   const float eps = 1e-6f;
   for (size_t n : {size_t{1}, size_t{7}, size_t{128}, size_t{1000}, size_t{5120}}) {
     SCOPED_TRACE(testing::Message() << "n " << n);
@@ -627,63 +628,68 @@ TEST(VecTest, RmsNormToBf16BothInputTypes) {
       for (size_t i = 0; i < n; ++i) ref[i] = load(i) * inv * w[i];
       return ref;
     };
-    std::vector<bf16> out(n);
-    RmsNormToBf16(xb.data(), w.data(), n, eps, out.data());
+    std::vector<bf16> out(n + 16, kCanaryBf16);  // + a guard past n
+    k.rms_norm_bf16(xb.data(), w.data(), n, eps, out.data());
+    EXPECT_EQ(std::count(out.begin() + n, out.end(), kCanaryBf16), 16) << "written past n";
+    out.resize(n);
     EXPECT_TRUE(
         Bf16Near("bf16 input", out, reference([&](size_t i) { return double{Bf16ToF32(xb[i])}; })));
-    RmsNormToBf16(xf.data(), w.data(), n, eps, out.data());
+    k.rms_norm_f32(xf.data(), w.data(), n, eps, out.data());
     EXPECT_TRUE(Bf16Near("fp32 input", out, reference([&](size_t i) { return double{xf[i]}; })));
   }
   // All zeros: 0 * rsqrt(eps) = 0.
   const std::vector<float> zeros(64, 0.0f), w(64, 1.0f);
   std::vector<bf16> out(64, kCanaryBf16);
-  RmsNormToBf16(zeros.data(), w.data(), 64, eps, out.data());
+  k.rms_norm_f32(zeros.data(), w.data(), 64, eps, out.data());
   EXPECT_EQ(std::count(out.begin(), out.end(), bf16{0}), 64);
 }
 
-TEST(VecTest, RmsNormInPlace) {
+// q/k norm then RoPE: the normalized value y is fp32 (sum of squares n*u, ~8 roundings), the
+// rotation two products and a sum, then one bf16 rounding (2^-8 relative).
+TEST_P(KernelsTest, HeadNormRopeMatchesDouble) {
+  SCOPED_TRACE(ToString(GetParam()));
+  const CpuKernels& k = Kernels();
   const float eps = 1e-6f;
-  for (size_t n : {size_t{32}, size_t{64}, size_t{128}, size_t{5120}}) {
-    SCOPED_TRACE(testing::Message() << "n " << n);
-    const std::vector<float> x0 = RandomF32s(400 + n, n, -3.0f, 3.0f);
-    const std::vector<float> w = RandomF32s(401 + n, n, 0.5f, 1.5f);
-    double sq = 0;
-    for (float v : x0) sq += double{v} * v;
-    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(n) + eps);
-    std::vector<float> x = x0;
-    RmsNormInPlace(x.data(), w.data(), n, eps);
-    // Sum of squares n*u (halved by the sqrt, kept whole for margin) + ~8 roundings.
-    const double rel = (static_cast<double>(n) + 8) * kU;
-    EXPECT_TRUE(NearAll(
-        "RmsNormInPlace", 1, n, [&](size_t, size_t i) { return x[i]; },
-        [&](size_t, size_t i) { return x0[i] * inv * w[i]; },
-        [&](size_t, size_t i) { return rel * std::fabs(x0[i] * inv * w[i]) + 1e-30; }));
-  }
-}
-
-TEST(VecTest, RopeHalfInPlace) {
-  for (size_t n : {size_t{2}, size_t{32}, size_t{64}, size_t{128}}) {
+  for (size_t n : {size_t{2}, size_t{32}, size_t{64}, size_t{128}, size_t{256}}) {
     SCOPED_TRACE(testing::Message() << "n " << n);
     const size_t half = n / 2;
-    const std::vector<float> x0 = RandomF32s(500 + n, n, -4.0f, 4.0f);
+    const std::vector<float> x = RandomF32s(400 + n, n, -3.0f, 3.0f);
+    const std::vector<float> w = RandomF32s(401 + n, n, 0.5f, 1.5f);
     // Different cos/sin in the two halves, so a swapped index shows.
     const std::vector<float> cos = RandomF32s(501 + n, n, -1.0f, 1.0f);
     const std::vector<float> sin = RandomF32s(502 + n, n, -1.0f, 1.0f);
+    double sq = 0;
+    for (float v : x) sq += double{v} * v;
+    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(n) + eps);
     std::vector<double> ref(n), mag(n);
     for (size_t i = 0; i < half; ++i) {
-      const double lo = x0[i], hi = x0[i + half];
+      const double lo = x[i] * inv * w[i], hi = x[i + half] * inv * w[i + half];
       ref[i] = lo * cos[i] - hi * sin[i];
       mag[i] = std::fabs(lo * cos[i]) + std::fabs(hi * sin[i]);
       ref[i + half] = hi * cos[i + half] + lo * sin[i + half];
       mag[i + half] = std::fabs(hi * cos[i + half]) + std::fabs(lo * sin[i + half]);
     }
-    std::vector<float> x = x0;
-    RopeHalfInPlace(x.data(), cos.data(), sin.data(), n);
-    // Two products and a sum, each rounded once (or fused): 2u |terms|, doubled for margin.
+    std::vector<bf16> out(n + 16, kCanaryBf16);
+    k.head_norm_rope(x.data(), w.data(), cos.data(), sin.data(), n, eps, out.data());
+    EXPECT_EQ(std::count(out.begin() + n, out.end(), kCanaryBf16), 16) << "written past n";
+    const double rel = (static_cast<double>(n) + 16) * kU;
     EXPECT_TRUE(NearAll(
-        "RopeHalfInPlace", 1, n, [&](size_t, size_t i) { return x[i]; },
+        "HeadNormRope", 1, n, [&](size_t, size_t i) { return double{Bf16ToF32(out[i])}; },
         [&](size_t, size_t i) { return ref[i]; },
-        [&](size_t, size_t i) { return 4 * kU * mag[i] + 1e-30; }));
+        [&](size_t, size_t i) { return 0x1p-8 * std::fabs(ref[i]) + rel * mag[i] + 1e-30; }));
+  }
+}
+
+TEST_P(KernelsTest, CastBf16RoundsToNearestEven) {
+  SCOPED_TRACE(ToString(GetParam()));
+  for (size_t n : {size_t{1}, size_t{37}, size_t{128}}) {
+    std::vector<float> x = RandomF32s(700 + n, n, -100.0f, 100.0f);
+    x[0] = 1.0f + 0x1p-8f;  // a tie: rounds to even (1.0)
+    std::vector<bf16> out(n + 16, kCanaryBf16);
+    Kernels().cast_bf16(x.data(), n, out.data());
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(out[i], F32ToBf16(x[i])) << i;
+    EXPECT_EQ(out[0], F32ToBf16(1.0f));
+    EXPECT_EQ(std::count(out.begin() + n, out.end(), kCanaryBf16), 16) << "written past n";
   }
 }
 

@@ -8,7 +8,7 @@
 
 #include "io/hf_checkpoint.h"
 #include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/vec.h"
+#include "kernels/cpu/kernels.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
 #include "tests/checkpoint_util.h"
@@ -102,7 +102,8 @@ TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
       g.resize(h);
       if (depth == layers) {  // transformers' last entry is after the final norm
         std::vector<bf16> normed(h);
-        cpu::RmsNormToBf16(row, w.lm.final_norm.data(), h,
+        cpu::GetCpuKernels(cpu::CpuPath::kScalar)
+            .rms_norm_bf16(row, w.lm.final_norm.data(), h,
                            static_cast<float>(w.config.rms_norm_eps), normed.data());
         for (size_t k = 0; k < h; ++k) g[k] = Bf16ToF32(normed[k]);
       } else {

@@ -9,7 +9,6 @@
 #include "base/error.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/fused_matmul.h"
-#include "kernels/cpu/vec.h"
 #include "runtime/thread_pool.h"
 
 namespace qwen3 {
@@ -296,7 +295,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     pool_.Spmd(
         n,
         [&](size_t b, size_t) {
-          cpu::RmsNormToBf16(hidden + b * h, w.input_norm.data(), h, eps, normed_.data() + b * h);
+          k.rms_norm_bf16(hidden + b * h, w.input_norm.data(), h, eps, normed_.data() + b * h);
         },
         ToString(Stage::kInputNorm));
   });
@@ -337,23 +336,15 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
           const size_t pos = static_cast<size_t>(batch.seq_lens[b]) - 1;
           const float* cos = rope.cos.data() + pos * dim;
           const float* sin = rope.sin.data() + pos * dim;
-          float x[cpu::kMaxHeadDim];
           bf16 kb[cpu::kMaxHeadDim], vb[cpu::kMaxHeadDim];
-          std::memcpy(x, k_proj_.data() + b * kv_dim + kvh * dim, dim * 4);
-          cpu::RmsNormInPlace(x, w.k_norm.data(), dim, eps);
-          cpu::RopeHalfInPlace(x, cos, sin, dim);
-          const float* v = v_proj_.data() + b * kv_dim + kvh * dim;
-          for (size_t d = 0; d < dim; ++d) {
-            kb[d] = F32ToBf16(x[d]);
-            vb[d] = F32ToBf16(v[d]);
-          }
+          k.head_norm_rope(k_proj_.data() + b * kv_dim + kvh * dim, w.k_norm.data(), cos, sin,
+                           dim, eps, kb);
+          k.cast_bf16(v_proj_.data() + b * kv_dim + kvh * dim, dim, vb);
           kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
           bf16* tile = q_tiles_.data() + i * kTileM * dim;
           for (size_t g = 0; g < group; ++g) {
-            std::memcpy(x, q_proj_.data() + b * q_dim + (kvh * group + g) * dim, dim * 4);
-            cpu::RmsNormInPlace(x, w.q_norm.data(), dim, eps);
-            cpu::RopeHalfInPlace(x, cos, sin, dim);
-            for (size_t d = 0; d < dim; ++d) tile[g * dim + d] = F32ToBf16(x[d]);
+            k.head_norm_rope(q_proj_.data() + b * q_dim + (kvh * group + g) * dim,
+                             w.q_norm.data(), cos, sin, dim, eps, tile + g * dim);
           }
         },
         ToString(Stage::kQkNormRopeCache));
@@ -445,7 +436,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     pool_.Spmd(
         n,
         [&](size_t b, size_t) {
-          cpu::RmsNormToBf16(resid1 + b * h, w.post_norm.data(), h, eps,
+          k.rms_norm_f32(resid1 + b * h, w.post_norm.data(), h, eps,
                              post_normed_.data() + b * h);
         },
         ToString(Stage::kPostNorm));
@@ -482,7 +473,7 @@ void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t 
     pool_.Spmd(
         batch,
         [&](size_t b, size_t) {
-          cpu::RmsNormToBf16(hidden + b * h, lm.final_norm.data(), h, eps,
+          kernels_.rms_norm_bf16(hidden + b * h, lm.final_norm.data(), h, eps,
                              final_normed_.data() + b * h);
         },
         ToString(Stage::kFinalNorm));

@@ -1,7 +1,7 @@
 // The per-path CPU kernel table: the "cube" (a <= 16-row bf16 x bf16 -> fp32 matmul block on
 // VNNI tiles) and the vec kernels whose cost shows in a step (the softmax of one attention
-// score tile, SiLU.up). Everything else is built from these in generic code (fused_matmul.h,
-// attention.h, vec.h).
+// score tile, SiLU.up, RMSNorm, the head norm + RoPE, the bf16 cast). Everything else is built
+// from these in generic code (fused_matmul.h, attention.h).
 //
 // The B operand of every matmul is a sequence of VNNI tiles: 16 k-pairs x 16 columns x 2 bf16,
 // element (k, n) of a tile at [k / 2][n][k % 2] (the layout of AMX's tdpbf16ps and of
@@ -81,11 +81,33 @@ using SoftmaxTileFn = void (*)(const float* raw, size_t ldr, size_t rows, size_t
 // stage 9): the gate/up epilogue, vectorized because it runs once per intermediate output.
 using SiluMulFn = void (*)(const float* gate, const float* up, size_t n, bf16* out);
 
+// RMSNorm of one row (spec §3 stages 1 and 7, the final norm): out[i] = bf16(x[i] *
+// rsqrt(mean(x^2) + eps) * weight[i]), x bf16 (the hidden state) or fp32 (the residual).
+using RmsNormBf16Fn = void (*)(const bf16* x, const float* weight, size_t n, float eps,
+                               bf16* out);
+using RmsNormF32Fn = void (*)(const float* x, const float* weight, size_t n, float eps,
+                              bf16* out);
+
+// One head's q/k RMSNorm then half-rotation RoPE (spec §3 stage 4), n = head_dim (even,
+// <= 256): y = x * rsqrt(mean(x^2) + eps) * weight; out[i] = bf16(y[i] cos[i] - y[i+h] sin[i]),
+// out[i+h] = bf16(y[i+h] cos[i+h] + y[i] sin[i+h]) for i < h = n / 2.
+using HeadNormRopeFn = void (*)(const float* x, const float* weight, const float* cos,
+                                const float* sin, size_t n, float eps, bf16* out);
+
+// out[i] = bf16(x[i]) (round to nearest even), the V of stage 4.
+using CastBf16Fn = void (*)(const float* x, size_t n, bf16* out);
+
+// The row-wise vec ops are O(batch x hidden) per stage, but at batch 16 on a small model
+// (0.6B) they were 7% of a decode step as plain loops: they are per-path kernels too.
 struct CpuKernels {
   CpuPath path;
   MatmulBlockFn matmul_block;
   SoftmaxTileFn softmax_tile;
   SiluMulFn silu_mul;
+  RmsNormBf16Fn rms_norm_bf16;
+  RmsNormF32Fn rms_norm_f32;
+  HeadNormRopeFn head_norm_rope;
+  CastBf16Fn cast_bf16;
 };
 
 // The table of a path; the path must be supported (IsSupported), else Error.

@@ -121,6 +121,8 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 }  // namespace amx
 
 extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::SoftmaxTile,
-                                       amx::SiluMul};
+                                       amx::SiluMul,      amx::RmsNormBf16,
+                                       amx::RmsNormF32,   amx::HeadNormRope,
+                                       amx::CastBf16};
 
 }  // namespace qwen3::cpu

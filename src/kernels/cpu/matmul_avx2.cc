@@ -61,6 +61,8 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 }  // namespace avx2
 
 extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock,
-                                        avx2::SoftmaxTileAvx2, avx2::SiluMulAvx2};
+                                        avx2::SoftmaxTileAvx2, avx2::SiluMulAvx2,
+                                        avx2::RmsNormBf16,     avx2::RmsNormF32,
+                                        avx2::HeadNormRope,    avx2::CastBf16};
 
 }  // namespace qwen3::cpu

@@ -91,10 +91,14 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 #ifdef QW_AVX512_BF16
 extern const CpuKernels kKernelsAvx512Bf16 = {CpuPath::kAvx512Bf16, avx512bf16::MatmulBlock,
-                                              avx512bf16::SoftmaxTile, avx512bf16::SiluMul};
+                                              avx512bf16::SoftmaxTile, avx512bf16::SiluMul,
+                                              avx512bf16::RmsNormBf16, avx512bf16::RmsNormF32,
+                                              avx512bf16::HeadNormRope, avx512bf16::CastBf16};
 #else
 extern const CpuKernels kKernelsAvx512 = {CpuPath::kAvx512, avx512::MatmulBlock,
-                                          avx512::SoftmaxTile, avx512::SiluMul};
+                                          avx512::SoftmaxTile, avx512::SiluMul,
+                                          avx512::RmsNormBf16, avx512::RmsNormF32,
+                                          avx512::HeadNormRope, avx512::CastBf16};
 #endif
 
 }  // namespace qwen3::cpu

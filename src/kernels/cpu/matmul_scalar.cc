@@ -30,6 +30,8 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 }  // namespace scalar
 
 extern const CpuKernels kKernelsScalar = {CpuPath::kScalar, scalar::MatmulBlock,
-                                          scalar::SoftmaxTile, scalar::SiluMul};
+                                          scalar::SoftmaxTile, scalar::SiluMul,
+                                          scalar::RmsNormBf16, scalar::RmsNormF32,
+                                          scalar::HeadNormRope, scalar::CastBf16};
 
 }  // namespace qwen3::cpu

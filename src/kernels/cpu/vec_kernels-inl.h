@@ -69,3 +69,54 @@ static void SiluMul(const float* gate, const float* up, size_t n, bf16* out) {
     out[i] = RoundToBf16Bits(g * (1.0f / (ExpF32(-g) + 1.0f)) * up[i]);
   }
 }
+
+// Row norms and the head norm + RoPE as plain loops; sums in 16 lanes like the vector paths.
+template <typename T>
+static inline float LoadF32(const T* x, size_t i) {
+  if constexpr (sizeof(T) == sizeof(bf16)) {
+    return Bf16ToF32(x[i]);
+  } else {
+    return x[i];
+  }
+}
+
+template <typename T>
+static inline float InvRms(const T* x, size_t n, float eps) {
+  float lane[16] = {};
+  for (size_t i = 0; i < n; ++i) lane[i % 16] += LoadF32(x, i) * LoadF32(x, i);
+  float sq = 0.0f;
+  for (float v : lane) sq += v;
+  return 1.0f / __builtin_sqrtf(sq / static_cast<float>(n) + eps);
+}
+
+template <typename T>
+static inline void RmsNormRow(const T* x, const float* weight, size_t n, float eps, bf16* out) {
+  const float inv = InvRms(x, n, eps);
+  for (size_t i = 0; i < n; ++i) out[i] = F32ToBf16(LoadF32(x, i) * inv * weight[i]);
+}
+
+[[maybe_unused]] static void RmsNormBf16(const bf16* x, const float* weight, size_t n, float eps,
+                                         bf16* out) {
+  RmsNormRow(x, weight, n, eps, out);
+}
+
+[[maybe_unused]] static void RmsNormF32(const float* x, const float* weight, size_t n, float eps,
+                                        bf16* out) {
+  RmsNormRow(x, weight, n, eps, out);
+}
+
+[[maybe_unused]] static void HeadNormRope(const float* x, const float* weight, const float* cos,
+                                          const float* sin, size_t n, float eps, bf16* out) {
+  const float inv = InvRms(x, n, eps);
+  const size_t half = n / 2;
+  for (size_t i = 0; i < half; ++i) {
+    const float lo = x[i] * inv * weight[i], hi = x[i + half] * inv * weight[i + half];
+    out[i] = F32ToBf16(lo * cos[i] - hi * sin[i]);
+    out[i + half] = F32ToBf16(hi * cos[i + half] + lo * sin[i + half]);
+  }
+}
+
+[[maybe_unused]] static void CastBf16(const float* x, size_t n, bf16* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = F32ToBf16(x[i]);
+}
+

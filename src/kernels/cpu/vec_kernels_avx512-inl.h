@@ -102,3 +102,76 @@ static void SiluMul(const float* gate, const float* up, size_t n, bf16* out) {
     _mm256_mask_storeu_epi16(out + i, k, h);
   }
 }
+
+// Row norms, head norm + RoPE and the bf16 cast, 16 lanes, masked tails. Products are
+// rounded one at a time (no FMA) like the scalar twin; only the order of the sum differs.
+static inline __mmask16 TailMask(size_t n, size_t i) {
+  return n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
+}
+
+static inline __m512 Load16(const float* x, size_t i, __mmask16 k) {
+  return _mm512_maskz_loadu_ps(k, x + i);
+}
+
+static inline __m512 Load16(const bf16* x, size_t i, __mmask16 k) {
+  const __m256i h = _mm256_maskz_loadu_epi16(k, x + i);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline void StoreBf16x16(bf16* out, __mmask16 k, __m512 v) {
+  __m512 rounded;
+  _mm256_mask_storeu_epi16(out, k, RoundToBf16x16(v, &rounded));
+}
+
+template <typename T>
+static inline __m512 InvRms16(const T* x, size_t n, float eps) {
+  __m512 acc = _mm512_setzero_ps();
+  for (size_t i = 0; i < n; i += 16) {
+    const __m512 v = Load16(x, i, TailMask(n, i));
+    acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
+  }
+  return _mm512_set1_ps(1.0f / __builtin_sqrtf(ReduceAdd16(acc) / static_cast<float>(n) + eps));
+}
+
+template <typename T>
+static inline void RmsNormRow16(const T* x, const float* weight, size_t n, float eps, bf16* out) {
+  const __m512 inv = InvRms16(x, n, eps);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 k = TailMask(n, i);
+    StoreBf16x16(out + i, k,
+                 _mm512_mul_ps(_mm512_mul_ps(Load16(x, i, k), inv), Load16(weight, i, k)));
+  }
+}
+
+static void RmsNormBf16(const bf16* x, const float* weight, size_t n, float eps, bf16* out) {
+  RmsNormRow16(x, weight, n, eps, out);
+}
+
+static void RmsNormF32(const float* x, const float* weight, size_t n, float eps, bf16* out) {
+  RmsNormRow16(x, weight, n, eps, out);
+}
+
+static void HeadNormRope(const float* x, const float* weight, const float* cos, const float* sin,
+                         size_t n, float eps, bf16* out) {
+  const __m512 inv = InvRms16(x, n, eps);
+  const size_t half = n / 2;
+  for (size_t i = 0; i < half; i += 16) {
+    const __mmask16 k = TailMask(half, i);
+    const size_t j = i + half;
+    const __m512 lo = _mm512_mul_ps(_mm512_mul_ps(Load16(x, i, k), inv), Load16(weight, i, k));
+    const __m512 hi = _mm512_mul_ps(_mm512_mul_ps(Load16(x, j, k), inv), Load16(weight, j, k));
+    StoreBf16x16(out + i, k,
+                 _mm512_sub_ps(_mm512_mul_ps(lo, Load16(cos, i, k)),
+                               _mm512_mul_ps(hi, Load16(sin, i, k))));
+    StoreBf16x16(out + j, k,
+                 _mm512_add_ps(_mm512_mul_ps(hi, Load16(cos, j, k)),
+                               _mm512_mul_ps(lo, Load16(sin, j, k))));
+  }
+}
+
+static void CastBf16(const float* x, size_t n, bf16* out) {
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 k = TailMask(n, i);
+    StoreBf16x16(out + i, k, Load16(x, i, k));
+  }
+}
