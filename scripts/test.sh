@@ -4,6 +4,7 @@
 #   scripts/test.sh --sanitize   ASan + UBSan build in build-asan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/npm-deps.sh  # the reference tokenizer and chat-template engine the tests compare with
 if [ "${1:-}" = "--sanitize" ]; then
   # Asserts stay on (no NDEBUG); -O2 keeps the 14B-dims tests within minutes.
   scripts/setup.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \

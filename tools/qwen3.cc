@@ -2,6 +2,7 @@
 //
 //   qwen3 replay --model DIR --reference FILE [--out FILE]   # vs transformers' logits
 //   qwen3 make-checkpoint --preset 0.6b [--layers N] --seed S DIR
+//   qwen3 tokenize --tokenizer tokenizer.json [--decode] [--jsonl] < text
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -14,7 +15,9 @@
 #include "kernels/cpu/kernels.h"
 #include "model/config.h"
 #include "runtime/thread_pool.h"
+#include "tokenizer/tokenizer.h"
 #include "tools/replay.h"
+#include "tools/tokenize.h"
 
 namespace {
 
@@ -46,6 +49,14 @@ int Main(int argc, char** argv) {
   mc->add_option("--shard-gb", shard_gb, "largest shard in GB (default 4)");
   mc->add_option("dir", out_dir, "output directory (new or empty)")->required();
 
+  std::string tokenizer_path;
+  bool decode = false, jsonl = false;
+  CLI::App* tk = app.add_subcommand(
+      "tokenize", "text on stdin -> token ids (or ids -> text with --decode)");
+  tk->add_option("--tokenizer", tokenizer_path, "tokenizer.json")->required();
+  tk->add_flag("--decode", decode, "ids (space-separated) -> text");
+  tk->add_flag("--jsonl", jsonl, "one JSON string (or id array with --decode) per line");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (rp->parsed()) {
@@ -53,6 +64,10 @@ int Main(int argc, char** argv) {
       ThreadPool pool(threads);
       const ReplayResult r = RunReplay(replay, kernels, pool);
       return r.pass ? 0 : 1;
+    }
+    if (tk->parsed()) {
+      RunTokenize(Tokenizer::FromFile(tokenizer_path), decode, jsonl);
+      return 0;
     }
     if (mc->parsed()) {
       Qwen3Config c = PresetConfig(preset);

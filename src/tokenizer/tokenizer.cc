@@ -1,0 +1,377 @@
+#include "tokenizer/tokenizer.h"
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/error.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/unicode.h"
+
+namespace qwen3 {
+namespace {
+
+using json = nlohmann::json;
+
+uint64_t PairKey(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+// GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the rest to 256 + k.
+void ByteChars(char32_t* map) {
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    map[b] = keep ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++);
+  }
+}
+
+// Parses tokenizer.json in one pass: model.vocab and model.merges (300k small values, most of
+// the 11 MB) go straight into flat tables; everything else becomes a small DOM with those two
+// replaced by null. Twice as fast as building the whole DOM (the 0.5 s load budget).
+class LoadSax {
+ public:
+  explicit LoadSax(json& root) : dom_(root) {}
+  std::vector<std::pair<std::string, int64_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+
+  bool null() { return Bulk() ? BadBulk("null") : dom_.null(); }
+  bool boolean(bool v) { return Bulk() ? BadBulk("a boolean") : dom_.boolean(v); }
+  bool number_integer(json::number_integer_t v) {
+    if (mode_ == kVocab) return AddVocab(v);
+    return Bulk() ? BadBulk("a number") : dom_.number_integer(v);
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    if (mode_ == kVocab) return AddVocab(static_cast<int64_t>(v));
+    return Bulk() ? BadBulk("a number") : dom_.number_unsigned(v);
+  }
+  bool number_float(json::number_float_t v, const std::string& s) {
+    return Bulk() ? BadBulk("a number") : dom_.number_float(v, s);
+  }
+  bool string(std::string& v) {
+    if (mode_ == kMerges) {
+      if (pair_ >= 0) {
+        if (pair_ >= 2) return BadBulk("a merge of more than 2 strings");
+        (pair_++ == 0 ? merges.emplace_back().first : merges.back().second) = std::move(v);
+        return true;
+      }
+      const size_t sp = v.find(' ');
+      if (sp == std::string::npos) return BadBulk("merge \"" + v + "\" without a space");
+      merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
+      return true;
+    }
+    return mode_ == kVocab ? BadBulk("a string value") : dom_.string(v);
+  }
+  bool binary(json::binary_t& v) { return Bulk() ? BadBulk("binary") : dom_.binary(v); }
+  bool start_object(std::size_t n) {
+    if (mode_ == kNone && depth_ == 2 && keys_[1] == "model" && keys_[2] == "vocab") {
+      mode_ = kVocab;
+      return true;
+    }
+    if (Bulk()) return BadBulk("an object");
+    Push();
+    return dom_.start_object(n);
+  }
+  bool key(std::string& k) {
+    if (mode_ == kVocab) {
+      key_ = std::move(k);
+      return true;
+    }
+    if (mode_ == kMerges) return BadBulk("an object");
+    keys_[depth_] = k;
+    return dom_.key(k);
+  }
+  bool end_object() {
+    if (mode_ == kVocab) {
+      mode_ = kNone;
+      return dom_.null();
+    }
+    Pop();
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) {
+    if (mode_ == kNone && depth_ == 2 && keys_[1] == "model" && keys_[2] == "merges") {
+      mode_ = kMerges;
+      return true;
+    }
+    if (mode_ == kMerges) {
+      if (pair_ >= 0) return BadBulk("nested arrays");
+      pair_ = 0;
+      return true;
+    }
+    if (mode_ == kVocab) return BadBulk("an array");
+    Push();
+    return dom_.start_array(n);
+  }
+  bool end_array() {
+    if (mode_ == kMerges) {
+      if (pair_ >= 0) {
+        if (pair_ != 2) return BadBulk("a merge that is not 2 strings");
+        pair_ = -1;
+        return true;
+      }
+      mode_ = kNone;
+      return dom_.null();
+    }
+    Pop();
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) {
+    throw Error("not valid JSON at byte " + std::to_string(pos) + ": " + e.what());
+  }
+
+ private:
+  enum Mode { kNone, kVocab, kMerges };
+  bool Bulk() const { return mode_ != kNone; }
+  bool BadBulk(const std::string& what) {
+    throw Error(std::string(mode_ == kVocab ? "model.vocab" : "model.merges") + ": unexpected " + what);
+  }
+  bool AddVocab(int64_t id) {
+    vocab.emplace_back(std::move(key_), id);
+    return true;
+  }
+  void Push() {
+    ++depth_;
+    if (keys_.size() <= static_cast<size_t>(depth_) + 1) keys_.resize(depth_ + 2);
+    keys_[depth_].clear();
+  }
+  void Pop() { --depth_; }
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  Mode mode_ = kNone;
+  int depth_ = 0, pair_ = -1;
+  std::vector<std::string> keys_ = std::vector<std::string>(4);
+  std::string key_;
+};
+
+}  // namespace
+
+Tokenizer Tokenizer::FromFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("tokenizer " + path + ": cannot read");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return FromJson(s.str(), path);
+}
+
+Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source) {
+  const auto fail = [&](const std::string& what) { throw Error("tokenizer " + source + ": " + what); };
+  json j;
+  LoadSax sax(j);
+  try {
+    json::sax_parse(text, &sax);
+  } catch (const Error& e) {
+    fail(e.what());
+  } catch (const json::exception& e) {
+    fail(std::string("not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) fail("expected a JSON object");
+  Tokenizer t;
+  try {
+    const json& model = j.at("model");
+    if (model.at("type") != "BPE") fail("model.type " + model.at("type").dump() + ": expected \"BPE\"");
+    // The pipeline this class implements; anything else is refused, not half-supported.
+    const json& norm = j.at("normalizer");
+    if (!norm.is_null()) {
+      if (norm.at("type") != "NFC") fail("normalizer " + norm.dump() + ": expected NFC or null");
+      t.nfc_ = true;
+    }
+    const json& pre = j.at("pre_tokenizer");
+    json split;
+    bool byte_level = false;
+    const json steps = pre.at("type") == "Sequence" ? pre.at("pretokenizers") : json::array({pre});
+    for (const json& p : steps) {
+      if (p.at("type") == "Split") {
+        split = p;
+      } else if (p.at("type") == "ByteLevel" && !p.value("use_regex", true) &&
+                 !p.value("add_prefix_space", false)) {
+        byte_level = true;
+      } else {
+        fail("pre_tokenizer " + p.dump().substr(0, 120) + ": unsupported");
+      }
+    }
+    if (split.is_null() || !byte_level) fail("pre_tokenizer: expected Split + ByteLevel");
+    const std::string pattern = split.at("pattern").at("Regex").get<std::string>();
+    if (pattern != kQwen2SplitPattern || split.value("behavior", "") != "Isolated" ||
+        split.value("invert", false)) {
+      fail("pre_tokenizer Split pattern " + json(pattern).dump().substr(0, 80) +
+           "...: expected the Qwen2 pattern, Isolated");
+    }
+    ByteChars(t.byte_char_);
+    for (int b = 0; b < 256; ++b) t.char_byte_[t.byte_char_[b]] = static_cast<uint8_t>(b);
+
+    if (sax.vocab.empty()) fail("model.vocab: missing or empty");
+    t.vocab_.reserve(sax.vocab.size() * 2);
+    int32_t max_id = -1;
+    for (auto& [tok, id] : sax.vocab) {
+      if (id < 0 || id > INT32_MAX) fail("vocab entry " + json(tok).dump() + " has id " + std::to_string(id));
+      max_id = std::max(max_id, static_cast<int32_t>(id));
+      t.vocab_.emplace(std::move(tok), static_cast<int32_t>(id));
+    }
+    for (const json& a : j.at("added_tokens")) {
+      const int32_t id = a.at("id").get<int32_t>();
+      t.added_.push_back({a.at("content").get<std::string>(), id, a.value("special", false)});
+      max_id = std::max(max_id, id);
+    }
+    t.id_to_token_.assign(static_cast<size_t>(max_id) + 1, std::string());
+    t.added_flags_.assign(static_cast<size_t>(max_id) + 1, 0);
+    for (const auto& [tok, id] : t.vocab_) t.id_to_token_[id] = tok;
+    for (const Added& a : t.added_) {
+      t.id_to_token_[a.id] = a.content;
+      t.added_flags_[a.id] = a.special ? 2 : 1;
+    }
+    std::stable_sort(t.added_.begin(), t.added_.end(), [](const Added& a, const Added& b) {
+      return a.content.size() > b.content.size();
+    });
+    for (int b = 0; b < 256; ++b) {
+      std::string s;
+      AppendUtf8(t.byte_char_[b], s);
+      const auto it = t.vocab_.find(s);
+      if (it == t.vocab_.end()) fail("vocab lacks the byte token for byte " + std::to_string(b));
+      t.byte_token_[b] = it->second;
+    }
+    t.merges_.reserve(sax.merges.size() * 2);
+    int32_t rank = 0;
+    std::string joined;
+    for (const auto& [left, right] : sax.merges) {
+      joined.assign(left).append(right);
+      const auto a = t.vocab_.find(left), b = t.vocab_.find(right), c = t.vocab_.find(joined);
+      if (a == t.vocab_.end() || b == t.vocab_.end() || c == t.vocab_.end()) {
+        fail("merge " + std::to_string(rank) + " (" + left + " " + right + "): not in the vocab");
+      }
+      t.merges_.emplace(PairKey(a->second, b->second), std::make_pair(rank++, c->second));
+    }
+  } catch (const json::exception& e) {
+    fail(std::string("unexpected structure: ") + e.what());
+  }
+  return t;
+}
+
+void Tokenizer::Bpe(std::string_view piece, std::vector<int32_t>& out) const {
+  thread_local std::vector<int32_t> syms;
+  syms.clear();
+  for (char ch : piece) syms.push_back(byte_token_[static_cast<uint8_t>(ch)]);
+  // Merge the lowest-ranked adjacent pair (leftmost on ties) until none is in the merges.
+  while (syms.size() > 1) {
+    int32_t best_rank = INT32_MAX, merged = -1;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < syms.size(); ++i) {
+      const auto it = merges_.find(PairKey(syms[i], syms[i + 1]));
+      if (it != merges_.end() && it->second.first < best_rank) {
+        best_rank = it->second.first;
+        merged = it->second.second;
+        at = i;
+      }
+    }
+    if (merged < 0) break;
+    syms[at] = merged;
+    syms.erase(syms.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+  }
+  out.insert(out.end(), syms.begin(), syms.end());
+}
+
+void Tokenizer::EncodeText(std::string_view text, std::vector<int32_t>& out,
+                           std::unordered_map<std::string, std::vector<int32_t>>& cache) const {
+  if (text.empty()) return;
+  const std::string normalized = nfc_ ? NormalizeNfc(text) : std::string(text);
+  thread_local std::vector<std::string_view> pieces;
+  pieces.clear();
+  SplitQwen2(normalized, pieces);
+  for (std::string_view p : pieces) {
+    // Pieces are short and repeat: memoize them (per call, so Encode stays thread-safe).
+    const auto it = cache.find(std::string(p));
+    if (it != cache.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      continue;
+    }
+    const size_t start = out.size();
+    Bpe(p, out);
+    if (p.size() <= 64) cache.emplace(std::string(p), std::vector<int32_t>(out.begin() + start, out.end()));
+  }
+}
+
+std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool parse_special) const {
+  const std::string valid = SanitizeUtf8(text);
+  std::string_view s = valid;
+  std::vector<int32_t> out;
+  out.reserve(s.size() / 3 + 4);
+  std::unordered_map<std::string, std::vector<int32_t>> cache;
+  size_t begin = 0;
+  if (parse_special) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      for (const Added& a : added_) {
+        if (s[i] == a.content[0] && s.compare(i, a.content.size(), a.content) == 0) {
+          EncodeText(s.substr(begin, i - begin), out, cache);
+          out.push_back(a.id);
+          i += a.content.size() - 1;
+          begin = i + 1;
+          break;
+        }
+      }
+    }
+  }
+  EncodeText(s.substr(begin), out, cache);
+  return out;
+}
+
+std::string Tokenizer::TokenBytes(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size()) {
+    throw Error("token id " + std::to_string(id) + ": expected 0.." +
+                std::to_string(id_to_token_.size() - 1));
+  }
+  const std::string& tok = id_to_token_[id];
+  if (added_flags_[id]) return tok;
+  std::string bytes;
+  for (size_t i = 0; i < tok.size();) {
+    const auto it = char_byte_.find(NextCodePoint(tok, i));
+    if (it != char_byte_.end()) bytes.push_back(static_cast<char>(it->second));
+  }
+  return bytes;
+}
+
+std::string Tokenizer::Decode(std::span<const int32_t> ids) const {
+  std::string bytes;
+  for (int32_t id : ids) bytes += TokenBytes(id);
+  return SanitizeUtf8(bytes);
+}
+
+int32_t Tokenizer::TokenId(std::string_view token) const {
+  for (const Added& a : added_) {
+    if (a.content == token) return a.id;
+  }
+  const auto it = vocab_.find(std::string(token));
+  return it == vocab_.end() ? -1 : it->second;
+}
+
+bool Tokenizer::IsAdded(int32_t id) const {
+  return id >= 0 && static_cast<size_t>(id) < added_flags_.size() && added_flags_[id] != 0;
+}
+
+bool Tokenizer::IsSpecial(int32_t id) const {
+  return id >= 0 && static_cast<size_t>(id) < added_flags_.size() && added_flags_[id] == 2;
+}
+
+std::string StreamDecoder::Push(int32_t id) {
+  pending_ += tok_.TokenBytes(id);
+  // Emit the valid prefix; keep a cut sequence (at most 3 bytes) for the next token; an
+  // invalid subpart is emitted as U+FFFD now, as the whole-text decode would.
+  std::string out;
+  for (;;) {
+    const size_t ok = ValidUtf8Prefix(pending_);
+    out.append(pending_, 0, ok);
+    pending_.erase(0, ok);
+    if (pending_.empty() || IsCutUtf8(pending_)) break;
+    out += "\xEF\xBF\xBD";
+    pending_.erase(0, InvalidUtf8Prefix(pending_));
+  }
+  return out;
+}
+
+std::string StreamDecoder::Flush() {
+  std::string out = SanitizeUtf8(pending_);
+  pending_.clear();
+  return out;
+}
+
+}  // namespace qwen3

