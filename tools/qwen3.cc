@@ -3,9 +3,12 @@
 //   qwen3 replay --model DIR --reference FILE [--out FILE]   # vs transformers' logits
 //   qwen3 make-checkpoint --preset 0.6b [--layers N] --seed S DIR
 //   qwen3 tokenize --tokenizer tokenizer.json [--decode] [--jsonl] < text
+//   qwen3 generate --model DIR --prompt "..." [--prompts-file F] [sampling flags]
+//   qwen3 chat --model DIR [--hide-thinking] [--no-think]
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -17,9 +20,28 @@
 #include "runtime/thread_pool.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/replay.h"
+#include "tools/generate_cmd.h"
 #include "tools/tokenize.h"
 
 namespace {
+
+void AddModelFlags(CLI::App& app, qwen3::TextModelOptions& o) {
+  app.add_option("--model", o.model_dir, "Hugging Face model directory")->required();
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the model directory's)");
+  app.add_option("--max-seq", o.max_seq, "KV cache tokens per sequence (default: as needed / 4096)");
+}
+
+void AddGenerationFlags(CLI::App& app, qwen3::GenerateOptions& g) {
+  app.add_option("--max-tokens", g.max_tokens, "tokens to generate at most (default 256)");
+  app.add_option("--temperature", g.sampling.temperature, "0 = greedy (default 0)");
+  app.add_option("--top-k", g.sampling.top_k, "keep the k most likely (0 = off)");
+  app.add_option("--top-p", g.sampling.top_p, "nucleus mass (1 = off)");
+  app.add_option("--min-p", g.sampling.min_p, "drop below min-p x the top probability (0 = off)");
+  app.add_option("--repetition-penalty", g.sampling.repetition_penalty, "(1 = off)");
+  app.add_option("--presence-penalty", g.sampling.presence_penalty, "(0 = off)");
+  app.add_option("--seed", g.sampling.seed, "sampling seed (same seed, same text)");
+  app.add_option("--stop", g.stop_strings, "stop string (repeatable); the text ends before it");
+}
 
 int Main(int argc, char** argv) {
   using namespace qwen3;
@@ -57,6 +79,26 @@ int Main(int argc, char** argv) {
   tk->add_flag("--decode", decode, "ids (space-separated) -> text");
   tk->add_flag("--jsonl", jsonl, "one JSON string (or id array with --decode) per line");
 
+  GenerateCmdOptions gen_opts;
+  CLI::App* gn = app.add_subcommand("generate", "complete prompts (several decode as one batch)");
+  AddModelFlags(*gn, gen_opts.model);
+  gn->add_option("--prompt", gen_opts.prompts, "a prompt (repeatable)");
+  gn->add_option("--prompts-file", gen_opts.prompts_file,
+                 "one prompt per line (FILE.jsonl: one JSON string per line)");
+  gn->add_flag("--chat", gen_opts.chat_template, "wrap each prompt as a user turn (chat template)");
+  gn->add_option("--system", gen_opts.system, "with --chat: a system message");
+  gn->add_flag("--no-think", gen_opts.no_think, "with --chat: enable_thinking = false");
+  AddGenerationFlags(*gn, gen_opts.gen);
+
+  ChatCmdOptions chat_opts;
+  CLI::App* ch = app.add_subcommand("chat", "interactive multi-turn chat on stdin/stdout");
+  AddModelFlags(*ch, chat_opts.model);
+  ch->add_option("--system", chat_opts.system, "a system message");
+  ch->add_flag("--no-think", chat_opts.no_think, "enable_thinking = false (no reasoning)");
+  ch->add_flag("--hide-thinking", chat_opts.hide_thinking, "do not print the <think> part");
+  AddGenerationFlags(*ch, chat_opts.gen);
+  chat_opts.gen.max_tokens = 1024;
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (rp->parsed()) {
@@ -64,6 +106,14 @@ int Main(int argc, char** argv) {
       ThreadPool pool(threads);
       const ReplayResult r = RunReplay(replay, kernels, pool);
       return r.pass ? 0 : 1;
+    }
+    if (gn->parsed()) {
+      gen_opts.model.threads = threads;
+      return RunGenerate(gen_opts, std::cout, std::cerr);
+    }
+    if (ch->parsed()) {
+      chat_opts.model.threads = threads;
+      return RunChat(chat_opts, std::cin, std::cout, std::cerr);
     }
     if (tk->parsed()) {
       RunTokenize(Tokenizer::FromFile(tokenizer_path), decode, jsonl);

@@ -1,0 +1,42 @@
+// `qwen3 generate` and `qwen3 chat`: a checkpoint directory + its tokenizer, the Generator,
+// and the console (streamed text, the <think> part apart, a closing speed line, Ctrl-C).
+#pragma once
+
+#include <cstddef>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "generate/generator.h"
+
+namespace qwen3 {
+
+struct TextModelOptions {
+  std::string model_dir;
+  std::string tokenizer;  // empty: model_dir/tokenizer.json
+  size_t threads = 0;
+  size_t max_seq = 0;     // 0: what the prompts need (generate) / 4096 (chat)
+};
+
+struct GenerateCmdOptions {
+  TextModelOptions model;
+  std::vector<std::string> prompts;
+  std::string prompts_file;   // one prompt per line (.jsonl: one JSON string per line)
+  bool chat_template = false;  // wrap each prompt as a user turn
+  std::string system;
+  bool no_think = false;
+  GenerateOptions gen;
+};
+
+struct ChatCmdOptions {
+  TextModelOptions model;
+  std::string system;
+  bool no_think = false, hide_thinking = false;
+  GenerateOptions gen;
+};
+
+// Return the process exit code; throw Error for bad input (before anything runs).
+int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& err);
+int RunChat(const ChatCmdOptions& o, std::istream& in, std::ostream& out, std::ostream& err);
+
+}  // namespace qwen3
