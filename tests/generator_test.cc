@@ -252,12 +252,14 @@ TEST_F(GeneratorTest, BadRequestsAreErrors) {
   EXPECT_TRUE(ThrowsError([&] { g.Generate({{1}}, o); }, {"empty stop string"}));
 }
 
-// Greedy generation on tiny-a, all prompts as one batch: the tokens transformers chose
-// greedily (tokens_s*), on every row whose reference top-1 led by >= 0.25 at every step.
-TEST(GeneratorTinyTest, GreedyReproducesTransformersOnTinyA) {
+// Greedy generation on the tiny models, all prompts as one batch, against the tokens
+// transformers chose greedily (tokens_s*).
+class GeneratorTinyTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(GeneratorTinyTest, GreedyReproducesTransformers) {
   ThreadPool pool(2);
-  const ModelWeights w = ModelWeights::FromCheckpoint(HfCheckpoint::Open(kTestData + "tiny-a"), pool);
-  const auto ref = SafetensorsFile::Open(kTestData + "tiny-a/reference.safetensors");
+  const ModelWeights w = ModelWeights::FromCheckpoint(HfCheckpoint::Open(kTestData + GetParam()), pool);
+  const auto ref = SafetensorsFile::Open(kTestData + GetParam() + "/reference.safetensors");
   const TensorView& ids_view = ref->Get("prompt_ids");
   const std::vector<int32_t> ids = ids_view.ToI32(), lens = ref->Get("prompt_lens").ToI32();
   const size_t n = lens.size(), width = ids_view.shape[1], vocab = w.config.vocab;
@@ -294,6 +296,9 @@ TEST(GeneratorTinyTest, GreedyReproducesTransformersOnTinyA) {
   }
   EXPECT_GE(checked, n * steps / 2) << "greedy diverged early on most rows";
 }
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, GeneratorTinyTest, testing::Values("tiny-a", "tiny-b"),
+                         [](const auto& info) { return info.param == "tiny-a" ? "TinyA" : "TinyB"; });
 
 }  // namespace
 }  // namespace qwen3

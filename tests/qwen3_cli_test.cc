@@ -159,5 +159,21 @@ TEST_F(Qwen3TextCliTest, ChatTakesTurnsFromStdin) {
   EXPECT_EQ(turns, 2u) << r.err;
 }
 
+// SIGINT during an answer stops that answer; the chat goes on to the next line.
+TEST_F(Qwen3TextCliTest, CtrlCStopsTheAnswerNotTheProgram) {
+  const std::string bin = std::string(QWEN3_BIN_DIR) + "/qwen3";
+  const std::string err = Dir().File("sigint_err.txt");
+  const std::string cmd = "{ printf 'write forever\\n'; sleep 2; printf '/exit\\n'; } | '" + bin +
+                          "' chat --model '" + dir_ + "' --tokenizer '" + kTok +
+                          "' --max-tokens 4000 --max-seq 4096 --temperature 1 >/dev/null 2>'" + err +
+                          "' & pid=\\$!; sleep 1; kill -INT \\$pid; wait \\$pid";
+  const int status = std::system(("bash -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const std::string e = ReadFile(err);
+  EXPECT_NE(e.find("[stopped]"), std::string::npos) << e;
+  EXPECT_NE(e.find("[prefill"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace qwen3::testing_cli
