@@ -102,14 +102,14 @@ void Model::Forward(std::span<const Row> rows, std::span<const uint8_t> want_log
                   " tokens: expected at most max_seq = " + std::to_string(options_.max_seq));
     }
   }
-  const std::vector<size_t> saved = lengths_;
+  saved_lengths_.assign(lengths_.begin(), lengths_.end());  // reuses its capacity
   try {
     for (size_t row0 = 0; row0 < rows.size(); row0 += options_.max_rows) {
       const size_t n = std::min(options_.max_rows, rows.size() - row0);
       Pass(rows.subspan(row0, n), row0, want_logits.subspan(row0, n), logits, observer, times);
     }
   } catch (...) {
-    lengths_ = saved;  // cache contents past a length are never read
+    lengths_.assign(saved_lengths_.begin(), saved_lengths_.end());  // past a length: never read
     throw;
   }
 }

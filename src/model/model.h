@@ -80,6 +80,7 @@ class Model {
   RopeTable rope_;
   std::vector<PagedKvCache> kv_;  // one per layer
   std::vector<size_t> lengths_;   // per user
+  std::vector<size_t> saved_lengths_;  // Forward's rollback copy
   // Per pass.
   AlignedBuffer<bf16> hidden_a_, hidden_b_, lm_rows_;  // [max_rows, hidden]
   std::vector<int32_t> seq_lens_, slots_, block_table_;

@@ -89,25 +89,27 @@ void CheckInterleavable(size_t k, size_t n, const std::string& name_a, const std
 PackedMatrix PackedMatrix::FromInOutInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
                                                 const std::string& name_a,
                                                 const std::string& name_b, ThreadPool& pool) {
-  CheckInterleavable(k, n, name_a, name_b);
-  return Pack(
-      k, 2 * n,
-      [&](size_t kk, size_t nn) {
-        const InterleavedColumn c = Interleave(nn);
-        return Element{(c.second ? b : a)[kk * n + c.col], c.second ? &name_b : &name_a, kk, c.col};
-      },
-      pool);
+  return PackInterleaved(a, b, k, n, name_a, name_b, /*out_in=*/false, pool);
 }
 
 PackedMatrix PackedMatrix::FromOutInInterleaved(const bf16* a, const bf16* b, size_t n, size_t k,
                                                 const std::string& name_a,
                                                 const std::string& name_b, ThreadPool& pool) {
+  return PackInterleaved(a, b, k, n, name_a, name_b, /*out_in=*/true, pool);
+}
+
+PackedMatrix PackedMatrix::PackInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
+                                           const std::string& name_a, const std::string& name_b,
+                                           bool out_in, ThreadPool& pool) {
   CheckInterleavable(k, n, name_a, name_b);
   return Pack(
       k, 2 * n,
       [&](size_t kk, size_t nn) {
         const InterleavedColumn c = Interleave(nn);
-        return Element{(c.second ? b : a)[c.col * k + kk], c.second ? &name_b : &name_a, c.col, kk};
+        // The source element and its [row, col] in the source's own layout.
+        const size_t row = out_in ? c.col : kk, col = out_in ? kk : c.col;
+        const bf16* src = c.second ? b : a;
+        return Element{src[row * (out_in ? k : n) + col], c.second ? &name_b : &name_a, row, col};
       },
       pool);
 }

@@ -51,6 +51,10 @@ class PackedMatrix {
   // at(k, n) returns the element, and the tensor name and source [row, col] to report.
   template <typename Source>
   static PackedMatrix Pack(size_t k, size_t n, Source at, ThreadPool& pool);
+  // a, b: [k][n] (out_in false) or [n][k] (true), interleaved by 32 columns into [k, 2n].
+  static PackedMatrix PackInterleaved(const bf16* a, const bf16* b, size_t k, size_t n,
+                                      const std::string& name_a, const std::string& name_b,
+                                      bool out_in, ThreadPool& pool);
 
   size_t k_ = 0, n_ = 0, k_tiles_ = 0, n_blocks_ = 0;
   AlignedBuffer<bf16> data_;
