@@ -39,28 +39,6 @@ size_t HeldBack(std::string_view text, const std::vector<std::string>& stops) {
   return hold;
 }
 
-// Moves text[emitted, limit) that can no longer change into chunk: valid sequences as they
-// are, U+FFFD per invalid subpart; stops before a sequence cut at limit unless `done`.
-size_t TakeFinal(std::string_view text, size_t emitted, size_t limit, bool done,
-                 std::string& chunk) {
-  while (emitted < limit) {
-    const std::string_view rest = text.substr(emitted, limit - emitted);
-    const size_t ok = ValidUtf8Prefix(rest);
-    chunk.append(rest.substr(0, ok));
-    emitted += ok;
-    if (emitted == limit) break;
-    const std::string_view tail = text.substr(emitted, limit - emitted);
-    if (IsCutUtf8(tail)) {
-      if (!done) break;
-      chunk += "\xEF\xBF\xBD";
-      return limit;
-    }
-    chunk += "\xEF\xBF\xBD";
-    emitted += InvalidUtf8Prefix(tail);
-  }
-  return emitted;
-}
-
 }  // namespace
 
 Generator::Generator(Model& model, const Tokenizer& tokenizer) : model_(model), tok_(tokenizer) {}
@@ -149,7 +127,7 @@ std::vector<Generation> Generator::Generate(
       // an invalid subpart, exactly as the whole text will be sanitized at the end).
       const size_t limit = s.done ? s.text.size() : s.text.size() - HeldBack(s.text, o.stop_strings);
       std::string chunk;
-      s.emitted = TakeFinal(s.text, s.emitted, limit, s.done, chunk);
+      s.emitted = TakeCompleteUtf8(s.text, s.emitted, limit, s.done, chunk);
       if (on_text && !chunk.empty()) on_text(i, chunk);
       if (!s.done) {
         step_users.push_back(static_cast<int32_t>(i));

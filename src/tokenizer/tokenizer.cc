@@ -354,17 +354,10 @@ bool Tokenizer::IsSpecial(int32_t id) const {
 
 std::string StreamDecoder::Push(int32_t id) {
   pending_ += tok_.TokenBytes(id);
-  // Emit the valid prefix; keep a cut sequence (at most 3 bytes) for the next token; an
-  // invalid subpart is emitted as U+FFFD now, as the whole-text decode would.
+  // A cut sequence (at most 3 bytes) waits for the next token; an invalid subpart is emitted
+  // as U+FFFD now, as the whole-text decode would.
   std::string out;
-  for (;;) {
-    const size_t ok = ValidUtf8Prefix(pending_);
-    out.append(pending_, 0, ok);
-    pending_.erase(0, ok);
-    if (pending_.empty() || IsCutUtf8(pending_)) break;
-    out += "\xEF\xBF\xBD";
-    pending_.erase(0, InvalidUtf8Prefix(pending_));
-  }
+  pending_.erase(0, TakeCompleteUtf8(pending_, 0, pending_.size(), false, out));
   return out;
 }
 

@@ -11,44 +11,6 @@
 
 namespace qwen3 {
 
-char32_t NextCodePoint(std::string_view s, size_t& i) {
-  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  const uint8_t c = b(i);
-  if (c < 0x80) {
-    ++i;
-    return c;
-  }
-  size_t len = 0;
-  char32_t cp = 0, min = 0;
-  if ((c & 0xe0) == 0xc0) {
-    len = 2, cp = c & 0x1f, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    len = 3, cp = c & 0x0f, min = 0x800;
-  } else if ((c & 0xf8) == 0xf0) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    ++i;
-    return 0xfffd;
-  }
-  if (i + len > s.size()) {
-    ++i;
-    return 0xfffd;
-  }
-  for (size_t k = 1; k < len; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) {
-      ++i;
-      return 0xfffd;
-    }
-    cp = (cp << 6) | (b(i + k) & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-    ++i;
-    return 0xfffd;
-  }
-  i += len;
-  return cp;
-}
-
 void AppendUtf8(char32_t c, std::string& out) {
   if (c < 0x80) {
     out.push_back(static_cast<char>(c));
@@ -116,12 +78,33 @@ size_t ValidUtf8Prefix(std::string_view s) {
   return i;
 }
 
-bool IsCutUtf8(std::string_view s) { return !s.empty() && SequenceAt(s, 0).cut; }
+char32_t NextCodePoint(std::string_view s, size_t& i) {
+  const Sequence q = SequenceAt(s, i);
+  if (q.len == 0) {
+    ++i;
+    return 0xfffd;
+  }
+  static constexpr uint8_t kLeadMask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+  char32_t cp = static_cast<uint8_t>(s[i]) & kLeadMask[q.len];
+  for (size_t k = 1; k < q.len; ++k) cp = (cp << 6) | (static_cast<uint8_t>(s[i + k]) & 0x3f);
+  i += q.len;
+  return cp;
+}
 
-size_t InvalidUtf8Prefix(std::string_view s) {
-  if (s.empty()) return 0;
-  const Sequence q = SequenceAt(s, 0);
-  return q.len == 0 && !q.cut ? q.bad : 0;
+size_t TakeCompleteUtf8(std::string_view text, size_t from, size_t limit, bool done,
+                        std::string& out) {
+  while (from < limit) {
+    const std::string_view rest = text.substr(from, limit - from);
+    const size_t ok = ValidUtf8Prefix(rest);
+    out.append(rest.substr(0, ok));
+    from += ok;
+    if (from == limit) break;
+    const Sequence q = SequenceAt(text.substr(0, limit), from);
+    if (q.cut && !done) break;
+    out += "\xEF\xBF\xBD";
+    from += q.bad;
+  }
+  return from;
 }
 
 std::string SanitizeUtf8(std::string_view s) {

@@ -17,10 +17,12 @@ void AppendUtf8(char32_t c, std::string& out);
 // Length of the longest prefix of s that is complete, valid UTF-8 (a trailing incomplete
 // sequence is left out; an invalid byte ends the prefix too).
 size_t ValidUtf8Prefix(std::string_view s);
-// Whether s starts with a valid but incomplete sequence (more bytes could complete it).
-bool IsCutUtf8(std::string_view s);
-// Bytes of the invalid sequence s starts with (its maximal subpart), 0 if none.
-size_t InvalidUtf8Prefix(std::string_view s);
+// Appends to out the part of text[from, limit) that later bytes cannot change, as
+// SanitizeUtf8 would render it (valid sequences as they are, U+FFFD per invalid subpart);
+// stops before a sequence cut at limit unless `done` (then it is U+FFFD too). Returns the
+// new `from`. Streaming decoders emit text with it.
+size_t TakeCompleteUtf8(std::string_view text, size_t from, size_t limit, bool done,
+                        std::string& out);
 // s with each maximal invalid subpart replaced by one U+FFFD (as a JS TextDecoder does).
 std::string SanitizeUtf8(std::string_view s);
 
