@@ -64,9 +64,15 @@ std::string TokenizerPath(const TextModelOptions& o) {
   return p.string();
 }
 
-TextModel Load(const TextModelOptions& o, size_t users, size_t max_seq) {
+std::unique_ptr<Tokenizer> LoadTokenizer(const TextModelOptions& o) {
+  return std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPath(o)));
+}
+
+// The weights and model, with the tokenizer already loaded (generate sizes max_seq by it).
+TextModel Load(const TextModelOptions& o, std::unique_ptr<Tokenizer> tokenizer, size_t users,
+               size_t max_seq) {
   TextModel m;
-  m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPath(o)));
+  m.tokenizer = std::move(tokenizer);
   const fs::path config = fs::path(o.model_dir) / "tokenizer_config.json";
   if (fs::exists(config)) CheckQwen3ChatTemplate(config.string());
   const HfCheckpoint ck = HfCheckpoint::Open(o.model_dir);
@@ -157,7 +163,8 @@ int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& er
   if (texts.empty()) throw Error("generate: no prompt: pass --prompt TEXT or --prompts-file FILE");
   ValidateSampling(o.gen.sampling);
   // Tokenize first (a bad tokenizer fails before the weights load).
-  const Tokenizer tok = Tokenizer::FromFile(TokenizerPath(o.model));
+  std::unique_ptr<Tokenizer> tokenizer = LoadTokenizer(o.model);
+  const Tokenizer& tok = *tokenizer;
   std::vector<std::vector<int32_t>> prompts;
   size_t longest = 0;
   for (const std::string& t : texts) {
@@ -174,7 +181,8 @@ int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& er
     if (prompts.back().empty()) throw Error("generate: prompt " + std::to_string(prompts.size() - 1) + " is empty");
     longest = std::max(longest, prompts.back().size());
   }
-  TextModel m = Load(o.model, prompts.size(), o.model.max_seq ? o.model.max_seq : longest + o.gen.max_tokens);
+  TextModel m = Load(o.model, std::move(tokenizer), prompts.size(),
+                     o.model.max_seq ? o.model.max_seq : longest + o.gen.max_tokens);
   GenerateOptions gen = o.gen;
   if (gen.eos_ids.empty()) gen.eos_ids = m.eos;
   Generator g(*m.model, *m.tokenizer);
@@ -202,7 +210,7 @@ int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& er
 
 int RunChat(const ChatCmdOptions& o, std::istream& in, std::ostream& out, std::ostream& err) {
   ValidateSampling(o.gen.sampling);
-  TextModel m = Load(o.model, 1, o.model.max_seq ? o.model.max_seq : 4096);
+  TextModel m = Load(o.model, LoadTokenizer(o.model), 1, o.model.max_seq ? o.model.max_seq : 4096);
   GenerateOptions gen = o.gen;
   if (gen.eos_ids.empty()) gen.eos_ids = m.eos;
   Generator g(*m.model, *m.tokenizer);
