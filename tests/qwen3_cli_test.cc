@@ -159,14 +159,21 @@ TEST_F(Qwen3TextCliTest, ChatTakesTurnsFromStdin) {
   EXPECT_EQ(turns, 2u) << r.err;
 }
 
-// SIGINT during an answer stops that answer; the chat goes on to the next line.
+// SIGINT during an answer stops that answer; the chat goes on to the next line. The signal is
+// sent once the answer is streaming (a slow start, e.g. under ASan, must not race it), and
+// /exit once the chat reported the stop.
 TEST_F(Qwen3TextCliTest, CtrlCStopsTheAnswerNotTheProgram) {
   const std::string bin = std::string(QWEN3_BIN_DIR) + "/qwen3";
-  const std::string err = Dir().File("sigint_err.txt");
-  const std::string cmd = "{ printf 'write forever\\n'; sleep 2; printf '/exit\\n'; } | '" + bin +
-                          "' chat --model '" + dir_ + "' --tokenizer '" + kTok +
-                          "' --max-tokens 4000 --max-seq 4096 --temperature 1 >/dev/null 2>'" + err +
-                          "' & pid=\\$!; sleep 1; kill -INT \\$pid; wait \\$pid";
+  const std::string out = Dir().File("sigint_out.txt"), err = Dir().File("sigint_err.txt");
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  const std::string wait_for = "for i in \\$(seq 600); do ";  // up to 60 s
+  const std::string cmd =
+      "{ printf 'write forever\\n'; " + wait_for + "grep -qF '[stopped]' '" + err +
+      "' 2>/dev/null && break; sleep 0.1; done; printf '/exit\\n'; } | '" + bin + "' chat --model '" +
+      dir_ + "' --tokenizer '" + kTok + "' --max-tokens 4000 --max-seq 4096 --temperature 1 >'" +
+      out + "' 2>'" + err + "' & pid=\\$!; " + wait_for + "[ -s '" + out +
+      "' ] && break; sleep 0.1; done; kill -INT \\$pid; wait \\$pid";
   const int status = std::system(("bash -c \"" + cmd + "\"").c_str());
   ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal";
   EXPECT_EQ(WEXITSTATUS(status), 0);
