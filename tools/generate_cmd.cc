@@ -11,12 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
-#include "io/hf_checkpoint.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
-#include "model/model.h"
-#include "model/model_weights.h"
-#include "runtime/thread_pool.h"
+#include "serve/engine.h"
+#include "serve/generate_text.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -45,15 +41,6 @@ class SigintCancels {
   struct sigaction old_ = {};
 };
 
-// Everything a text command loads: tokenizer, weights, model.
-struct TextModel {
-  std::unique_ptr<ThreadPool> pool;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<ModelWeights> weights;
-  std::unique_ptr<Model> model;
-  std::vector<int32_t> eos;
-};
-
 std::string TokenizerPath(const TextModelOptions& o) {
   if (!o.tokenizer.empty()) return o.tokenizer;
   const fs::path p = fs::path(o.model_dir) / "tokenizer.json";
@@ -64,41 +51,60 @@ std::string TokenizerPath(const TextModelOptions& o) {
   return p.string();
 }
 
-std::unique_ptr<Tokenizer> LoadTokenizer(const TextModelOptions& o) {
-  return std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPath(o)));
+// The engine for a text command: KV blocks for `users` sequences of max_seq tokens at once.
+std::unique_ptr<Engine> Load(const TextModelOptions& o, size_t users, size_t max_seq,
+                             std::unique_ptr<Tokenizer> tokenizer) {
+  EngineOptions eo;
+  eo.model_dir = o.model_dir;
+  eo.tokenizer = o.tokenizer;
+  eo.threads = o.threads;
+  eo.max_seq = max_seq;
+  eo.block_size = o.block_size;
+  eo.max_running = std::min<size_t>(users, 64);
+  eo.max_queue = users;
+  eo.max_batch_tokens = std::max<size_t>(256, eo.max_running);
+  eo.kv_blocks = users * ((max_seq + o.block_size - 1) / o.block_size);
+  return Engine::Open(eo, std::move(tokenizer));
 }
 
-// The weights and model, with the tokenizer already loaded (generate sizes max_seq by it).
-TextModel Load(const TextModelOptions& o, std::unique_ptr<Tokenizer> tokenizer, size_t users,
-               size_t max_seq) {
-  TextModel m;
-  m.tokenizer = std::move(tokenizer);
-  const fs::path config = fs::path(o.model_dir) / "tokenizer_config.json";
-  if (fs::exists(config)) CheckQwen3ChatTemplate(config.string());
-  const HfCheckpoint ck = HfCheckpoint::Open(o.model_dir);
-  m.pool = std::make_unique<ThreadPool>(o.threads);
-  m.weights = std::make_unique<ModelWeights>(ModelWeights::FromCheckpoint(ck, *m.pool));
-  Model::Options mo;
-  mo.max_users = users;
-  mo.max_seq = max_seq;
-  m.model = std::make_unique<Model>(*m.weights, mo, cpu::GetCpuKernels(cpu::SelectCpuPath()),
-                                    *m.pool);
-  for (const char* t : {"<|im_end|>", "<|endoftext|>"}) {
-    const int32_t id = m.tokenizer->TokenId(t);
-    if (id >= 0) m.eos.push_back(id);
+GenerationRequest MakeRequest(const Engine& e, std::vector<int32_t> prompt,
+                              const GenerateOptions& g) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = g.max_tokens;
+  r.sampling = g.sampling;
+  r.stop = g.stop_strings;
+  r.stop_ids = e.eos_ids();
+  return r;
+}
+
+struct Stats {
+  size_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+Stats StatsOf(const std::vector<TextResult>& res) {
+  Stats s;
+  for (const TextResult& r : res) {
+    s.prompt_tokens += r.usage.prompt_tokens;
+    s.cached_tokens += r.usage.cached_tokens;
+    s.generated_tokens += r.usage.completion_tokens;
+    s.prefill_seconds = std::max(s.prefill_seconds, r.ttft_seconds);
+    s.decode_seconds = std::max(s.decode_seconds, r.total_seconds - r.ttft_seconds);
   }
-  return m;
+  return s;
 }
 
-void PrintStats(std::ostream& err, const GenerateStats& s) {
+void PrintStats(std::ostream& err, const Stats& s) {
   char line[256];
+  const size_t computed = s.prompt_tokens - s.cached_tokens;
   std::snprintf(line, sizeof(line),
-                "[prefill %zu tokens in %.2f s: %.1f tok/s | decode %zu tokens in %.2f s: %.1f "
-                "tok/s, %zu steps]\n",
-                s.prompt_tokens, s.prefill_seconds,
-                s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0.0,
-                s.generated_tokens, s.decode_seconds,
-                s.decode_seconds > 0 ? s.generated_tokens / s.decode_seconds : 0.0, s.steps);
+                "[prefill %zu tokens (%zu cached) in %.2f s: %.1f tok/s | decode %zu tokens in "
+                "%.2f s: %.1f tok/s]\n",
+                s.prompt_tokens, s.cached_tokens, s.prefill_seconds,
+                s.prefill_seconds > 0 ? computed / s.prefill_seconds : 0.0, s.generated_tokens,
+                s.decode_seconds,
+                s.decode_seconds > 0 ? s.generated_tokens / s.decode_seconds : 0.0);
   err << line << std::flush;
 }
 
@@ -163,7 +169,7 @@ int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& er
   if (texts.empty()) throw Error("generate: no prompt: pass --prompt TEXT or --prompts-file FILE");
   ValidateSampling(o.gen.sampling);
   // Tokenize first (a bad tokenizer fails before the weights load).
-  std::unique_ptr<Tokenizer> tokenizer = LoadTokenizer(o.model);
+  auto tokenizer = std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPath(o.model)));
   const Tokenizer& tok = *tokenizer;
   std::vector<std::vector<int32_t>> prompts;
   size_t longest = 0;
@@ -181,39 +187,45 @@ int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& er
     if (prompts.back().empty()) throw Error("generate: prompt " + std::to_string(prompts.size() - 1) + " is empty");
     longest = std::max(longest, prompts.back().size());
   }
-  TextModel m = Load(o.model, std::move(tokenizer), prompts.size(),
-                     o.model.max_seq ? o.model.max_seq : longest + o.gen.max_tokens);
-  GenerateOptions gen = o.gen;
-  if (gen.eos_ids.empty()) gen.eos_ids = m.eos;
-  Generator g(*m.model, *m.tokenizer);
+  const size_t max_seq = o.model.max_seq ? o.model.max_seq : longest + o.gen.max_tokens;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].size() + o.gen.max_tokens > max_seq) {
+      throw Error("generate: prompt " + std::to_string(i) + " has " +
+                  std::to_string(prompts[i].size()) + " tokens + max_tokens " +
+                  std::to_string(o.gen.max_tokens) + ": expected at most --max-seq " +
+                  std::to_string(max_seq));
+    }
+  }
+  std::unique_ptr<Engine> engine = Load(o.model, prompts.size(), max_seq, std::move(tokenizer));
+  std::vector<GenerationRequest> requests;
+  for (auto& p : prompts) requests.push_back(MakeRequest(*engine, std::move(p), o.gen));
   SigintCancels sigint;
   g_cancel = false;
-  GenerateStats stats;
-  const bool stream = prompts.size() == 1;
-  const std::vector<Generation> res = g.Generate(
-      prompts, gen,
+  const bool stream = requests.size() == 1;
+  const std::vector<TextResult> res = GenerateText(
+      *engine, std::move(requests),
       [&](size_t, std::string_view chunk) {
         if (stream) out << chunk << std::flush;
       },
-      &g_cancel, &stats);
+      &g_cancel);
   if (stream) {
     out << "\n";
   } else {
     for (size_t i = 0; i < res.size(); ++i) {
-      out << "=== " << i << " (" << res[i].finish_reason << ", " << res[i].tokens.size()
+      out << "=== " << i << " (" << ToString(res[i].finish) << ", " << res[i].tokens.size()
           << " tokens)\n" << res[i].text << "\n";
     }
   }
-  PrintStats(err, stats);
+  PrintStats(err, StatsOf(res));
   return 0;
 }
 
 int RunChat(const ChatCmdOptions& o, std::istream& in, std::ostream& out, std::ostream& err) {
   ValidateSampling(o.gen.sampling);
-  TextModel m = Load(o.model, LoadTokenizer(o.model), 1, o.model.max_seq ? o.model.max_seq : 4096);
-  GenerateOptions gen = o.gen;
-  if (gen.eos_ids.empty()) gen.eos_ids = m.eos;
-  Generator g(*m.model, *m.tokenizer);
+  std::unique_ptr<Engine> engine =
+      Load(o.model, 1, o.model.max_seq ? o.model.max_seq : 4096,
+           std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPath(o.model))));
+  const Tokenizer& tok = engine->tokenizer();
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});
   const bool tty = isatty(STDOUT_FILENO) && &out == &std::cout;
@@ -233,24 +245,27 @@ int RunChat(const ChatCmdOptions& o, std::istream& in, std::ostream& out, std::o
     messages.push_back({"user", line});
     ChatTemplateOptions co;
     if (o.no_think) co.enable_thinking = false;
-    std::vector<int32_t> prompt = m.tokenizer->Encode(RenderQwen3Chat(messages, co));
-    if (prompt.size() + gen.max_tokens > m.model->options().max_seq) {
-      err << "conversation too long (" << prompt.size() << " tokens + max_tokens " << gen.max_tokens
-          << " > " << m.model->options().max_seq << "): /reset, or restart with a larger --max-seq\n";
+    // The whole conversation is rendered each turn; its unchanged prefix is in the prefix cache
+    // (from the previous turn's prompt and answer), so only the new part is computed.
+    std::vector<int32_t> prompt = tok.Encode(RenderQwen3Chat(messages, co));
+    if (prompt.size() + o.gen.max_tokens > engine->max_seq()) {
+      err << "conversation too long (" << prompt.size() << " tokens + max_tokens " << o.gen.max_tokens
+          << " > " << engine->max_seq() << "): /reset, or restart with a larger --max-seq\n";
       messages.pop_back();
       continue;
     }
     g_cancel = false;
     ThinkPrinter printer(out, o.hide_thinking, tty);
-    GenerateStats stats;
-    const std::vector<Generation> res = g.Generate(
-        {prompt}, gen, [&](size_t, std::string_view chunk) { printer.Write(chunk); }, &g_cancel,
-        &stats);
+    std::vector<GenerationRequest> req;
+    req.push_back(MakeRequest(*engine, std::move(prompt), o.gen));
+    const std::vector<TextResult> res = GenerateText(
+        *engine, std::move(req), [&](size_t, std::string_view chunk) { printer.Write(chunk); },
+        &g_cancel);
     printer.End();
     out << "\n";
-    if (res[0].finish_reason == "cancelled") err << "[stopped]\n";
+    if (res[0].finish == FinishReason::kCancelled) err << "[stopped]\n";
     messages.push_back({"assistant", res[0].text});
-    PrintStats(err, stats);
+    PrintStats(err, StatsOf(res));
   }
   return 0;
 }

@@ -1,5 +1,7 @@
-// `qwen3 generate` and `qwen3 chat`: a checkpoint directory + its tokenizer, the Generator,
-// and the console (streamed text, the <think> part apart, a closing speed line, Ctrl-C).
+// `qwen3 generate` and `qwen3 chat`: a checkpoint directory + its tokenizer on the serving
+// Engine (several prompts decode as one continuous batch; chat turns reuse the conversation's
+// cached prefix), and the console (streamed text, the <think> part apart, a closing speed line,
+// Ctrl-C).
 #pragma once
 
 #include <cstddef>
@@ -7,15 +9,22 @@
 #include <string>
 #include <vector>
 
-#include "generate/generator.h"
+#include "generate/sampler.h"
 
 namespace qwen3 {
+
+struct GenerateOptions {
+  size_t max_tokens = 256;
+  std::vector<std::string> stop_strings;  // the text ends before the first one
+  SamplingOptions sampling;
+};
 
 struct TextModelOptions {
   std::string model_dir;
   std::string tokenizer;  // empty: model_dir/tokenizer.json
   size_t threads = 0;
   size_t max_seq = 0;     // 0: what the prompts need (generate) / 4096 (chat)
+  size_t block_size = 64;
 };
 
 struct GenerateCmdOptions {

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "io/hf_checkpoint.h"
+#include "io/load_weights.h"
 #include "kernels/cpu/cpu_path.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/packed_matrix.h"
@@ -74,7 +75,7 @@ void RunModelBench(const ModelBenchOptions& o) {
 
   const auto t_load = Clock::now();
   const HfCheckpoint ck = HfCheckpoint::Open(o.model_dir);
-  const ModelWeights w = ModelWeights::FromCheckpoint(ck, pool);
+  const ModelWeights w = LoadModelWeights(ck, pool);
   const double load_s = Since(t_load);
   const Qwen3Config& c = w.config;
   Model::Options mo;

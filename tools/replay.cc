@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "io/hf_checkpoint.h"
+#include "io/load_weights.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/model_weights.h"
@@ -97,7 +98,7 @@ ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, T
     tokens[s] = t.ToI32();
   }
 
-  const ModelWeights weights = ModelWeights::FromCheckpoint(ck, pool);
+  const ModelWeights weights = LoadModelWeights(ck, pool);
   Model::Options mo;
   mo.max_users = n;
   mo.max_seq = longest + steps;

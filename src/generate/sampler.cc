@@ -21,7 +21,12 @@ void ValidateSampling(const SamplingOptions& o) {
   if (!(o.repetition_penalty > 0) || !std::isfinite(o.repetition_penalty)) {
     bad("repetition_penalty " + std::to_string(o.repetition_penalty) + ": expected > 0");
   }
-  if (!std::isfinite(o.presence_penalty)) bad("presence_penalty: expected a finite number");
+  if (!(o.presence_penalty >= -2 && o.presence_penalty <= 2)) {
+    bad("presence_penalty " + std::to_string(o.presence_penalty) + ": expected in [-2, 2]");
+  }
+  if (!(o.frequency_penalty >= -2 && o.frequency_penalty <= 2)) {
+    bad("frequency_penalty " + std::to_string(o.frequency_penalty) + ": expected in [-2, 2]");
+  }
 }
 
 Sampler::Sampler(const SamplingOptions& options, size_t allowed) : o_(options), allowed_(allowed) {
@@ -29,10 +34,11 @@ Sampler::Sampler(const SamplingOptions& options, size_t allowed) : o_(options), 
 }
 
 int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> history,
-                        uint64_t stream, uint64_t step) {
+                        size_t prompt_len, uint64_t stream, uint64_t step) {
   const size_t n = std::min(allowed_, logits.size());
   work_.assign(logits.begin(), logits.begin() + static_cast<std::ptrdiff_t>(n));
-  if (o_.repetition_penalty != 1.0f || o_.presence_penalty != 0.0f) {
+  prompt_len = std::min(prompt_len, history.size());
+  if (o_.repetition_penalty != 1.0f) {
     seen_.assign(n, 0);
     for (int32_t id : history) {
       if (id >= 0 && static_cast<size_t>(id) < n) seen_[id] = 1;
@@ -41,7 +47,17 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
       if (!seen_[i]) continue;
       float& l = work_[i];
       l = l > 0 ? l / o_.repetition_penalty : l * o_.repetition_penalty;
-      l -= o_.presence_penalty;
+    }
+  }
+  if (o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f) {
+    counts_.assign(n, 0);
+    for (size_t k = prompt_len; k < history.size(); ++k) {
+      const int32_t id = history[k];
+      if (id >= 0 && static_cast<size_t>(id) < n) ++counts_[id];
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (counts_[i] == 0) continue;
+      work_[i] -= o_.presence_penalty + o_.frequency_penalty * static_cast<float>(counts_[i]);
     }
   }
   if (o_.temperature == 0.0f) {

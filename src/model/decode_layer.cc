@@ -163,48 +163,78 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   }
   const size_t rows = PaddedRows(options.max_batch);
   const size_t h = config.hidden, q = config.QDim(), kv = config.KvDim();
-  const size_t d = config.head_dim, g = config.GroupSize();
+  const size_t d = config.head_dim;
   const size_t heads_kv = static_cast<size_t>(config.kv_heads);
-  // max_seq is checked against the pool's block size at Validate; splits use the finest page.
-  max_splits_ = (options.max_seq + cpu::kTileK - 1) / cpu::kTileK;
-  // (the finest split, one page, bounds the count for any pages_per_split)
-  const size_t parts = options.max_batch * heads_kv * max_splits_;
+  // Partials are indexed by attention item; the buffers start at 16 splits per (row, KV head)
+  // and grow at the first Run that needs more (a pass of many long rows split finely), so a
+  // wide pass for prefill does not reserve max_seq / 32 splits for every row up front.
+  const size_t parts = options.max_batch * heads_kv * 16;
   normed_ = AlignedBuffer<bf16>(rows * h);
   q_proj_ = AlignedBuffer<float>(rows * q);
   k_proj_ = AlignedBuffer<float>(rows * kv);
   v_proj_ = AlignedBuffer<float>(rows * kv);
   q_tiles_ = AlignedBuffer<bf16>(options.max_batch * heads_kv * kTileM * d);
-  part_o_ = AlignedBuffer<float>(parts * g * d);
-  part_m_ = AlignedBuffer<float>(parts * g);
-  part_l_ = AlignedBuffer<float>(parts * g);
+  ReserveParts(parts);
   attn_out_ = AlignedBuffer<bf16>(rows * q);
   resid1_ = AlignedBuffer<float>(rows * h);
   post_normed_ = AlignedBuffer<bf16>(rows * h);
   mlp_ = AlignedBuffer<bf16>(rows * config.intermediate);
   final_normed_ = AlignedBuffer<bf16>(rows * h);
-  items_.reserve(parts);
   validate_slots_.reserve(options.max_batch);
   user_items_.reserve(options.max_batch + 1);
+  row_pps_.reserve(options.max_batch);
   if (!options.fused_epilogues) {
     unfused_scratch_ = AlignedBuffer<float>(
         rows * std::max<size_t>(h, 2 * static_cast<size_t>(config.intermediate)));
   }
 }
 
+namespace {
+
+// Auto split length for `pages` KV pages of work: the longest splits that still leave
+// kItemsPerWorker partials per worker. Long splits stream consecutive pages with the next one
+// prefetched under the current one's math, and write fewer partials; measured on this machine
+// kind (docs/PERFORMANCE.md): 32 pages per split run ~1.15x faster than 8 and ~1.2x faster than 1.
+size_t AutoPagesPerSplit(size_t pages, size_t workers) {
+  constexpr size_t kItemsPerWorker = 8;
+  return std::clamp<size_t>(pages / (kItemsPerWorker * workers), 1, kMaxPagesPerSplit);
+}
+
+}  // namespace
+
 size_t DecodeLayer::PagesPerSplit(const DecodeBatch& batch, size_t block_size) const {
   if (options_.pages_per_split > 0) return options_.pages_per_split;
-  // Auto: the longest splits that still leave kItemsPerWorker partials per worker. Long splits
-  // stream consecutive pages with the next one prefetched under the current one's math, and
-  // write fewer partials; measured on this machine kind (docs/PERFORMANCE.md): 32 pages per
-  // split run ~1.15x faster than 8 and ~1.2x faster than 1.
-  constexpr size_t kItemsPerWorker = 8;
+  if (options_.per_row_splits) {
+    size_t longest = 1;
+    for (size_t b = 0; b < batch.batch; ++b) {
+      longest = std::max(longest, RowPagesPerSplit(batch, b, block_size));
+    }
+    return longest;
+  }
   size_t pages = 0;
   for (size_t b = 0; b < batch.batch; ++b) {
     pages += (static_cast<size_t>(batch.seq_lens[b]) + block_size - 1) / block_size;
   }
-  pages *= static_cast<size_t>(config_.kv_heads);
-  const size_t target = kItemsPerWorker * pool_.NumWorkers();
-  return std::clamp<size_t>(pages / target, 1, kMaxPagesPerSplit);
+  return AutoPagesPerSplit(pages * static_cast<size_t>(config_.kv_heads), pool_.NumWorkers());
+}
+
+size_t DecodeLayer::RowPagesPerSplit(const DecodeBatch& batch, size_t row,
+                                     size_t block_size) const {
+  if (options_.pages_per_split > 0 || !options_.per_row_splits) {
+    return PagesPerSplit(batch, block_size);
+  }
+  const size_t pages = (static_cast<size_t>(batch.seq_lens[row]) + block_size - 1) / block_size;
+  return AutoPagesPerSplit(pages * static_cast<size_t>(config_.kv_heads), pool_.NumWorkers());
+}
+
+void DecodeLayer::ReserveParts(size_t parts) {
+  if (parts <= part_capacity_) return;
+  const size_t g = config_.GroupSize(), d = config_.head_dim;
+  part_o_ = AlignedBuffer<float>(parts * g * d);
+  part_m_ = AlignedBuffer<float>(parts * g);
+  part_l_ = AlignedBuffer<float>(parts * g);
+  items_.reserve(parts);
+  part_capacity_ = parts;
 }
 
 size_t DecodeLayer::Splits(int32_t seq_len, size_t block_size, size_t pages_per_split) {
@@ -353,13 +383,18 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   // Split-KV partials: one flat dispatch over every (user, KV head, split).
   const size_t bs = kv.layout().block_size;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  const size_t pps = PagesPerSplit(batch, bs);
+  row_pps_.resize(n);
+  if (options_.per_row_splits && options_.pages_per_split == 0) {
+    for (size_t b = 0; b < n; ++b) row_pps_[b] = RowPagesPerSplit(batch, b, bs);
+  } else {
+    std::fill(row_pps_.begin(), row_pps_.end(), PagesPerSplit(batch, bs));
+  }
   Timed(times, Stage::kAttention, [&] {
     items_.clear();
     user_items_.clear();
     for (size_t b = 0; b < n; ++b) {
       user_items_.push_back(items_.size());
-      const size_t splits = Splits(batch.seq_lens[b], bs, pps);
+      const size_t splits = Splits(batch.seq_lens[b], bs, row_pps_[b]);
       for (size_t kvh = 0; kvh < heads_kv; ++kvh) {
         for (size_t s = 0; s < splits; ++s) {
           items_.push_back(
@@ -368,10 +403,11 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       }
     }
     user_items_.push_back(items_.size());
+    ReserveParts(items_.size());
     auto partial = [&](size_t i) {
       const AttentionItem it = items_[i];
       const size_t len = static_cast<size_t>(batch.seq_lens[it.user]);
-      const size_t pages = (len + bs - 1) / bs;
+      const size_t pages = (len + bs - 1) / bs, pps = row_pps_[it.user];
       const size_t p0 = it.split * pps;
       const size_t p1 = std::min(pages, p0 + pps);
       const int32_t* row = batch.block_table + it.user * batch.max_blocks_per_seq;
@@ -381,7 +417,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
         k_pages[p - p0] = kv.KPage(row[p], it.kv_head);
         v_pages[p - p0] = kv.VPage(row[p], it.kv_head);
       }
-      const size_t part = (it.user * heads_kv + it.kv_head) * max_splits_ + it.split;
+      const size_t part = i;
       const size_t valid_last = p1 == pages ? len - (pages - 1) * bs : bs;
       cpu::AttentionPartial(
           k, kv.layout(), q_tiles_.data() + (it.user * heads_kv + it.kv_head) * kTileM * dim, group,
@@ -404,9 +440,10 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   Timed(times, Stage::kAttentionMerge, [&] {
     auto merge = [&](size_t i) {
       const size_t b = i / heads_kv, kvh = i % heads_kv;
-      const size_t part = i * max_splits_;
+      const size_t splits = Splits(batch.seq_lens[b], bs, row_pps_[b]);
+      const size_t part = user_items_[b] + kvh * splits;  // items: user, then head, then split
       cpu::AttentionMerge(part_o_.data() + part * group * dim, part_m_.data() + part * group,
-                          part_l_.data() + part * group, Splits(batch.seq_lens[b], bs, pps),
+                          part_l_.data() + part * group, splits,
                           group * dim, group, group, dim,
                           attn_out_.data() + b * q_dim + kvh * group * dim);
     };

@@ -67,6 +67,10 @@ class DecodeLayer {
     // KV pages per attention partial; 1 is the seed's one partial per (user, KV head, block),
     // 0 picks the longest splits that keep every worker busy (PagesPerSplit).
     size_t pages_per_split = 0;
+    // With pages_per_split = 0: true picks each row's split length from its own length alone
+    // (as if it ran by itself), so a row's attention never depends on the other rows of its
+    // pass (batch invariance: the serving engine's law); false picks one length for the batch.
+    bool per_row_splits = false;
     // Benchmark variants, to measure what the seed's design choices are worth (qwen3-bench):
     // false = out_proj / gate_up / down_proj write fp32 to a full-size scratch, then a
     // separate epilogue pass; true = attention partials and merge dispatch once per user.
@@ -88,8 +92,11 @@ class DecodeLayer {
   void Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache& kv, const DecodeBatch& batch,
            const bf16* hidden, bf16* next_hidden, StageTimes* times = nullptr);
 
-  // The split length this batch runs with (options.pages_per_split, or the automatic choice).
+  // The split length this batch runs with (options.pages_per_split, or the automatic choice;
+  // with per_row_splits, the longest row's).
   size_t PagesPerSplit(const DecodeBatch& batch, size_t block_size) const;
+  // The split length of one row of length seq_len in this batch.
+  size_t RowPagesPerSplit(const DecodeBatch& batch, size_t row, size_t block_size) const;
 
   // Final RMSNorm + LM head: logits[b * ld_logits + v] for v < lm.rows (fp32); other
   // columns untouched.
@@ -102,12 +109,13 @@ class DecodeLayer {
   };
 
   static size_t Splits(int32_t seq_len, size_t block_size, size_t pages_per_split);
+  void ReserveParts(size_t parts);
 
   Qwen3Config config_;
   Options options_;
   const cpu::CpuKernels& kernels_;
   ThreadPool& pool_;
-  size_t max_splits_;
+  size_t part_capacity_ = 0;  // partials the part_* buffers hold
   // Workspace, rows padded to whole 16-row tiles.
   AlignedBuffer<bf16> normed_;            // [rows, hidden]
   AlignedBuffer<float> q_proj_;           // [rows, q_dim]
@@ -125,6 +133,7 @@ class DecodeLayer {
   std::vector<AttentionItem> items_;
   mutable std::vector<std::pair<int32_t, size_t>> validate_slots_;  // Validate's scratch
   std::vector<size_t> user_items_;  // items_ of user b: [user_items_[b], user_items_[b + 1])
+  std::vector<size_t> row_pps_;     // per user: its split length this run
 };
 
 }  // namespace qwen3

@@ -15,6 +15,7 @@ DecodeLayer::Options LayerOptions(const Model::Options& o) {
   lo.max_batch = o.max_rows;
   lo.max_seq = o.max_seq;
   lo.pages_per_split = o.pages_per_split;
+  lo.per_row_splits = true;
   return lo;
 }
 
@@ -36,13 +37,25 @@ Model::Model(const ModelWeights& weights, const Options& options, const cpu::Cpu
     : w_(weights),
       options_(options),
       pool_(pool),
-      blocks_per_user_(options.block_size == 0
-                           ? 0
-                           : (options.max_seq + options.block_size - 1) / options.block_size),
+      blocks_per_seq_(options.block_size == 0
+                          ? 0
+                          : (options.max_seq + options.block_size - 1) / options.block_size),
+      num_blocks_(options.num_blocks ? options.num_blocks : options.max_users * blocks_per_seq_),
       layer_(weights.config, LayerOptions(options), kernels, pool) {
   const Qwen3Config& c = weights.config;
   const auto bad = [](const std::string& what) { throw Error("model options: " + what); };
-  if (options.max_users == 0) bad("max_users = 0: expected at least 1");
+  if (options.max_users == 0 && options.num_blocks == 0) {
+    bad("max_users = 0 and num_blocks = 0: expected user slots or a KV pool");
+  }
+  if (options.num_blocks != 0 && options.num_blocks < options.max_users * blocks_per_seq_) {
+    bad("num_blocks = " + std::to_string(options.num_blocks) + ": expected at least " +
+        std::to_string(options.max_users * blocks_per_seq_) + " for " +
+        std::to_string(options.max_users) + " user slots of max_seq " +
+        std::to_string(options.max_seq));
+  }
+  if (num_blocks_ > static_cast<size_t>(INT32_MAX) / options.block_size) {
+    bad("num_blocks = " + std::to_string(num_blocks_) + ": too many slots for int32 slot ids");
+  }
   if (options.max_seq == 0) bad("max_seq = 0: expected at least 1");
   if (options.block_size == 0 || options.block_size % cpu::kTileK != 0 ||
       options.block_size > cpu::kMaxBlockSize) {
@@ -56,9 +69,11 @@ Model::Model(const ModelWeights& weights, const Options& options, const cpu::Cpu
   rope_ = RopeTable::FromTheta(c.rope_theta, options.max_seq, c.head_dim);
   kv_.reserve(c.layers);
   for (int l = 0; l < c.layers; ++l) {
-    kv_.emplace_back(options.max_users * blocks_per_user_, c.kv_heads, c.head_dim,
-                     options.block_size);
+    kv_.emplace_back(num_blocks_, c.kv_heads, c.head_dim, options.block_size);
   }
+  slot_tables_.resize(options.max_users * blocks_per_seq_);
+  for (size_t i = 0; i < slot_tables_.size(); ++i) slot_tables_[i] = static_cast<int32_t>(i);
+  slot_rows_.reserve(options.max_rows);
   lengths_.assign(options.max_users, 0);
   pending_.assign(options.max_users, 0);
   const size_t h = c.hidden, rows = options.max_rows;
@@ -67,7 +82,7 @@ Model::Model(const ModelWeights& weights, const Options& options, const cpu::Cpu
   lm_rows_ = AlignedBuffer<bf16>(rows * h);
   seq_lens_.resize(rows);
   slots_.resize(rows);
-  block_table_.resize(rows * blocks_per_user_);
+  block_table_.resize(rows * blocks_per_seq_);
 }
 
 void Model::Reset(size_t user) { lengths_.at(user) = 0; }
@@ -77,6 +92,49 @@ size_t Model::kv_bytes() const {
   size_t n = 0;
   for (const PagedKvCache& kv : kv_) n += kv.bytes();
   return n;
+}
+
+size_t Model::kv_bytes_per_token() const {
+  const Qwen3Config& c = w_.config;
+  return static_cast<size_t>(c.layers) * 2 * c.KvDim() * sizeof(bf16);
+}
+
+void Model::ForwardPaged(std::span<const PagedRow> rows, std::span<const uint8_t> want_logits,
+                         float* logits, const Observer* observer, StageTimes* times) {
+  if (want_logits.size() != rows.size()) {
+    throw Error("want_logits has " + std::to_string(want_logits.size()) + " entries: expected " +
+                std::to_string(rows.size()) + " (one per row)");
+  }
+  const size_t bs = options_.block_size;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const PagedRow& row = rows[r];
+    if (row.token < 0 || row.token >= w_.config.vocab) {
+      throw Error("row " + std::to_string(r) + ": token id " + std::to_string(row.token) +
+                  ": expected 0.." + std::to_string(w_.config.vocab - 1));
+    }
+    if (row.pos < 0 || static_cast<size_t>(row.pos) >= options_.max_seq) {
+      throw Error("row " + std::to_string(r) + ": position " + std::to_string(row.pos) +
+                  ": expected 0.." + std::to_string(options_.max_seq - 1) + " (max_seq " +
+                  std::to_string(options_.max_seq) + ")");
+    }
+    const size_t need = static_cast<size_t>(row.pos) / bs + 1;
+    if (row.num_blocks < need || row.num_blocks > blocks_per_seq_) {
+      throw Error("row " + std::to_string(r) + ": block table of " +
+                  std::to_string(row.num_blocks) + " blocks at position " +
+                  std::to_string(row.pos) + ": expected " + std::to_string(need) + ".." +
+                  std::to_string(blocks_per_seq_));
+    }
+    for (size_t b = 0; b < need; ++b) {
+      if (row.blocks[b] < 0 || static_cast<size_t>(row.blocks[b]) >= num_blocks_) {
+        throw Error("row " + std::to_string(r) + ": block " + std::to_string(row.blocks[b]) +
+                    ": expected 0.." + std::to_string(num_blocks_ - 1) + " (the KV pool)");
+      }
+    }
+  }
+  for (size_t row0 = 0; row0 < rows.size(); row0 += options_.max_rows) {
+    const size_t n = std::min(options_.max_rows, rows.size() - row0);
+    Pass(rows.subspan(row0, n), row0, want_logits.subspan(row0, n), logits, observer, times);
+  }
 }
 
 void Model::Forward(std::span<const Row> rows, std::span<const uint8_t> want_logits,
@@ -103,29 +161,35 @@ void Model::Forward(std::span<const Row> rows, std::span<const uint8_t> want_log
     }
   }
   saved_lengths_.assign(lengths_.begin(), lengths_.end());  // reuses its capacity
+  slot_rows_.clear();
+  for (const Row& row : rows) {
+    const size_t u = static_cast<size_t>(row.user);
+    slot_rows_.push_back({row.token, static_cast<int32_t>(lengths_[u]++),
+                          slot_tables_.data() + u * blocks_per_seq_, blocks_per_seq_});
+  }
   try {
-    for (size_t row0 = 0; row0 < rows.size(); row0 += options_.max_rows) {
-      const size_t n = std::min(options_.max_rows, rows.size() - row0);
-      Pass(rows.subspan(row0, n), row0, want_logits.subspan(row0, n), logits, observer, times);
-    }
+    ForwardPaged(slot_rows_, want_logits, logits, observer, times);
   } catch (...) {
     lengths_.assign(saved_lengths_.begin(), saved_lengths_.end());  // past a length: never read
     throw;
   }
 }
 
-void Model::Pass(std::span<const Row> rows, size_t row0, std::span<const uint8_t> want,
+void Model::Pass(std::span<const PagedRow> rows, size_t row0, std::span<const uint8_t> want,
                  float*& logits, const Observer* observer, StageTimes* times) {
   const size_t n = rows.size(), h = w_.config.hidden, bs = options_.block_size;
-  const size_t bpu = blocks_per_user_;
+  const size_t bps = blocks_per_seq_;
   for (size_t r = 0; r < n; ++r) {
-    const size_t u = static_cast<size_t>(rows[r].user), pos = lengths_[u]++;
-    seq_lens_[r] = static_cast<int32_t>(pos + 1);
-    for (size_t b = 0; b < bpu; ++b) block_table_[r * bpu + b] = static_cast<int32_t>(u * bpu + b);
-    slots_[r] = static_cast<int32_t>((u * bpu + pos / bs) * bs + pos % bs);
-    w_.Embed(rows[r].token, hidden_a_.data() + r * h);
+    const PagedRow& row = rows[r];
+    const size_t pos = static_cast<size_t>(row.pos);
+    seq_lens_[r] = row.pos + 1;
+    int32_t* table = block_table_.data() + r * bps;
+    std::copy(row.blocks, row.blocks + row.num_blocks, table);
+    std::fill(table + row.num_blocks, table + bps, 0);  // past the row's length: never read
+    slots_[r] = static_cast<int32_t>(static_cast<size_t>(row.blocks[pos / bs]) * bs + pos % bs);
+    w_.Embed(row.token, hidden_a_.data() + r * h);
   }
-  const DecodeBatch batch{n, seq_lens_.data(), block_table_.data(), bpu, slots_.data()};
+  const DecodeBatch batch{n, seq_lens_.data(), block_table_.data(), bps, slots_.data()};
   bf16* cur = hidden_a_.data();
   bf16* next = hidden_b_.data();
   if (observer) (*observer)(row0, n, 0, cur);

@@ -1,13 +1,19 @@
 // A whole Qwen3 model on the CPU: embedding -> every decoder layer (the fused decode program of
 // decode_layer.h, per layer over its weights and its paged KV cache) -> final norm -> LM head.
 //
-// Work is a list of rows, one token each, appended at its user's next position. One pass runs
-// up to max_rows rows through all layers together: a decode step is one row per user; a
-// prefill is a prompt's tokens as rows (several users' prompts in one pass), chunked by
-// max_rows so memory stays bounded. Within a pass every row's K/V is written to the cache
+// Work is a list of rows, one token each. A PagedRow names its sequence's block table (blocks
+// of one KV pool that every layer shares: block b of the table holds positions b * block_size..)
+// and its position: the serving engine owns the tables (serve/kv_block_pool.h). The user-slot
+// API (Row, Prefill, Decode) is a convenience over it for tools and tests: user u statically
+// owns blocks [u * blocks_per_seq, (u + 1) * blocks_per_seq) and its rows append at its length.
+//
+// One pass runs up to max_rows rows through all layers together: decode rows of many
+// sequences and prefill chunks mixed. Within a pass every row's K/V is written to the cache
 // before attention runs, and each row attends to positions 0..its own, so a prompt processed
-// as one pass is exactly causal attention. Memory is allocated at construction (weights are
-// borrowed); a pass allocates nothing.
+// as one pass is exactly causal attention. A row's result does not depend on the other rows of
+// its pass (per-row attention splits; the kernels compute rows independently): the law that
+// makes serving outputs independent of batching. Memory is allocated at construction (weights
+// are borrowed); a pass allocates nothing.
 #pragma once
 
 #include <cstddef>
@@ -30,15 +36,25 @@ class ThreadPool;
 class Model {
  public:
   struct Options {
-    size_t max_users = 16;   // sequences with their own KV cache
+    size_t max_users = 16;   // user slots of the convenience API (0: paged rows only)
     size_t max_seq = 4096;   // tokens per sequence (prompt + generated)
     size_t block_size = 128; // KV cache block
     size_t max_rows = 64;    // tokens per pass (the prefill chunk)
-    size_t pages_per_split = 0;
+    size_t pages_per_split = 0;  // 0: per-row automatic splits (batch invariant)
+    size_t num_blocks = 0;   // KV pool blocks; 0: max_users * blocks_per_seq
   };
   struct Row {
     int32_t user;
     int32_t token;
+  };
+  // One token of a sequence at position pos; blocks[0..num_blocks) is its block table, which
+  // must cover pos. A sequence's rows come in position order; its positions before pos must
+  // already be in the cache (or be rows earlier in the same call).
+  struct PagedRow {
+    int32_t token;
+    int32_t pos;
+    const int32_t* blocks;
+    size_t num_blocks;
   };
   // depth 0 = embedding output, depth d = output of layer d - 1 (before the final norm), for the
   // rows [row0, row0 + n) of the Forward call.
@@ -50,15 +66,24 @@ class Model {
   const Qwen3Config& config() const { return w_.config; }
   const Options& options() const { return options_; }
   size_t vocab() const { return w_.config.vocab; }
+  size_t num_blocks() const { return num_blocks_; }
+  size_t blocks_per_seq() const { return blocks_per_seq_; }
+  // KV bytes of one token over all layers.
+  size_t kv_bytes_per_token() const;
   // Tokens in user's cache.
   size_t Length(size_t user) const { return lengths_.at(user); }
   void Reset(size_t user);
   void ResetAll();
   size_t kv_bytes() const;
 
-  // Appends rows (a user's rows in position order), writing vocab fp32 logits for each row
-  // whose want_logits is non-zero, in row order. Everything is checked before any state
-  // changes: users in 0..max_users-1, tokens in 0..vocab-1, lengths within max_seq.
+  // Runs rows, writing vocab fp32 logits for each row whose want_logits is non-zero, in row
+  // order. Everything is checked before any state changes: tokens in 0..vocab-1, positions
+  // in 0..max_seq-1 and covered by the row's table, block ids in the pool.
+  void ForwardPaged(std::span<const PagedRow> rows, std::span<const uint8_t> want_logits,
+                    float* logits, const Observer* observer = nullptr,
+                    StageTimes* times = nullptr);
+  // User-slot rows (a user's rows in position order), appended at the users' lengths; users
+  // in 0..max_users-1, lengths within max_seq.
   void Forward(std::span<const Row> rows, std::span<const uint8_t> want_logits, float* logits,
                const Observer* observer = nullptr, StageTimes* times = nullptr);
   // Appends prompts[i] to user users[i]; logits [n, vocab] of each prompt's last token.
@@ -69,18 +94,20 @@ class Model {
               StageTimes* times = nullptr);
 
  private:
-  void Pass(std::span<const Row> rows, size_t row0, std::span<const uint8_t> want,
+  void Pass(std::span<const PagedRow> rows, size_t row0, std::span<const uint8_t> want,
             float*& logits, const Observer* observer, StageTimes* times);
 
   const ModelWeights& w_;
   Options options_;
   ThreadPool& pool_;
-  size_t blocks_per_user_;
+  size_t blocks_per_seq_, num_blocks_;
   DecodeLayer layer_;
   RopeTable rope_;
   std::vector<PagedKvCache> kv_;  // one per layer
   std::vector<size_t> lengths_;   // per user
   std::vector<size_t> saved_lengths_;  // Forward's rollback copy
+  std::vector<int32_t> slot_tables_;   // [max_users * blocks_per_seq]: the user slots' tables
+  std::vector<PagedRow> slot_rows_;    // Forward's rows as paged rows
   // Per pass.
   AlignedBuffer<bf16> hidden_a_, hidden_b_, lm_rows_;  // [max_rows, hidden]
   std::vector<int32_t> seq_lens_, slots_, block_table_;
