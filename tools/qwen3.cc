@@ -5,9 +5,11 @@
 //   qwen3 tokenize --tokenizer tokenizer.json [--decode] [--jsonl] < text
 //   qwen3 generate --model DIR --prompt "..." [--prompts-file F] [sampling flags]
 //   qwen3 chat --model DIR [--hide-thinking] [--no-think]
+//   qwen3 serve --model DIR [--host H] [--port P] [--api-key K] ...   # OpenAI-compatible server
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -21,9 +23,26 @@
 #include "tokenizer/tokenizer.h"
 #include "tools/replay.h"
 #include "tools/generate_cmd.h"
+#include "tools/serve_cmd.h"
 #include "tools/tokenize.h"
 
 namespace {
+
+// tokenizer.json (and tokenizer_config.json beside it, if any) from a file or a directory.
+void CopyTokenizerFiles(const std::string& from, const std::string& dir) {
+  namespace fs = std::filesystem;
+  const fs::path src = fs::is_directory(from) ? fs::path(from) : fs::path(from).parent_path();
+  const fs::path json = fs::is_directory(from) ? src / "tokenizer.json" : fs::path(from);
+  if (!fs::is_regular_file(json)) {
+    throw qwen3::Error("--tokenizer " + from + ": no tokenizer.json there");
+  }
+  qwen3::Tokenizer::FromFile(json.string());  // a bad file fails here, not at serve time
+  fs::copy_file(json, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+  if (fs::is_regular_file(src / "tokenizer_config.json")) {
+    fs::copy_file(src / "tokenizer_config.json", fs::path(dir) / "tokenizer_config.json",
+                  fs::copy_options::overwrite_existing);
+  }
+}
 
 void AddModelFlags(CLI::App& app, qwen3::TextModelOptions& o) {
   app.add_option("--model", o.model_dir, "Hugging Face model directory")->required();
@@ -59,8 +78,8 @@ int Main(int argc, char** argv) {
   rp->add_option("--out", replay.out, "write the computed logits_s* here (safetensors)");
   rp->add_option("--max-rows", replay.max_rows, "tokens per prefill pass (default 64)");
 
-  std::string preset, out_dir;
-  int layers = 0;
+  std::string preset, out_dir, mk_tokenizer;
+  int layers = 0, mk_hidden = 0, mk_inter = 0, mk_heads = 0, mk_kv_heads = 0, mk_head_dim = 0;
   SyntheticCheckpointOptions mk;
   double shard_gb = 4.0;
   CLI::App* mc = app.add_subcommand(
@@ -69,6 +88,13 @@ int Main(int argc, char** argv) {
   mc->add_option("--layers", layers, "decoder layers (default: the preset's)");
   mc->add_option("--seed", mk.seed, "seed of the weights (default 0)");
   mc->add_option("--shard-gb", shard_gb, "largest shard in GB (default 4)");
+  mc->add_option("--hidden", mk_hidden, "hidden size (default: the preset's)");
+  mc->add_option("--intermediate", mk_inter, "MLP size (default: the preset's)");
+  mc->add_option("--heads", mk_heads, "attention heads (default: the preset's)");
+  mc->add_option("--kv-heads", mk_kv_heads, "KV heads (default: the preset's)");
+  mc->add_option("--head-dim", mk_head_dim, "head dimension (default: the preset's)");
+  mc->add_option("--tokenizer", mk_tokenizer,
+                 "copy tokenizer.json (and tokenizer_config.json) from this file or directory");
   mc->add_option("dir", out_dir, "output directory (new or empty)")->required();
 
   std::string tokenizer_path;
@@ -99,6 +125,29 @@ int Main(int argc, char** argv) {
   AddGenerationFlags(*ch, chat_opts.gen);
   chat_opts.gen.max_tokens = 1024;
 
+  ServeCmdOptions serve;
+  CLI::App* sv = app.add_subcommand("serve", "OpenAI-compatible HTTP server (continuous batching)");
+  sv->add_option("--model", serve.engine.model_dir, "Hugging Face model directory")->required();
+  sv->add_option("--tokenizer", serve.engine.tokenizer, "tokenizer.json (default: the model directory's)");
+  sv->add_option("--host", serve.server.host, "address to listen on (default 127.0.0.1)");
+  sv->add_option("--port", serve.server.port, "port (default 8000; 0: any free port)");
+  sv->add_option("--api-key", serve.server.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");
+  sv->add_option("--served-model-name", serve.server.model_name,
+                 "the model's name in the API (default: the directory's name)");
+  sv->add_option("--max-running", serve.engine.max_running, "sequences decoding together (default 32)");
+  sv->add_option("--max-queue", serve.engine.max_queue,
+                 "waiting requests before 503 (default 256)");
+  auto* kv_mem = sv->add_option("--kv-memory", serve.engine.kv_memory_gb,
+                                "KV pool size in GB (default: half the memory available after the weights)");
+  sv->add_option("--kv-blocks", serve.engine.kv_blocks, "KV pool size in blocks")->excludes(kv_mem);
+  sv->add_option("--block-size", serve.engine.block_size, "tokens per KV block (default 64)");
+  sv->add_option("--max-batch-tokens", serve.engine.max_batch_tokens,
+                 "rows per step: decode rows + prefill chunks (default 256)");
+  sv->add_option("--max-seq", serve.engine.max_seq,
+                 "context length (default: max_position_embeddings, at most 32768)");
+  sv->add_option("--shutdown-grace", serve.shutdown_grace_s,
+                 "seconds running requests may finish after SIGINT/SIGTERM (default 10)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (rp->parsed()) {
@@ -115,6 +164,10 @@ int Main(int argc, char** argv) {
       chat_opts.model.threads = threads;
       return RunChat(chat_opts, std::cin, std::cout, std::cerr);
     }
+    if (sv->parsed()) {
+      serve.engine.threads = threads;
+      return RunServe(serve);
+    }
     if (tk->parsed()) {
       RunTokenize(Tokenizer::FromFile(tokenizer_path), decode, jsonl);
       return 0;
@@ -126,9 +179,16 @@ int Main(int argc, char** argv) {
                     std::to_string(c.layers) + " for " + c.name);
       }
       if (layers > 0) c.layers = layers;
+      if (mk_hidden > 0) c.hidden = mk_hidden;
+      if (mk_inter > 0) c.intermediate = mk_inter;
+      if (mk_heads > 0) c.heads = mk_heads;
+      if (mk_kv_heads > 0) c.kv_heads = mk_kv_heads;
+      if (mk_head_dim > 0) c.head_dim = mk_head_dim;
+      ValidateConfig(c);
       if (!(shard_gb > 0)) throw Error("--shard-gb " + std::to_string(shard_gb) + ": expected > 0");
       mk.max_shard_bytes = static_cast<size_t>(shard_gb * 1e9);
       const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(c, mk, out_dir);
+      if (!mk_tokenizer.empty()) CopyTokenizerFiles(mk_tokenizer, out_dir);
       std::printf("make-checkpoint: %s, %d layers, %zu tensors, %.3f GB in %zu shard(s) -> %s\n",
                   c.name.c_str(), c.layers, info.tensors, info.bytes / 1e9, info.shards,
                   out_dir.c_str());

