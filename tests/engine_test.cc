@@ -293,6 +293,7 @@ TEST_F(EngineTest, ChoicesShareThePrompt) {
 TEST_F(EngineTest, CancelInPrefillFreesBlocks) {
   EngineOptions o = Options();
   o.max_batch_tokens = 32;  // a 400-token prompt takes 13 steps
+  o.idle_prefill_tokens = 0;
   auto e = Open(o);
   std::vector<int32_t> prompt(400, 3000);
   auto streams = e->Submit({Request(prompt, 50)});

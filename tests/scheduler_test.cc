@@ -34,7 +34,7 @@ std::vector<ScheduledWork> Step(Scheduler& s) {
 
 TEST(SchedulerTest, DecodeRowsFirstThenChunksWithinTheBudget) {
   KvBlockPool pool(64, 4);
-  Scheduler sch(pool, {.max_running = 4, .max_batch_tokens = 8});
+  Scheduler sch(pool, {.max_running = 4, .max_batch_tokens = 8, .idle_prefill_tokens = 0});
   auto a = Seq(3, 0), b = Seq(2, 100), c = Seq(30, 200);
   sch.Add(a.get());
   sch.Add(b.get());
@@ -63,6 +63,25 @@ TEST(SchedulerTest, DecodeRowsFirstThenChunksWithinTheBudget) {
   EXPECT_TRUE(sch.empty());
   EXPECT_EQ(pool.NumFree(), 64u);
   pool.CheckConsistency();
+}
+
+// With nothing decoding there is no latency to protect: a whole prompt runs in one step.
+TEST(SchedulerTest, IdleStepsPrefillWholePrompts) {
+  KvBlockPool pool(64, 4);
+  Scheduler sch(pool, {.max_running = 4, .max_batch_tokens = 8, .idle_prefill_tokens = 100});
+  auto a = Seq(40, 0), b = Seq(70, 100);
+  sch.Add(a.get());
+  sch.Add(b.get());
+  auto w = Step(sch);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0].count, 40u);
+  EXPECT_EQ(w[1].count, 60u) << "the idle budget caps the step";
+  w = Step(sch);  // a decodes now: the ordinary budget (8 - 1 decode row)
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0].count, 1u);
+  EXPECT_EQ(w[1].count, 7u);
+  sch.Remove(a.get());
+  sch.Remove(b.get());
 }
 
 TEST(SchedulerTest, AdmitsInOrderUpToMaxRunning) {
@@ -119,7 +138,7 @@ TEST(SchedulerTest, PreemptsTheMostRecentAndRecomputes) {
 
 TEST(SchedulerTest, FollowersWaitForTheLeadersPrompt) {
   KvBlockPool pool(64, 4);
-  Scheduler sch(pool, {.max_running = 4, .max_batch_tokens = 4});
+  Scheduler sch(pool, {.max_running = 4, .max_batch_tokens = 4, .idle_prefill_tokens = 0});
   auto leader = Seq(10, 0), follower = Seq(10, 0);
   follower->leader = leader.get();
   sch.Add(leader.get());

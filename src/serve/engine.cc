@@ -213,6 +213,7 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
     Scheduler::Options so;
     so.max_running = eo.max_running;
     so.max_batch_tokens = eo.max_batch_tokens;
+    so.idle_prefill_tokens = eo.idle_prefill_tokens;
     e->state_ = std::make_unique<State>(eo.kv_blocks, eo.block_size, so);
     e->state_->logits.resize(eo.max_running * static_cast<size_t>(c.vocab));
     e->state_->rows.reserve(eo.max_batch_tokens);

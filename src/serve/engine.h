@@ -54,6 +54,7 @@ struct EngineOptions {
   size_t max_running = 32;      // sequences decoding together
   size_t max_queue = 256;       // waiting requests before Submit refuses (QueueFullError)
   size_t max_batch_tokens = 256;  // rows per step: decode rows + prefill chunks
+  size_t idle_prefill_tokens = 4096;  // rows of a step in which nothing decodes
 };
 
 // Of the memory available after the weights are loaded, what a default KV pool takes.

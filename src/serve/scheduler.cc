@@ -53,7 +53,9 @@ const std::vector<ScheduledWork>& Scheduler::Schedule() {
   // Decode rows are reserved before any prefill chunk takes the budget.
   size_t decodes = 0;
   for (const ScheduledSeq* s : running_) decodes += s->tokens.size() - s->computed == 1;
-  size_t prefill_budget = options_.max_batch_tokens - std::min(decodes, options_.max_batch_tokens);
+  size_t prefill_budget =
+      decodes == 0 ? std::max(options_.max_batch_tokens, options_.idle_prefill_tokens)
+                   : options_.max_batch_tokens - std::min(decodes, options_.max_batch_tokens);
 
   for (size_t i = 0; i < running_.size();) {
     ScheduledSeq* s = running_[i];

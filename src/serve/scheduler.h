@@ -1,7 +1,7 @@
 // Continuous batching (vLLM v1's policy, with a bound on what runs): each step, one decode row
 // for every running sequence first, then prefill chunks — of running sequences still in their
-// prompt, then of waiting ones admitted in order — up to a token budget, all to run as ONE
-// Model::ForwardPaged. Sequences join and leave at step boundaries. A sequence is its token
+// prompt, then of waiting ones admitted in order — up to a token budget (a larger one when
+// nothing decodes), all to run as ONE Model::ForwardPaged. Sequences join and leave at step boundaries. A sequence is its token
 // list (prompt, then generated tokens) and how many of them have their K/V in the cache
 // (`computed`); every step computes tokens [computed, computed + count) of the sequences it
 // schedules, so prefill, decode and recompute after preemption are the same operation.
@@ -46,7 +46,11 @@ class Scheduler {
  public:
   struct Options {
     size_t max_running = 32;       // sequences in the running batch
-    size_t max_batch_tokens = 256; // rows per step (>= max_running)
+    size_t max_batch_tokens = 256; // rows per step while sequences decode (>= max_running)
+    // Rows of a step in which nothing decodes: no inter-token latency to protect, so a prompt
+    // arriving at an idle engine is prefilled in one step (the model runs it in passes of
+    // max_batch_tokens rows), as fast as a bare prefill.
+    size_t idle_prefill_tokens = 4096;
   };
   Scheduler(KvBlockPool& pool, const Options& options);
 
