@@ -20,6 +20,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/kernels.h"
 #include "tools/summary.h"
+#include "tools/tool_main.h"
 
 namespace qwen3 {
 namespace {
@@ -59,75 +60,72 @@ int Main(int argc, char** argv) {
   app.add_option("--reps", reps, "repetitions per measurement (default 2000)");
   app.add_option("--pool-mib", pool_mib, "KV pages streamed from memory, MiB (default 1024)");
   CLI11_PARSE(app, argc, argv);
-  try {
-    if (group < 1 || group > kTileM) throw Error("--group " + std::to_string(group) + ": expected 1..16");
-    if (head_dim % kTileK || head_dim == 0 || head_dim > kMaxHeadDim || block_size % kTileK ||
-        block_size == 0 || block_size > kMaxBlockSize) {
-      throw Error("--head-dim/--block-size: expected multiples of 32 up to 256");
-    }
-    const KvPageLayout layout{block_size, head_dim};
-    const size_t page_bytes = 2 * layout.PageElems() * sizeof(bf16);
-    const size_t pool_pages = std::max<size_t>(32, (pool_mib << 20) / page_bytes);
-    AlignedBuffer<bf16> k_pool(pool_pages * layout.PageElems()), v_pool(k_pool.size());
-    const CounterRng rng(1, 1);
-    for (size_t i = 0; i < k_pool.size(); ++i) {
-      k_pool[i] = F32ToBf16(rng.Uniform(i) - 0.5f);
-      v_pool[i] = F32ToBf16(rng.Uniform(i + k_pool.size()) - 0.5f);
-    }
-    AlignedBuffer<bf16> q(kTileM * head_dim);
-    for (size_t i = 0; i < group * head_dim; ++i) q[i] = F32ToBf16(rng.Uniform(i) - 0.5f);
-    std::printf("attention partial per page: group %zu, head_dim %zu, block %zu (%zu KiB K+V)\n",
-                group, head_dim, block_size, page_bytes >> 10);
-    std::printf("%-11s %10s %10s %12s %12s %10s %10s\n", "path", "cache us", "memory us",
-                "mem GB/s/th", "q.K^T tsc", "softmax", "P.V");
-    for (CpuPath path : AvailableCpuPaths()) {
-      const CpuKernels& k = GetCpuKernels(path);
-      const size_t r = path == CpuPath::kScalar ? std::max<size_t>(1, reps / 100) : reps;
-      const double cache_us = PartialUsPerPage(k, layout, q.data(), group, k_pool.data(),
-                                               v_pool.data(), 8, 8, r);
-      const double mem_us = PartialUsPerPage(k, layout, q.data(), group, k_pool.data(),
-                                             v_pool.data(), pool_pages, 32, r / 4 + 1);
-      // Phases on one page in cache, with the partial's own calls.
-      AlignedBuffer<float> s(kTileM * block_size), o(kTileM * head_dim);
-      AlignedBuffer<bf16> p(kTileM * block_size);
-      float m[kTileM], l[kTileM];
-      unsigned long long t[3] = {};
-      const bf16* kp = k_pool.data();
-      const bf16* vp = v_pool.data();
-      for (size_t it = 0; it < r; ++it) {
-        BBlock b[kMaxBlocksPerCall];
-        const auto t0 = __rdtsc();
-        for (size_t j0 = 0; j0 < block_size / kTileN; j0 += kMaxBlocksPerCall) {
-          const size_t nb = std::min(kMaxBlocksPerCall, block_size / kTileN - j0);
-          for (size_t j = 0; j < nb; ++j) b[j] = layout.KBlock(kp, j0 + j);
-          k.matmul_block(q.data(), head_dim, group, head_dim / kTileK, b, nb, s.data() + j0 * kTileN,
-                         block_size, nullptr, 0);
-        }
-        const auto t1 = __rdtsc();
-        k.softmax_tile(s.data(), block_size, group, block_size, block_size, 0.0884f, p.data(),
-                       block_size, m, l);
-        const auto t2 = __rdtsc();
-        for (size_t j0 = 0; j0 < head_dim / kTileN; j0 += kMaxBlocksPerCall) {
-          const size_t nb = std::min(kMaxBlocksPerCall, head_dim / kTileN - j0);
-          for (size_t j = 0; j < nb; ++j) b[j] = layout.VBlock(vp, j0 + j);
-          k.matmul_block(p.data(), block_size, group, block_size / kTileK, b, nb,
-                         o.data() + j0 * kTileN, head_dim, nullptr, 0);
-        }
-        const auto t3 = __rdtsc();
-        t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2;
-      }
-      const double n = static_cast<double>(r);
-      std::printf("%-11s %10.2f %10.2f %12.2f %12.0f %10.0f %10.0f\n", ToString(path), cache_us,
-                  mem_us, page_bytes / (mem_us * 1e-6) / 1e9, t[0] / n, t[1] / n, t[2] / n);
-    }
-    return 0;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "qwen3-attention-bench: error: %s\n", e.what());
-    return 2;
+  if (group < 1 || group > kTileM) throw Error("--group " + std::to_string(group) + ": expected 1..16");
+  if (head_dim % kTileK || head_dim == 0 || head_dim > kMaxHeadDim || block_size % kTileK ||
+      block_size == 0 || block_size > kMaxBlockSize) {
+    throw Error("--head-dim/--block-size: expected multiples of 32 up to 256");
   }
+  const KvPageLayout layout{block_size, head_dim};
+  const size_t page_bytes = 2 * layout.PageElems() * sizeof(bf16);
+  const size_t pool_pages = std::max<size_t>(32, (pool_mib << 20) / page_bytes);
+  AlignedBuffer<bf16> k_pool(pool_pages * layout.PageElems()), v_pool(k_pool.size());
+  const CounterRng rng(1, 1);
+  for (size_t i = 0; i < k_pool.size(); ++i) {
+    k_pool[i] = F32ToBf16(rng.Uniform(i) - 0.5f);
+    v_pool[i] = F32ToBf16(rng.Uniform(i + k_pool.size()) - 0.5f);
+  }
+  AlignedBuffer<bf16> q(kTileM * head_dim);
+  for (size_t i = 0; i < group * head_dim; ++i) q[i] = F32ToBf16(rng.Uniform(i) - 0.5f);
+  std::printf("attention partial per page: group %zu, head_dim %zu, block %zu (%zu KiB K+V)\n",
+              group, head_dim, block_size, page_bytes >> 10);
+  std::printf("%-11s %10s %10s %12s %12s %10s %10s\n", "path", "cache us", "memory us",
+              "mem GB/s/th", "q.K^T tsc", "softmax", "P.V");
+  for (CpuPath path : AvailableCpuPaths()) {
+    const CpuKernels& k = GetCpuKernels(path);
+    const size_t r = path == CpuPath::kScalar ? std::max<size_t>(1, reps / 100) : reps;
+    const double cache_us = PartialUsPerPage(k, layout, q.data(), group, k_pool.data(),
+                                             v_pool.data(), 8, 8, r);
+    const double mem_us = PartialUsPerPage(k, layout, q.data(), group, k_pool.data(),
+                                           v_pool.data(), pool_pages, 32, r / 4 + 1);
+    // Phases on one page in cache, with the partial's own calls.
+    AlignedBuffer<float> s(kTileM * block_size), o(kTileM * head_dim);
+    AlignedBuffer<bf16> p(kTileM * block_size);
+    float m[kTileM], l[kTileM];
+    unsigned long long t[3] = {};
+    const bf16* kp = k_pool.data();
+    const bf16* vp = v_pool.data();
+    for (size_t it = 0; it < r; ++it) {
+      BBlock b[kMaxBlocksPerCall];
+      const auto t0 = __rdtsc();
+      for (size_t j0 = 0; j0 < block_size / kTileN; j0 += kMaxBlocksPerCall) {
+        const size_t nb = std::min(kMaxBlocksPerCall, block_size / kTileN - j0);
+        for (size_t j = 0; j < nb; ++j) b[j] = layout.KBlock(kp, j0 + j);
+        k.matmul_block(q.data(), head_dim, group, head_dim / kTileK, b, nb, s.data() + j0 * kTileN,
+                       block_size, nullptr, 0);
+      }
+      const auto t1 = __rdtsc();
+      k.softmax_tile(s.data(), block_size, group, block_size, block_size, 0.0884f, p.data(),
+                     block_size, m, l);
+      const auto t2 = __rdtsc();
+      for (size_t j0 = 0; j0 < head_dim / kTileN; j0 += kMaxBlocksPerCall) {
+        const size_t nb = std::min(kMaxBlocksPerCall, head_dim / kTileN - j0);
+        for (size_t j = 0; j < nb; ++j) b[j] = layout.VBlock(vp, j0 + j);
+        k.matmul_block(p.data(), block_size, group, block_size / kTileK, b, nb,
+                       o.data() + j0 * kTileN, head_dim, nullptr, 0);
+      }
+      const auto t3 = __rdtsc();
+      t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2;
+    }
+    const double n = static_cast<double>(r);
+    std::printf("%-11s %10.2f %10.2f %12.2f %12.0f %10.0f %10.0f\n", ToString(path), cache_us,
+                mem_us, page_bytes / (mem_us * 1e-6) / 1e9, t[0] / n, t[1] / n, t[2] / n);
+  }
+  return 0;
 }
 
 }  // namespace
 }  // namespace qwen3
 
-int main(int argc, char** argv) { return qwen3::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return qwen3::RunToolMain("qwen3-attention-bench", argc, argv, qwen3::Main);
+}

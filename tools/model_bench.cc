@@ -5,17 +5,17 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
-#include "io/hf_checkpoint.h"
-#include "io/load_weights.h"
 #include "kernels/cpu/cpu_path.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/packed_matrix.h"
 #include "model/model.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
+#include "serve/engine.h"
 #include "tools/read_bandwidth.h"
 #include "tools/summary.h"
 
@@ -69,14 +69,19 @@ void RunModelBench(const ModelBenchOptions& o) {
   if (o.steps < 10) throw Error("--steps " + std::to_string(o.steps) + ": expected at least 10");
   if (o.context < 1) throw Error("--context 0: expected at least 1 prompt token");
   const size_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
-  const cpu::CpuPath path = cpu::SelectCpuPath();
-  const cpu::CpuKernels& kernels = cpu::GetCpuKernels(path);
-  ThreadPool pool(o.threads);
-
-  const auto t_load = Clock::now();
-  const HfCheckpoint ck = HfCheckpoint::Open(o.model_dir);
-  const ModelWeights w = LoadModelWeights(ck, pool);
-  const double load_s = Since(t_load);
+  // The weights only (no tokenizer, KV pool or engine thread); the benchmark's Model has its
+  // own user slots.
+  EngineOptions eo;
+  eo.model_dir = o.model_dir;
+  eo.need_tokenizer = false;
+  eo.serve = false;
+  eo.threads = o.threads;
+  const std::unique_ptr<Engine> engine = Engine::Open(eo);
+  const cpu::CpuKernels& kernels = engine->kernels();
+  const cpu::CpuPath path = kernels.path;
+  ThreadPool& pool = engine->pool();
+  const ModelWeights& w = engine->weights();
+  const double load_s = engine->load_seconds();
   const Qwen3Config& c = w.config;
   Model::Options mo;
   mo.max_users = max_batch;

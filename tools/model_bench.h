@@ -22,7 +22,8 @@ struct ModelBenchOptions {
   std::string json_path;
 };
 
-// Prints the tables; throws Error for bad options or checkpoints.
+// Prints the tables; throws Error for bad options or checkpoints. The weights come from
+// Engine::Open (serve = false, no tokenizer, options.threads workers).
 void RunModelBench(const ModelBenchOptions& options);
 
 }  // namespace qwen3

@@ -8,7 +8,6 @@
 //   qwen3 serve --model DIR [--host H] [--port P] [--api-key K] ...   # OpenAI-compatible server
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -16,15 +15,13 @@
 
 #include "base/error.h"
 #include "io/synthetic_checkpoint.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
 #include "model/config.h"
-#include "runtime/thread_pool.h"
 #include "tokenizer/tokenizer.h"
-#include "tools/replay.h"
 #include "tools/generate_cmd.h"
+#include "tools/replay.h"
 #include "tools/serve_cmd.h"
 #include "tools/tokenize.h"
+#include "tools/tool_main.h"
 
 namespace {
 
@@ -149,58 +146,54 @@ int Main(int argc, char** argv) {
                  "seconds running requests may finish after SIGINT/SIGTERM (default 10)");
 
   CLI11_PARSE(app, argc, argv);
-  try {
-    if (rp->parsed()) {
-      const cpu::CpuKernels& kernels = cpu::GetCpuKernels(cpu::SelectCpuPath());
-      ThreadPool pool(threads);
-      const ReplayResult r = RunReplay(replay, kernels, pool);
-      return r.pass ? 0 : 1;
+  if (rp->parsed()) {
+    replay.threads = threads;
+    const ReplayResult r = RunReplay(replay);
+    return r.pass ? 0 : 1;
+  }
+  if (gn->parsed()) {
+    gen_opts.model.threads = threads;
+    return RunGenerate(gen_opts, std::cout, std::cerr);
+  }
+  if (ch->parsed()) {
+    chat_opts.model.threads = threads;
+    return RunChat(chat_opts, std::cin, std::cout, std::cerr);
+  }
+  if (sv->parsed()) {
+    serve.engine.threads = threads;
+    return RunServe(serve);
+  }
+  if (tk->parsed()) {
+    RunTokenize(Tokenizer::FromFile(tokenizer_path), decode, jsonl);
+    return 0;
+  }
+  if (mc->parsed()) {
+    Qwen3Config c = PresetConfig(preset);
+    if (layers < 0 || (layers > 0 && layers > c.layers)) {
+      throw Error("--layers " + std::to_string(layers) + ": expected 1.." +
+                  std::to_string(c.layers) + " for " + c.name);
     }
-    if (gn->parsed()) {
-      gen_opts.model.threads = threads;
-      return RunGenerate(gen_opts, std::cout, std::cerr);
-    }
-    if (ch->parsed()) {
-      chat_opts.model.threads = threads;
-      return RunChat(chat_opts, std::cin, std::cout, std::cerr);
-    }
-    if (sv->parsed()) {
-      serve.engine.threads = threads;
-      return RunServe(serve);
-    }
-    if (tk->parsed()) {
-      RunTokenize(Tokenizer::FromFile(tokenizer_path), decode, jsonl);
-      return 0;
-    }
-    if (mc->parsed()) {
-      Qwen3Config c = PresetConfig(preset);
-      if (layers < 0 || (layers > 0 && layers > c.layers)) {
-        throw Error("--layers " + std::to_string(layers) + ": expected 1.." +
-                    std::to_string(c.layers) + " for " + c.name);
-      }
-      if (layers > 0) c.layers = layers;
-      if (mk_hidden > 0) c.hidden = mk_hidden;
-      if (mk_inter > 0) c.intermediate = mk_inter;
-      if (mk_heads > 0) c.heads = mk_heads;
-      if (mk_kv_heads > 0) c.kv_heads = mk_kv_heads;
-      if (mk_head_dim > 0) c.head_dim = mk_head_dim;
-      ValidateConfig(c);
-      if (!(shard_gb > 0)) throw Error("--shard-gb " + std::to_string(shard_gb) + ": expected > 0");
-      mk.max_shard_bytes = static_cast<size_t>(shard_gb * 1e9);
-      const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(c, mk, out_dir);
-      if (!mk_tokenizer.empty()) CopyTokenizerFiles(mk_tokenizer, out_dir);
-      std::printf("make-checkpoint: %s, %d layers, %zu tensors, %.3f GB in %zu shard(s) -> %s\n",
-                  c.name.c_str(), c.layers, info.tensors, info.bytes / 1e9, info.shards,
-                  out_dir.c_str());
-      return 0;
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "qwen3: error: %s\n", e.what());
-    return 2;
+    if (layers > 0) c.layers = layers;
+    if (mk_hidden > 0) c.hidden = mk_hidden;
+    if (mk_inter > 0) c.intermediate = mk_inter;
+    if (mk_heads > 0) c.heads = mk_heads;
+    if (mk_kv_heads > 0) c.kv_heads = mk_kv_heads;
+    if (mk_head_dim > 0) c.head_dim = mk_head_dim;
+    ValidateConfig(c);
+    if (!(shard_gb > 0)) throw Error("--shard-gb " + std::to_string(shard_gb) + ": expected > 0");
+    mk.max_shard_bytes = static_cast<size_t>(shard_gb * 1e9);
+    const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(c, mk, out_dir);
+    if (!mk_tokenizer.empty()) CopyTokenizerFiles(mk_tokenizer, out_dir);
+    std::printf("make-checkpoint: %s, %d layers, %zu tensors, %.3f GB in %zu shard(s) -> %s\n",
+                c.name.c_str(), c.layers, info.tensors, info.bytes / 1e9, info.shards,
+                out_dir.c_str());
+    return 0;
   }
   return 0;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return Main(argc, argv); }
+int main(int argc, char** argv) {
+  return qwen3::RunToolMain("qwen3", argc, argv, Main);
+}

@@ -25,6 +25,7 @@
 #include "tools/model_bench.h"
 #include "tools/read_bandwidth.h"
 #include "tools/summary.h"
+#include "tools/tool_main.h"
 
 namespace qwen3 {
 namespace {
@@ -169,170 +170,167 @@ int Main(int argc, char** argv) {
   app.add_option("--max-rows", mb.max_rows, "with --model: tokens per prefill pass (default 128)");
   CLI11_PARSE(app, argc, argv);
 
-  try {
-    if (!mb.model_dir.empty()) {
-      if (!json_path.empty()) CheckWritable("--json", json_path);
-      mb.steps = steps;
-      mb.threads = flags.options.threads;
-      mb.bw_gib = bw_gib;
-      mb.json_path = json_path;
-      RunModelBench(mb);
-      return 0;
-    }
-    if (steps < 10) throw Error("--steps " + std::to_string(steps) + ": expected at least 10");
-    if (bw_gib < 2) throw Error("--bw-gib " + std::to_string(bw_gib) + ": expected at least 2");
+  if (!mb.model_dir.empty()) {
     if (!json_path.empty()) CheckWritable("--json", json_path);
-    const LayerHarnessOptions o = flags.Resolve();
-    LayerHarness h(o);
-    const Qwen3Config& c = h.config();
-    const size_t threads = h.threads();
-    std::printf("qwen3-bench: %s batch %zu %s lm-head %s | path %s, %zu threads\n", c.name.c_str(),
-                o.batch, o.all_max_seq ? "all seq_lens = max" : "seq_lens random",
-                ToString(o.lm_head), cpu::ToString(h.path()), threads);
-
-    const size_t h_pps = h.layer().PagesPerSplit(h.batch(), o.block_size);
-    const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps, o.block_size);
-    ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
-    const StageStats ours = TimeSteps(h, {&h.layer()}, probe, bytes, warmup, steps)[0];
-
-    std::array<std::optional<PeerStats>, kNumStages> peer{};
-    if (!no_peer) {
-      OneDnnMatmul::SetThreads(static_cast<int>(threads));
-      for (size_t s = 0; s < kNumStages; ++s) {
-        peer[s] = TimePeer(h, static_cast<Stage>(s), probe, bytes[s], warmup, steps);
-      }
-      cpu::InvalidateTileConfigs();  // oneDNN configured AMX tiles on our main thread
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // OpenMP workers go idle
-    }
-
-    // What the seed's design choices are worth, and the split length: every variant steps in
-    // turn with the engine, so the comparison is not at the mercy of the host's drift.
-    nlohmann::json variants = nlohmann::json::object();
-    if (!no_variants) {
-      std::vector<std::unique_ptr<DecodeLayer>> own;
-      auto variant = [&](auto set) {
-        DecodeLayer::Options vo = h.layer_options();
-        set(vo);
-        own.push_back(std::make_unique<DecodeLayer>(c, vo, h.kernels(), h.pool()));
-        return own.back().get();
-      };
-      const std::vector<DecodeLayer*> layers = {
-          &h.layer(), variant([](auto& vo) { vo.fused_epilogues = false; }),
-          variant([](auto& vo) { vo.attention_per_user = true; }),
-          variant([](auto& vo) { vo.pages_per_split = 1; }),
-          variant([](auto& vo) { vo.pages_per_split = 8; })};
-      const std::vector<StageStats> st = TimeSteps(h, layers, probe, bytes, warmup, steps);
-      const char* names[] = {"engine", "unfused_epilogues", "attention_per_user",
-                             "pages_per_split_1", "pages_per_split_8"};
-      const auto idx = [](Stage x) { return static_cast<size_t>(x); };
-      std::printf("\nvariants, interleaved step by step (median ms; %% of read bandwidth)\n");
-      std::printf("%-22s %9s %9s %9s %10s %9s %9s %8s\n", "", "out_proj", "gate_up", "down",
-                  "attention", "merge", "step", "step%bw");
-      for (size_t v = 0; v < layers.size(); ++v) {
-        const StageStats& s = st[v];
-        nlohmann::json vj = nlohmann::json::object();
-        for (Stage x : {Stage::kOutProj, Stage::kGateUpSilu, Stage::kDownProj, Stage::kAttention,
-                        Stage::kAttentionMerge}) {
-          vj[ToString(x)] = {{"ms", s.stage[idx(x)].median}, {"pct_bw", s.stage_pct[idx(x)].median}};
-        }
-        vj["total"] = {{"ms", s.total.median}, {"pct_bw", s.total_pct.median}};
-        variants[names[v]] = vj;
-        std::printf("%-22s %9.3f %9.3f %9.3f %10.3f %9.3f %9.3f %7.1f%%\n", names[v],
-                    s.stage[idx(Stage::kOutProj)].median, s.stage[idx(Stage::kGateUpSilu)].median,
-                    s.stage[idx(Stage::kDownProj)].median, s.stage[idx(Stage::kAttention)].median,
-                    s.stage[idx(Stage::kAttentionMerge)].median, s.total.median,
-                    s.total_pct.median);
-      }
-    }
-
-    if (!flags.trace.empty()) {
-      Tracer tracer(threads);
-      h.pool().SetTracer(&tracer);
-      h.Step();
-      h.Step();
-      h.pool().SetTracer(nullptr);
-      tracer.WriteChromeJson(flags.trace);
-      std::printf("\ntrace: %zu events -> %s\n", tracer.num_events(), flags.trace.c_str());
-    }
-
-    const double read_gbs = ours.bw.median;
-    nlohmann::json j;
-    j["read_bw_gbs"] = read_gbs;
-    j["read_bw"] = {
-        {"bytes", probe.bytes()},
-        {"passes", SummaryJson(ours.bw)},
-        {"note", "one pass before each timed step; pct_bw = median of per-step ratios"}};
-    j["path"] = cpu::ToString(h.path());
-    j["threads"] = threads;
-    j["config"] = c.name;
-    j["batch"] = o.batch;
-    j["all_max_seq"] = o.all_max_seq;
-    j["lm_head"] = ToString(o.lm_head);
-    j["steps"] = steps;
-    std::printf("\n%-20s %9s %9s %9s %9s %8s %7s %8s %7s\n", "stage", "MB", "ms", "(min", "max)",
-                "GB/s", "%bw", "oneDNN", "%bw");
-    double total_bytes = 0;
-    j["stages"] = nlohmann::json::array();
-    for (size_t s = 0; s < kNumStages; ++s) {
-      if (bytes[s] == 0 || (s == static_cast<size_t>(Stage::kLmHead) && h.tensors().lm_rows == 0))
-        continue;
-      const Summary& t = ours.stage[s];
-      total_bytes += bytes[s];
-      const double gbs = bytes[s] / (t.median * 1e-3) / 1e9;
-      nlohmann::json st = {{"name", ToString(static_cast<Stage>(s))},
-                           {"bytes", bytes[s]},
-                           {"ms", t.median},
-                           {"ms_min", t.min},
-                           {"ms_max", t.max},
-                           {"gbs", gbs},
-                           {"pct_bw", ours.stage_pct[s].median},
-                           {"pct_bw_min", ours.stage_pct[s].min},
-                           {"pct_bw_max", ours.stage_pct[s].max},
-                           {"peer_gbs", nullptr}};
-      char peer_col[48] = "       -";
-      if (peer[s]) {
-        const double pg = bytes[s] / (peer[s]->ms.median * 1e-3) / 1e9;
-        st["peer_gbs"] = pg;
-        st["peer_ms"] = peer[s]->ms.median;
-        st["peer_pct_bw"] = peer[s]->pct.median;
-        std::snprintf(peer_col, sizeof(peer_col), "%8.2f %6.1f%%", pg, peer[s]->pct.median);
-      }
-      std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s\n",
-                  ToString(static_cast<Stage>(s)), bytes[s] / 1e6, t.median, t.min, t.max, gbs,
-                  ours.stage_pct[s].median, peer_col);
-      j["stages"].push_back(st);
-    }
-    const double total_gbs = total_bytes / (ours.total.median * 1e-3) / 1e9;
-    std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%%\n", "total", total_bytes / 1e6,
-                ours.total.median, ours.total.min, ours.total.max, total_gbs,
-                ours.total_pct.median);
-    std::printf(
-        "read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
-        "step [%.2f..%.2f], prefetch %zu B ahead\n",
-        read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max,
-        probe.prefetch_bytes());
-    j["total"] = {{"bytes", total_bytes},
-                  {"ms", ours.total.median},
-                  {"ms_min", ours.total.min},
-                  {"ms_max", ours.total.max},
-                  {"gbs", total_gbs},
-                  {"pct_bw", ours.total_pct.median},
-                  {"pct_bw_min", ours.total_pct.min},
-                  {"pct_bw_max", ours.total_pct.max}};
-    j["variants"] = variants;
-    if (!json_path.empty()) {
-      std::ofstream out(json_path);
-      out << j.dump(2) << "\n";
-      if (!out) throw Error("--json " + json_path + ": cannot write");
-    }
+    mb.steps = steps;
+    mb.threads = flags.options.threads;
+    mb.bw_gib = bw_gib;
+    mb.json_path = json_path;
+    RunModelBench(mb);
     return 0;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "qwen3-bench: error: %s\n", e.what());
-    return 2;
   }
+  if (steps < 10) throw Error("--steps " + std::to_string(steps) + ": expected at least 10");
+  if (bw_gib < 2) throw Error("--bw-gib " + std::to_string(bw_gib) + ": expected at least 2");
+  if (!json_path.empty()) CheckWritable("--json", json_path);
+  const LayerHarnessOptions o = flags.Resolve();
+  LayerHarness h(o);
+  const Qwen3Config& c = h.config();
+  const size_t threads = h.threads();
+  std::printf("qwen3-bench: %s batch %zu %s lm-head %s | path %s, %zu threads\n", c.name.c_str(),
+              o.batch, o.all_max_seq ? "all seq_lens = max" : "seq_lens random",
+              ToString(o.lm_head), cpu::ToString(h.path()), threads);
+
+  const size_t h_pps = h.layer().PagesPerSplit(h.batch(), o.block_size);
+  const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps, o.block_size);
+  ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
+  const StageStats ours = TimeSteps(h, {&h.layer()}, probe, bytes, warmup, steps)[0];
+
+  std::array<std::optional<PeerStats>, kNumStages> peer{};
+  if (!no_peer) {
+    OneDnnMatmul::SetThreads(static_cast<int>(threads));
+    for (size_t s = 0; s < kNumStages; ++s) {
+      peer[s] = TimePeer(h, static_cast<Stage>(s), probe, bytes[s], warmup, steps);
+    }
+    cpu::InvalidateTileConfigs();  // oneDNN configured AMX tiles on our main thread
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // OpenMP workers go idle
+  }
+
+  // What the seed's design choices are worth, and the split length: every variant steps in
+  // turn with the engine, so the comparison is not at the mercy of the host's drift.
+  nlohmann::json variants = nlohmann::json::object();
+  if (!no_variants) {
+    std::vector<std::unique_ptr<DecodeLayer>> own;
+    auto variant = [&](auto set) {
+      DecodeLayer::Options vo = h.layer_options();
+      set(vo);
+      own.push_back(std::make_unique<DecodeLayer>(c, vo, h.kernels(), h.pool()));
+      return own.back().get();
+    };
+    const std::vector<DecodeLayer*> layers = {
+        &h.layer(), variant([](auto& vo) { vo.fused_epilogues = false; }),
+        variant([](auto& vo) { vo.attention_per_user = true; }),
+        variant([](auto& vo) { vo.pages_per_split = 1; }),
+        variant([](auto& vo) { vo.pages_per_split = 8; })};
+    const std::vector<StageStats> st = TimeSteps(h, layers, probe, bytes, warmup, steps);
+    const char* names[] = {"engine", "unfused_epilogues", "attention_per_user",
+                           "pages_per_split_1", "pages_per_split_8"};
+    const auto idx = [](Stage x) { return static_cast<size_t>(x); };
+    std::printf("\nvariants, interleaved step by step (median ms; %% of read bandwidth)\n");
+    std::printf("%-22s %9s %9s %9s %10s %9s %9s %8s\n", "", "out_proj", "gate_up", "down",
+                "attention", "merge", "step", "step%bw");
+    for (size_t v = 0; v < layers.size(); ++v) {
+      const StageStats& s = st[v];
+      nlohmann::json vj = nlohmann::json::object();
+      for (Stage x : {Stage::kOutProj, Stage::kGateUpSilu, Stage::kDownProj, Stage::kAttention,
+                      Stage::kAttentionMerge}) {
+        vj[ToString(x)] = {{"ms", s.stage[idx(x)].median}, {"pct_bw", s.stage_pct[idx(x)].median}};
+      }
+      vj["total"] = {{"ms", s.total.median}, {"pct_bw", s.total_pct.median}};
+      variants[names[v]] = vj;
+      std::printf("%-22s %9.3f %9.3f %9.3f %10.3f %9.3f %9.3f %7.1f%%\n", names[v],
+                  s.stage[idx(Stage::kOutProj)].median, s.stage[idx(Stage::kGateUpSilu)].median,
+                  s.stage[idx(Stage::kDownProj)].median, s.stage[idx(Stage::kAttention)].median,
+                  s.stage[idx(Stage::kAttentionMerge)].median, s.total.median,
+                  s.total_pct.median);
+    }
+  }
+
+  if (!flags.trace.empty()) {
+    Tracer tracer(threads);
+    h.pool().SetTracer(&tracer);
+    h.Step();
+    h.Step();
+    h.pool().SetTracer(nullptr);
+    tracer.WriteChromeJson(flags.trace);
+    std::printf("\ntrace: %zu events -> %s\n", tracer.num_events(), flags.trace.c_str());
+  }
+
+  const double read_gbs = ours.bw.median;
+  nlohmann::json j;
+  j["read_bw_gbs"] = read_gbs;
+  j["read_bw"] = {
+      {"bytes", probe.bytes()},
+      {"passes", SummaryJson(ours.bw)},
+      {"note", "one pass before each timed step; pct_bw = median of per-step ratios"}};
+  j["path"] = cpu::ToString(h.path());
+  j["threads"] = threads;
+  j["config"] = c.name;
+  j["batch"] = o.batch;
+  j["all_max_seq"] = o.all_max_seq;
+  j["lm_head"] = ToString(o.lm_head);
+  j["steps"] = steps;
+  std::printf("\n%-20s %9s %9s %9s %9s %8s %7s %8s %7s\n", "stage", "MB", "ms", "(min", "max)",
+              "GB/s", "%bw", "oneDNN", "%bw");
+  double total_bytes = 0;
+  j["stages"] = nlohmann::json::array();
+  for (size_t s = 0; s < kNumStages; ++s) {
+    if (bytes[s] == 0 || (s == static_cast<size_t>(Stage::kLmHead) && h.tensors().lm_rows == 0))
+      continue;
+    const Summary& t = ours.stage[s];
+    total_bytes += bytes[s];
+    const double gbs = bytes[s] / (t.median * 1e-3) / 1e9;
+    nlohmann::json st = {{"name", ToString(static_cast<Stage>(s))},
+                         {"bytes", bytes[s]},
+                         {"ms", t.median},
+                         {"ms_min", t.min},
+                         {"ms_max", t.max},
+                         {"gbs", gbs},
+                         {"pct_bw", ours.stage_pct[s].median},
+                         {"pct_bw_min", ours.stage_pct[s].min},
+                         {"pct_bw_max", ours.stage_pct[s].max},
+                         {"peer_gbs", nullptr}};
+    char peer_col[48] = "       -";
+    if (peer[s]) {
+      const double pg = bytes[s] / (peer[s]->ms.median * 1e-3) / 1e9;
+      st["peer_gbs"] = pg;
+      st["peer_ms"] = peer[s]->ms.median;
+      st["peer_pct_bw"] = peer[s]->pct.median;
+      std::snprintf(peer_col, sizeof(peer_col), "%8.2f %6.1f%%", pg, peer[s]->pct.median);
+    }
+    std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s\n",
+                ToString(static_cast<Stage>(s)), bytes[s] / 1e6, t.median, t.min, t.max, gbs,
+                ours.stage_pct[s].median, peer_col);
+    j["stages"].push_back(st);
+  }
+  const double total_gbs = total_bytes / (ours.total.median * 1e-3) / 1e9;
+  std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%%\n", "total", total_bytes / 1e6,
+              ours.total.median, ours.total.min, ours.total.max, total_gbs,
+              ours.total_pct.median);
+  std::printf(
+      "read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
+      "step [%.2f..%.2f], prefetch %zu B ahead\n",
+      read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max,
+      probe.prefetch_bytes());
+  j["total"] = {{"bytes", total_bytes},
+                {"ms", ours.total.median},
+                {"ms_min", ours.total.min},
+                {"ms_max", ours.total.max},
+                {"gbs", total_gbs},
+                {"pct_bw", ours.total_pct.median},
+                {"pct_bw_min", ours.total_pct.min},
+                {"pct_bw_max", ours.total_pct.max}};
+  j["variants"] = variants;
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << j.dump(2) << "\n";
+    if (!out) throw Error("--json " + json_path + ": cannot write");
+  }
+  return 0;
 }
 
 }  // namespace
 }  // namespace qwen3
 
-int main(int argc, char** argv) { return qwen3::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return qwen3::RunToolMain("qwen3-bench", argc, argv, qwen3::Main);
+}

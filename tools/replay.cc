@@ -5,13 +5,15 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "base/error.h"
-#include "io/hf_checkpoint.h"
-#include "io/load_weights.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/model_weights.h"
+#include "runtime/thread_pool.h"
+#include "serve/engine.h"
 
 namespace qwen3 {
 namespace {
@@ -60,48 +62,74 @@ ReplayStep Compare(const float* got, const TensorView& ref_view, const std::vect
   return s;
 }
 
-}  // namespace
+// The reference's prompts and teacher-forced tokens, checked before any weight is loaded.
+struct Reference {
+  std::unique_ptr<SafetensorsFile> file;
+  size_t n = 0, steps = 0, longest = 0, prompt_tokens = 0;
+  std::vector<std::vector<int32_t>> prompts;  // [n][its length]
+  std::vector<std::vector<int32_t>> tokens;   // [steps][n]: the file's next token per step
+};
 
-ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, ThreadPool& pool) {
-  const std::unique_ptr<SafetensorsFile> ref = SafetensorsFile::Open(o.reference);
-  const TensorView& ids_view = ref->Get("prompt_ids");
-  const TensorView& lens_view = ref->Get("prompt_lens");
+Reference ReadReference(const ReplayOptions& o) {
+  Reference ref;
+  ref.file = SafetensorsFile::Open(o.reference);
+  const TensorView& ids_view = ref.file->Get("prompt_ids");
+  const TensorView& lens_view = ref.file->Get("prompt_lens");
   if (ids_view.shape.size() != 2) {
     throw Error(ids_view.Where() + ": shape " + ids_view.ShapeString() + ", expected [n, max_len]");
   }
   const size_t n = ids_view.shape[0], width = ids_view.shape[1];
+  ref.n = n;
   lens_view.ExpectShape({n});
   const std::vector<int32_t> ids = ids_view.ToI32(), lens = lens_view.ToI32();
-  size_t steps = 0;
-  while (ref->Find("logits_s" + std::to_string(steps))) ++steps;
-  if (steps == 0) throw Error("file " + o.reference + ": no logits_s0: expected reference logits");
-
-  const HfCheckpoint ck = HfCheckpoint::Open(o.model_dir);
-  const size_t vocab = ck.config().vocab;
-  std::vector<std::vector<int32_t>> prompts(n);
-  size_t longest = 0;
-  ReplayResult result;
+  while (ref.file->Find("logits_s" + std::to_string(ref.steps))) ++ref.steps;
+  if (ref.steps == 0) {
+    throw Error("file " + o.reference + ": no logits_s0: expected reference logits");
+  }
+  ref.prompts.resize(n);
   for (size_t b = 0; b < n; ++b) {
     if (lens[b] < 1 || static_cast<size_t>(lens[b]) > width) {
       throw Error(lens_view.Where() + ": prompt_lens[" + std::to_string(b) + "] = " +
                   std::to_string(lens[b]) + ": expected 1.." + std::to_string(width));
     }
-    prompts[b].assign(ids.begin() + b * width, ids.begin() + b * width + lens[b]);
-    longest = std::max(longest, prompts[b].size());
-    result.prompt_tokens += prompts[b].size();
+    ref.prompts[b].assign(ids.begin() + b * width, ids.begin() + b * width + lens[b]);
+    ref.longest = std::max(ref.longest, ref.prompts[b].size());
+    ref.prompt_tokens += ref.prompts[b].size();
   }
-  std::vector<std::vector<int32_t>> tokens(steps);
-  for (size_t s = 0; s < steps; ++s) {
-    ref->Get("logits_s" + std::to_string(s)).Expect(DType::kF32, {n, vocab});
-    const TensorView& t = ref->Get("tokens_s" + std::to_string(s));
+  ref.tokens.resize(ref.steps);
+  for (size_t s = 0; s < ref.steps; ++s) {
+    const TensorView& t = ref.file->Get("tokens_s" + std::to_string(s));
     t.ExpectShape({n});
-    tokens[s] = t.ToI32();
+    ref.tokens[s] = t.ToI32();
   }
+  return ref;
+}
 
-  const ModelWeights weights = LoadModelWeights(ck, pool);
+// The weights only: no tokenizer, KV pool, model or engine thread.
+std::unique_ptr<Engine> OpenWeights(const std::string& model_dir, size_t threads) {
+  EngineOptions eo;
+  eo.model_dir = model_dir;
+  eo.need_tokenizer = false;
+  eo.serve = false;
+  eo.threads = threads;
+  return Engine::Open(eo);
+}
+
+ReplayResult Replay(const ReplayOptions& o, const Reference& ref, const ModelWeights& weights,
+                    const cpu::CpuKernels& kernels, ThreadPool& pool) {
+  const size_t n = ref.n, steps = ref.steps;
+  const size_t vocab = weights.config.vocab;
+  for (size_t s = 0; s < steps; ++s) {
+    ref.file->Get("logits_s" + std::to_string(s)).Expect(DType::kF32, {n, vocab});
+  }
+  ReplayResult result;
+  result.prompt_tokens = ref.prompt_tokens;
+  const std::vector<std::vector<int32_t>>& prompts = ref.prompts;
+  const std::vector<std::vector<int32_t>>& tokens = ref.tokens;
+
   Model::Options mo;
   mo.max_users = n;
-  mo.max_seq = longest + steps;
+  mo.max_seq = ref.longest + steps;
   mo.max_rows = o.max_rows;
   Model model(weights, mo, kernels, pool);
 
@@ -124,7 +152,8 @@ ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, T
               "");
   for (size_t s = 0; s < steps; ++s) {
     const ReplayStep st = Compare(logits.data() + s * n * vocab,
-                                  ref->Get("logits_s" + std::to_string(s)), tokens[s], n, vocab, o);
+                                  ref.file->Get("logits_s" + std::to_string(s)), tokens[s], n,
+                                  vocab, o);
     result.steps.push_back(st);
     result.pass = result.pass && st.pass;
     std::printf("%4zu %10.3e %10.3e %4zu/%-3zu %6zu/%-5zu %s\n", s, st.rel_l2, st.max_abs,
@@ -145,6 +174,20 @@ ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, T
     w.Write(o.out);
   }
   return result;
+}
+
+}  // namespace
+
+ReplayResult RunReplay(const ReplayOptions& o) {
+  const Reference ref = ReadReference(o);
+  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, o.threads);
+  return Replay(o, ref, engine->weights(), engine->kernels(), engine->pool());
+}
+
+ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, ThreadPool& pool) {
+  const Reference ref = ReadReference(o);
+  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, pool.NumWorkers());
+  return Replay(o, ref, engine->weights(), kernels, pool);
 }
 
 }  // namespace qwen3

@@ -16,6 +16,7 @@ class ThreadPool;
 struct ReplayOptions {
   std::string model_dir, reference, out;  // out: logits_s{s} as safetensors; empty = none
   size_t max_rows = 64;                   // prefill chunk
+  size_t threads = 0;                     // workers (0: all cores)
   double max_rel_l2 = 3.5e-2;
   double top1_margin = 0.25;  // rows whose reference top-1 leads by this must agree
 };
@@ -33,7 +34,13 @@ struct ReplayResult {
   bool pass = true;
 };
 
-// Prints a line per step to stdout; throws Error for unreadable or inconsistent files.
+// Prints a line per step to stdout; throws Error for unreadable or inconsistent files. The
+// reference's own checks come first; then Engine::Open loads the weights (serve = false, no
+// tokenizer: options.threads workers, the QWEN3_CPU_PATH or best kernel path), and a Model with
+// one user slot per prompt runs on the engine's pool and kernels.
+ReplayResult RunReplay(const ReplayOptions& options);
+// The same with the Model on the given kernel path and pool (tests replay every path); the
+// engine still loads the weights, with pool.NumWorkers() workers (options.threads is ignored).
 ReplayResult RunReplay(const ReplayOptions& options, const cpu::CpuKernels& kernels,
                        ThreadPool& pool);
 

@@ -55,6 +55,7 @@
 #include "base/error.h"
 #include "base/rng.h"
 #include "tools/serve_bench_stats.h"
+#include "tools/tool_main.h"
 
 namespace qwen3 {
 namespace {
@@ -860,77 +861,74 @@ int Main(int argc, char** argv) {
     return 2;
   }
 
-  try {
-    Validate(o, nump->count() > 0, conc->count() > 0, maxc->count() > 0);
-    signal(SIGPIPE, SIG_IGN);  // cpp-httplib 0.11.4 sends without MSG_NOSIGNAL
-    httplib::Headers headers;
-    if (!o.api_key.empty()) headers.emplace("Authorization", "Bearer " + o.api_key);
-    const std::vector<RunPlan> plans = MakePlans(o);
-    const std::string model = ResolveModel(o, headers);
-    std::fprintf(stderr,
-                 "qwen3-serve-bench: http://%s:%d model %s, input %lld..%lld, output %lld..%lld "
-                 "tokens, shared prefix %lld, seed %llu\n",
-                 o.host.c_str(), o.port, model.c_str(), static_cast<long long>(o.input_lo),
-                 static_cast<long long>(o.input_hi), static_cast<long long>(o.output_lo),
-                 static_cast<long long>(o.output_hi), static_cast<long long>(o.shared_prefix),
-                 static_cast<unsigned long long>(o.seed));
+  Validate(o, nump->count() > 0, conc->count() > 0, maxc->count() > 0);
+  signal(SIGPIPE, SIG_IGN);  // cpp-httplib 0.11.4 sends without MSG_NOSIGNAL
+  httplib::Headers headers;
+  if (!o.api_key.empty()) headers.emplace("Authorization", "Bearer " + o.api_key);
+  const std::vector<RunPlan> plans = MakePlans(o);
+  const std::string model = ResolveModel(o, headers);
+  std::fprintf(stderr,
+               "qwen3-serve-bench: http://%s:%d model %s, input %lld..%lld, output %lld..%lld "
+               "tokens, shared prefix %lld, seed %llu\n",
+               o.host.c_str(), o.port, model.c_str(), static_cast<long long>(o.input_lo),
+               static_cast<long long>(o.input_hi), static_cast<long long>(o.output_lo),
+               static_cast<long long>(o.output_hi), static_cast<long long>(o.shared_prefix),
+               static_cast<unsigned long long>(o.seed));
 
-    if (o.warmup > 0) {
-      RunPlan w;
-      w.num_prompts = o.warmup;
-      w.workers = std::min(o.warmup, plans.front().workers);
-      w.tag = 1;
-      const RunResult r = ExecuteRun(o, model, w, headers);
-      std::fprintf(stderr, "warmup: %zu requests, %zu failed, %.2f s\n", o.warmup, r.failed,
-                   r.duration_s);
-      for (const auto& [kind, count] : r.errors) {
-        std::fprintf(stderr, "  failed: %zu x %s (first: %s)\n", count, kind.c_str(),
-                     r.error_examples.at(kind).c_str());
-      }
+  if (o.warmup > 0) {
+    RunPlan w;
+    w.num_prompts = o.warmup;
+    w.workers = std::min(o.warmup, plans.front().workers);
+    w.tag = 1;
+    const RunResult r = ExecuteRun(o, model, w, headers);
+    std::fprintf(stderr, "warmup: %zu requests, %zu failed, %.2f s\n", o.warmup, r.failed,
+                 r.duration_s);
+    for (const auto& [kind, count] : r.errors) {
+      std::fprintf(stderr, "  failed: %zu x %s (first: %s)\n", count, kind.c_str(),
+                   r.error_examples.at(kind).c_str());
     }
-
-    // Results are rewritten after every run, so a long sweep cut short keeps what it measured;
-    // an unwritable path fails before any load is sent.
-    json runs = json::array();
-    const auto write_json = [&] {
-      if (o.json_path.empty()) return;
-      const json out = {
-          {"runs", runs},
-          {"server", {{"host", o.host}, {"port", o.port}, {"model", model}}},
-      };
-      std::ofstream f(o.json_path);
-      f << out.dump(2) << "\n";
-      f.close();
-      if (!f) throw Error("--json " + o.json_path + ": cannot write the file");
-    };
-    write_json();
-    bool some_run_empty = false;
-    PrintHeader(plans.front().rate_mode);
-    for (size_t i = 0; i < plans.size(); ++i) {
-      const RunPlan& p = plans[i];
-      std::fprintf(stderr, "run %zu/%zu: %s, %zu requests, %zu in flight at most\n", i + 1,
-                   plans.size(),
-                   p.rate_mode ? ("rate " + Num(p.rate) + "/s").c_str()
-                               : ("concurrency " + std::to_string(p.workers)).c_str(),
-                   p.num_prompts, p.workers);
-      const RunResult r = ExecuteRun(o, model, p, headers);
-      PrintRow(r);
-      runs.push_back(RunJson(o, r));
-      some_run_empty |= r.completed == 0;
-      write_json();
-    }
-    if (some_run_empty) {
-      std::fprintf(stderr, "qwen3-serve-bench: a run completed no request\n");
-      return 1;
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "qwen3-serve-bench: error: %s\n", e.what());
-    return 2;
   }
+
+  // Results are rewritten after every run, so a long sweep cut short keeps what it measured;
+  // an unwritable path fails before any load is sent.
+  json runs = json::array();
+  const auto write_json = [&] {
+    if (o.json_path.empty()) return;
+    const json out = {
+        {"runs", runs},
+        {"server", {{"host", o.host}, {"port", o.port}, {"model", model}}},
+    };
+    std::ofstream f(o.json_path);
+    f << out.dump(2) << "\n";
+    f.close();
+    if (!f) throw Error("--json " + o.json_path + ": cannot write the file");
+  };
+  write_json();
+  bool some_run_empty = false;
+  PrintHeader(plans.front().rate_mode);
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const RunPlan& p = plans[i];
+    std::fprintf(stderr, "run %zu/%zu: %s, %zu requests, %zu in flight at most\n", i + 1,
+                 plans.size(),
+                 p.rate_mode ? ("rate " + Num(p.rate) + "/s").c_str()
+                             : ("concurrency " + std::to_string(p.workers)).c_str(),
+                 p.num_prompts, p.workers);
+    const RunResult r = ExecuteRun(o, model, p, headers);
+    PrintRow(r);
+    runs.push_back(RunJson(o, r));
+    some_run_empty |= r.completed == 0;
+    write_json();
+  }
+  if (some_run_empty) {
+    std::fprintf(stderr, "qwen3-serve-bench: a run completed no request\n");
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
 }  // namespace qwen3
 
-int main(int argc, char** argv) { return qwen3::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return qwen3::RunToolMain("qwen3-serve-bench", argc, argv, qwen3::Main);
+}

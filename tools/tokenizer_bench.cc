@@ -12,6 +12,7 @@
 #include "base/rng.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/summary.h"
+#include "tools/tool_main.h"
 
 namespace qwen3 {
 namespace {
@@ -47,35 +48,32 @@ int Main(int argc, char** argv) {
   app.add_option("--mb", mb, "MB of mixed text to encode (default 8)");
   app.add_option("--reps", reps, "repetitions (default 5)");
   CLI11_PARSE(app, argc, argv);
-  try {
-    std::vector<double> load;
-    for (size_t r = 0; r < reps; ++r) {
-      const auto t0 = Clock::now();
-      const Tokenizer t = Tokenizer::FromFile(path);
-      load.push_back(Since(t0));
-    }
-    const Tokenizer tok = Tokenizer::FromFile(path);
-    const std::string text = MixedText(static_cast<size_t>(mb * 1e6), 7);
-    std::vector<double> rate;
-    size_t tokens = 0;
-    for (size_t r = 0; r < reps; ++r) {
-      const auto t0 = Clock::now();
-      tokens = tok.Encode(text).size();
-      rate.push_back(static_cast<double>(text.size()) / 1e6 / Since(t0));
-    }
-    const Summary l = Summarize(load), e = Summarize(rate);
-    std::printf("load   %.3f s (min %.3f, max %.3f) over %zu runs\n", l.median, l.min, l.max, reps);
-    std::printf("encode %.2f MB/s (min %.2f, max %.2f): %.2f MB -> %zu tokens (%.2f bytes/token)\n",
-                e.median, e.min, e.max, text.size() / 1e6, tokens,
-                static_cast<double>(text.size()) / static_cast<double>(tokens));
-    return 0;
-  } catch (const Error& err) {
-    std::fprintf(stderr, "qwen3-tokenizer-bench: error: %s\n", err.what());
-    return 2;
+  std::vector<double> load;
+  for (size_t r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    const Tokenizer t = Tokenizer::FromFile(path);
+    load.push_back(Since(t0));
   }
+  const Tokenizer tok = Tokenizer::FromFile(path);
+  const std::string text = MixedText(static_cast<size_t>(mb * 1e6), 7);
+  std::vector<double> rate;
+  size_t tokens = 0;
+  for (size_t r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    tokens = tok.Encode(text).size();
+    rate.push_back(static_cast<double>(text.size()) / 1e6 / Since(t0));
+  }
+  const Summary l = Summarize(load), e = Summarize(rate);
+  std::printf("load   %.3f s (min %.3f, max %.3f) over %zu runs\n", l.median, l.min, l.max, reps);
+  std::printf("encode %.2f MB/s (min %.2f, max %.2f): %.2f MB -> %zu tokens (%.2f bytes/token)\n",
+              e.median, e.min, e.max, text.size() / 1e6, tokens,
+              static_cast<double>(text.size()) / static_cast<double>(tokens));
+  return 0;
 }
 
 }  // namespace
 }  // namespace qwen3
 
-int main(int argc, char** argv) { return qwen3::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return qwen3::RunToolMain("qwen3-tokenizer-bench", argc, argv, qwen3::Main);
+}
