@@ -33,12 +33,15 @@ for i in $(seq 1 600); do
 done
 grep "qwen3 serve: ready" out/bench-serve-server.log
 echo "== served, fixed concurrency, prompts of $IN tokens, $OUT output tokens"
-build/bin/qwen3-serve-bench --port "$PORT" --concurrency 1,4,16,32 --input-len "$IN" \
-  --output-len "$OUT" --warmup 2 --json out/bench-serve-concurrency.json
+for c in 1 4 16 32; do
+  n=$((2 * c)); ((n < 8)) && n=8
+  build/bin/qwen3-serve-bench --port "$PORT" --concurrency "$c" --num-prompts "$n" \
+    --input-len "$IN" --output-len "$OUT" --seed "$c" --json "out/bench-serve-c$c.json"
+done
 echo "== served, decode-bound: prompts of 64 tokens, $OUT output tokens"
-build/bin/qwen3-serve-bench --port "$PORT" --concurrency 16 --input-len 64 --output-len "$OUT" \
-  --json out/bench-serve-decode.json
+build/bin/qwen3-serve-bench --port "$PORT" --concurrency 16 --num-prompts 32 --input-len 64 \
+  --output-len "$OUT" --seed 100 --json out/bench-serve-decode.json
 echo "== served, Poisson arrivals at $RATE/s (prompts of $IN tokens) at most 16 in flight"
 build/bin/qwen3-serve-bench --port "$PORT" --request-rate "$RATE" --max-concurrency 16 \
-  --num-prompts 48 --input-len "$IN" --output-len "$OUT" --json out/bench-serve-poisson.json
+  --num-prompts 32 --seed 200 --input-len "$IN" --output-len "$OUT" --json out/bench-serve-poisson.json
 curl -s "127.0.0.1:$PORT/metrics" | grep -E "^qwen3:(num_preemptions_total|prefix_cache|generation_tokens_total|prompt_tokens_total)"

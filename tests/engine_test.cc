@@ -18,6 +18,7 @@
 #include "serve/generate_text.h"
 #include "tests/checkpoint_util.h"
 #include "tests/error_matchers.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -185,6 +186,34 @@ TEST_F(EngineTest, CachedPrefixEqualsUncached) {
   ExpectIdleAndNoLeak(*e);
 }
 
+// A chat's next turn re-renders the whole conversation; its unchanged prefix (the previous
+// turn's prompt) comes from the prefix cache, so only the new part is computed.
+TEST_F(EngineTest, NextChatTurnReusesTheConversation) {
+  auto e = Open();
+  std::vector<ChatMessage> msgs = {{"system", "You are a helpful assistant who answers briefly, "
+                                              "in plain words, citing dates where they matter, "
+                                              "and who never invents sources, names or numbers "
+                                              "that the question does not already contain."},
+                                   {"user", "Tell me about the history of the printing press."}};
+  ChatTemplateOptions co;
+  co.enable_thinking = false;
+  const std::vector<int32_t> first = Ids(RenderQwen3Chat(msgs, co));
+  GenerationRequest r = Request(first, 16);
+  r.stop_ids = e->eos_ids();
+  const TextResult a = GenerateText(*e, {r}).front();
+  msgs.push_back({"assistant", a.text});
+  msgs.push_back({"user", "And what came after it?"});
+  const std::vector<int32_t> second = Ids(RenderQwen3Chat(msgs, co));
+  // The history renders the answer without the empty think block the generation prompt had:
+  // the conversation up to that block is unchanged.
+  size_t common = 0;
+  while (common < first.size() && first[common] == second[common]) ++common;
+  ASSERT_GE(common + 8, first.size()) << "the conversation's prefix changed";
+  const TextResult b = GenerateText(*e, {Request(second, 4)}).front();
+  EXPECT_EQ(b.usage.cached_tokens, common / 32 * 32);
+  EXPECT_GT(b.usage.cached_tokens, 0u);
+}
+
 TEST_F(EngineTest, SameSeedSameTextOtherSeedOtherText) {
   auto e = Open();
   GenerationRequest r = Request(Ids("Once upon a time"), 24);
@@ -313,10 +342,16 @@ TEST_F(EngineTest, CancelInPrefillFreesBlocks) {
 TEST_F(EngineTest, FullQueueRefuses) {
   EngineOptions o = Options();
   o.max_queue = 2;
+  o.max_running = 1;
   auto e = Open(o);
-  std::vector<GenerationRequest> three(3, Request({1, 2, 3}, 2));
-  EXPECT_THROW(e->Submit(three), QueueFullError);
-  const auto two = e->Submit({three[0], three[1]});
+  // One runs (a long answer), two wait: the fourth finds the queue full.
+  auto running = e->Submit({Request({1, 2, 3}, 300)});
+  for (int i = 0; i < 400 && e->stats().running == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto two = e->Submit({Request({4, 5}, 2), Request({6, 7}, 2)});
+  EXPECT_THROW(e->Submit({Request({8}, 2)}), QueueFullError);
+  running[0]->Cancel();
   for (auto& s : two) {
     StreamEvent ev;
     while (!ev.finished()) s->Wait(ev, std::chrono::milliseconds(100));
@@ -343,6 +378,8 @@ TEST_F(EngineTest, BadRequestsAreErrors) {
   EXPECT_TRUE(ThrowsError([&] { e->Submit({r}); }, {"logit_bias", "200000"}));
   r = Request({1}, 0);
   EXPECT_TRUE(ThrowsError([&] { e->Submit({r}); }, {"max_tokens = 0"}));
+  EXPECT_TRUE(ThrowsError([&] { e->Submit(std::vector<GenerationRequest>(300, Request({1}, 2))); },
+                          {"300 choices", "--max-queue (256)"}));
   EngineOptions small = Options();
   small.kv_blocks = 2;
   auto s = Open(small);

@@ -139,7 +139,7 @@ int Main(int argc, char** argv) {
   sv->add_option("--kv-blocks", serve.engine.kv_blocks, "KV pool size in blocks")->excludes(kv_mem);
   sv->add_option("--block-size", serve.engine.block_size, "tokens per KV block (default 64)");
   sv->add_option("--max-batch-tokens", serve.engine.max_batch_tokens,
-                 "rows per step: decode rows + prefill chunks (default 256)");
+                 "rows per step while sequences decode: decode rows + prefill chunks (default 64)");
   sv->add_option("--max-seq", serve.engine.max_seq,
                  "context length (default: max_position_embeddings, at most 32768)");
   sv->add_option("--shutdown-grace", serve.shutdown_grace_s,

@@ -112,6 +112,7 @@ struct Engine::Seq : ScheduledSeq {
   GenerationRequest req;
   std::shared_ptr<RequestStream> out;
   std::unique_ptr<Sampler> sampler;
+  std::vector<float> raw;  // a logits row before logit_bias (for logprobs)
   std::string text;  // generated so far (raw bytes, without the stop string)
   size_t emitted = 0;
   Clock::time_point arrival, first_token, last_token;
@@ -127,7 +128,7 @@ struct Engine::State {
   std::vector<Model::PagedRow> rows;
   std::vector<uint8_t> want;
   std::vector<float> logits;    // [max_running, vocab]
-  std::vector<float> raw;       // one row before logit_bias (logprobs)
+  std::vector<TokenOutput> chosen;  // this step's sampled tokens, in row order
   std::vector<Seq*> sample;     // this step's sequences with a logits row, in row order
 };
 
@@ -294,6 +295,10 @@ void Engine::Validate(const GenerationRequest& r) const {
 std::vector<std::shared_ptr<RequestStream>> Engine::Submit(std::vector<GenerationRequest> choices) {
   if (!state_) throw Error("engine: opened without serving (EngineOptions::serve)");
   if (choices.empty()) throw Error("no choices: expected at least 1");
+  if (choices.size() > options_.max_queue) {
+    throw Error(std::to_string(choices.size()) + " choices in one request: expected at most " +
+                "--max-queue (" + std::to_string(options_.max_queue) + ")");
+  }
   for (const GenerationRequest& r : choices) Validate(r);
   std::vector<std::unique_ptr<Seq>> seqs;
   std::vector<std::shared_ptr<RequestStream>> streams;
@@ -435,14 +440,20 @@ bool Engine::Step() {
   st.scheduler.Complete();
   steps_.fetch_add(1);
   const size_t vocab = static_cast<size_t>(config().vocab);
-  for (size_t i = 0; i < sample.size(); ++i) Emit(*sample[i], st.logits.data() + i * vocab);
+  // Sampling is per sequence (its own sampler and buffers): across the workers; then the
+  // outputs in order on this thread.
+  st.chosen.resize(sample.size());
+  pool_->Spmd(
+      sample.size(),
+      [&](size_t i, size_t) { st.chosen[i] = Choose(*sample[i], st.logits.data() + i * vocab); },
+      "sample");
+  for (size_t i = 0; i < sample.size(); ++i) Emit(*sample[i], std::move(st.chosen[i]));
   return true;
 }
 
-void Engine::Emit(Seq& s, float* logits) {
+TokenOutput Engine::Choose(Seq& s, float* logits) const {
   const GenerationRequest& r = s.req;
   const size_t n = allowed_vocab_;
-  const auto now = Clock::now();
   TokenOutput out{};
   // Logprobs of the model's distribution (before logit_bias and penalties), as vLLM reports.
   double lse = 0;
@@ -464,7 +475,7 @@ void Engine::Emit(Seq& s, float* logits) {
     }
     for (TopLogprob& t : top) t.logprob = static_cast<float>(t.logprob - lse);
   }
-  std::vector<float>& raw = state_->raw;
+  std::vector<float>& raw = s.raw;
   if (r.top_logprobs >= 0 && !r.logit_bias.empty()) raw.assign(logits, logits + n);
   for (const auto& [id, bias] : r.logit_bias) logits[id] += bias;
   const size_t generated = s.tokens.size() - s.prompt_len;
@@ -475,6 +486,13 @@ void Engine::Emit(Seq& s, float* logits) {
     const float l = r.logit_bias.empty() ? logits[token] : raw[token];
     out.logprob = static_cast<float>(l - lse);
   }
+  return out;
+}
+
+void Engine::Emit(Seq& s, TokenOutput out) {
+  const GenerationRequest& r = s.req;
+  const int32_t token = out.token;
+  const auto now = Clock::now();
   s.tokens.push_back(token);
   if (!s.has_token) {
     s.has_token = true;

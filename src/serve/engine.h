@@ -53,7 +53,7 @@ struct EngineOptions {
   size_t block_size = 64;       // tokens per KV block (a multiple of 32, at most 256)
   size_t max_running = 32;      // sequences decoding together
   size_t max_queue = 256;       // waiting requests before Submit refuses (QueueFullError)
-  size_t max_batch_tokens = 256;  // rows per step: decode rows + prefill chunks
+  size_t max_batch_tokens = 64;  // rows per step: decode rows + prefill chunks (docs/PERFORMANCE.md)
   size_t idle_prefill_tokens = 4096;  // rows of a step in which nothing decodes
 };
 
@@ -106,7 +106,8 @@ class Engine {
   void Loop();
   bool Step();  // false: nothing could be scheduled
   void PublishState();
-  void Emit(Seq& s, float* logits);
+  TokenOutput Choose(Seq& s, float* logits) const;  // sample (any thread)
+  void Emit(Seq& s, TokenOutput out);                // append, stop, stream (engine thread)
   void Finish(Seq& s, FinishReason reason, const std::string& error = "");
 
   EngineOptions options_;

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <memory>
-#include <thread>
 
 #include "serve/engine.h"
 
@@ -30,12 +29,16 @@ std::vector<TextResult> GenerateText(Engine& engine, std::vector<GenerationReque
       cancelled = true;
       for (auto& s : streams) s->Cancel();
     }
+    bool waited = false;
     for (size_t i = 0; i < streams.size(); ++i) {
       TextResult& r = out[i];
       if (r.finish != FinishReason::kNone) continue;
       StreamEvent e;
-      // One stream waits (the others are polled): answers arrive in the same steps anyway.
-      if (!streams[i]->Wait(e, std::chrono::milliseconds(open == 1 ? 50 : 0))) continue;
+      // The first open stream waits, the others are read if they have output: their tokens
+      // come in the same steps, so nothing spins.
+      const auto timeout = std::chrono::milliseconds(waited ? 0 : 50);
+      waited = true;
+      if (!streams[i]->Wait(e, timeout)) continue;
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
       if (r.tokens.empty() && !e.tokens.empty()) r.ttft_seconds = t;
       r.text += e.text;
@@ -49,7 +52,6 @@ std::vector<TextResult> GenerateText(Engine& engine, std::vector<GenerationReque
         --open;
       }
     }
-    if (open > 1) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return out;
 }
