@@ -7,7 +7,7 @@
 #   3. a Poisson run (RATE requests/s) whose new prompts keep arriving while others decode:
 #      the ITL p99 / p50 of chunked prefill.
 # Tables to stdout, JSON to out/bench-serve-*.json. Env: IN (512), OUT (128), RATE (0.5),
-# SERVE_ARGS (extra qwen3 serve flags), PORT (18123).
+# SERVE_ARGS (extra qwen3 serve flags), PORT (18123), SWEEP (1: also the --max-batch-tokens sweep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build >/dev/null
@@ -45,3 +45,18 @@ echo "== served, Poisson arrivals at $RATE/s (prompts of $IN tokens) at most 16 
 build/bin/qwen3-serve-bench --port "$PORT" --request-rate "$RATE" --max-concurrency 16 \
   --num-prompts 32 --seed 200 --input-len "$IN" --output-len "$OUT" --json out/bench-serve-poisson.json
 curl -s "127.0.0.1:$PORT/metrics" | grep -E "^qwen3:(num_preemptions_total|prefix_cache|generation_tokens_total|prompt_tokens_total)"
+# SWEEP=1: ITL under Poisson arrivals per --max-batch-tokens (a server per value).
+if [[ ${SWEEP:-0} == 1 ]]; then
+  kill $server; wait $server 2>/dev/null || true
+  for B in 64 128 256; do
+    build/bin/qwen3 serve --model "$model" --port "$PORT" --max-batch-tokens "$B" --kv-memory 4 \
+      2>"out/bench-serve-sweep-$B.log" &
+    server=$!
+    for i in $(seq 1 600); do grep -q "qwen3 serve: ready" "out/bench-serve-sweep-$B.log" && break; sleep 0.1; done
+    echo "== --max-batch-tokens $B, Poisson arrivals at $RATE/s"
+    build/bin/qwen3-serve-bench --port "$PORT" --request-rate "$RATE" --max-concurrency 16 \
+      --num-prompts 24 --seed 300 --input-len "$IN" --output-len "$OUT" \
+      --json "out/bench-serve-sweep-$B.json"
+    kill $server; wait $server 2>/dev/null || true
+  done
+fi

@@ -11,7 +11,12 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -387,6 +392,22 @@ TEST_F(ToolCallServerTest, StreamReturnsToolCallDeltas) {
 
 // Without tools (absent, or tool_choice "none": not rendered) nothing is parsed: the same
 // scripted reply is plain content, tags included, and finishes with "stop".
+// The official `openai` npm client sees the same call (tests/npm/openai_tool_call_test.mjs).
+TEST_F(ToolCallServerTest, OpenAiClientReceivesTheCall) {
+  const std::string npm = QWEN3_NPM_DIR;
+  const std::string out = (std::filesystem::temp_directory_path() /
+                           ("qwen3_tool_call_" + std::to_string(getpid()) + ".txt")).string();
+  const std::string cmd = "cd '" + npm + "' && QWEN3_URL=http://127.0.0.1:" +
+                          std::to_string(port_) + " timeout 120 node openai_tool_call_test.mjs >'" +
+                          out + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream f(out);
+  const std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
+  EXPECT_NE(log.find("# pass 2"), std::string::npos) << log;
+}
+
 TEST_F(ToolCallServerTest, WithoutToolsTheCallIsContent) {
   for (const bool with_tools : {false, true}) {
     SCOPED_TRACE(with_tools ? "tool_choice none" : "no tools");

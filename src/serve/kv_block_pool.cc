@@ -58,6 +58,16 @@ void KvBlockPool::PushBack(int32_t b) {
   if (has_key_[b]) ++num_cached_;
 }
 
+void KvBlockPool::PushFront(int32_t b) {
+  prev_[b] = kNone;
+  next_[b] = head_;
+  (head_ == kNone ? tail_ : prev_[head_]) = b;
+  head_ = b;
+  in_free_list_[b] = 1;
+  ++num_free_;
+  if (has_key_[b]) ++num_cached_;
+}
+
 int32_t KvBlockPool::PopFront() {
   const int32_t b = head_;
   Unlink(b);
@@ -144,17 +154,8 @@ void KvBlockPool::Release(SeqBlocks& seq) {
     const int32_t b = seq.blocks[i];
     if (ref_[b] <= 0) throw Error("KV pool: block " + std::to_string(b) + " released twice");
     if (--ref_[b] == 0) {
-      if (!has_key_[b]) {
-        // Empty blocks go to the head: reused before any cached prefix is evicted.
-        prev_[b] = kNone;
-        next_[b] = head_;
-        (head_ == kNone ? tail_ : prev_[head_]) = b;
-        head_ = b;
-        in_free_list_[b] = 1;
-        ++num_free_;
-      } else {
-        PushBack(b);
-      }
+      // Empty blocks go to the head: reused before any cached prefix is evicted.
+      has_key_[b] ? PushBack(b) : PushFront(b);
     }
   }
   seq.blocks.clear();

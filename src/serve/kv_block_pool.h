@@ -58,6 +58,7 @@ class KvBlockPool {
   static constexpr int32_t kNone = -1;
   void Unlink(int32_t b);
   void PushBack(int32_t b);
+  void PushFront(int32_t b);
   int32_t PopFront();
   void DropKey(int32_t b);
   int32_t Lookup(uint64_t key, uint64_t parent, std::span<const int32_t> tokens) const;

@@ -608,16 +608,7 @@ bool ApiResponse::Poll(std::string& out, std::chrono::milliseconds timeout) {
   if (open > 0) return false;
   done_ = true;
   if (req_.stream) {
-    for (const auto& c : choices_) {
-      if (c->finish == FinishReason::kError) {
-        ApiError err;
-        err.status = 500;
-        err.type = "internal_error";
-        err.message = c->error;
-        out += "data: " + err.Body() + "\n\n";
-        break;
-      }
-    }
+    if (const auto err = EngineError()) out += "data: " + err->Body() + "\n\n";
     if (req_.include_usage) {
       json j = Envelope();
       j["choices"] = json::array();
@@ -629,16 +620,21 @@ bool ApiResponse::Poll(std::string& out, std::chrono::milliseconds timeout) {
   return true;
 }
 
-std::string ApiResponse::Body() const {
+std::optional<ApiError> ApiResponse::EngineError() const {
   for (const auto& c : choices_) {
     if (c->finish == FinishReason::kError) {
       ApiError err;
       err.status = 500;
       err.type = "internal_error";
       err.message = c->error;
-      return err.Body();
+      return err;
     }
   }
+  return std::nullopt;
+}
+
+std::string ApiResponse::Body() const {
+  if (const auto err = EngineError()) return err->Body();
   json j = Envelope();
   json choices = json::array();
   const Tokenizer& tok = *ctx_.tokenizer;

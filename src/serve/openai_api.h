@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,7 @@ class ApiResponse {
  private:
   struct Choice;
   nlohmann::json Usage() const;
+  std::optional<ApiError> EngineError() const;  // a choice the engine failed (500)
   nlohmann::json Envelope() const;
   void OnEvent(size_t i, StreamEvent& e, std::string& out);
 
