@@ -321,11 +321,12 @@ TEST_F(EngineTest, ChoicesShareThePrompt) {
 // its blocks return to the pool.
 TEST_F(EngineTest, CancelInPrefillFreesBlocks) {
   EngineOptions o = Options();
-  o.max_batch_tokens = 32;  // a 400-token prompt takes 13 steps
+  o.max_running = 1;
+  o.max_batch_tokens = 1;  // a 480-token prompt takes 480 steps: the cancel lands in them
   o.idle_prefill_tokens = 0;
   auto e = Open(o);
-  std::vector<int32_t> prompt(400, 3000);
-  auto streams = e->Submit({Request(prompt, 50)});
+  std::vector<int32_t> prompt(480, 3000);
+  auto streams = e->Submit({Request(prompt, 20)});
   // Wait until it is running (its prefill started), then cancel.
   for (int i = 0; i < 400 && e->stats().running == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
