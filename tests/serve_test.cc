@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "serve/engine.h"
@@ -55,11 +54,13 @@ class ServerProcess {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
       _exit(127);
     }
-    const std::regex listening("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    const std::string listening = "listening on http://127.0.0.1:";
     for (int i = 0; i < 600; ++i) {  // up to 60 s (sanitizer builds load slowly)
       const std::string log = ReadFile(log_);
-      std::smatch m;
-      if (port_ == 0 && std::regex_search(log, m, listening)) port_ = std::stoi(m[1]);
+      const size_t at = log.find(listening);
+      if (port_ == 0 && at != std::string::npos) {
+        port_ = std::atoi(log.c_str() + at + listening.size());
+      }
       if (log.find("qwen3 serve: ready") != std::string::npos) return;
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
