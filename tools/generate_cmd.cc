@@ -41,16 +41,6 @@ class SigintCancels {
   struct sigaction old_ = {};
 };
 
-std::string TokenizerPath(const TextModelOptions& o) {
-  if (!o.tokenizer.empty()) return o.tokenizer;
-  const fs::path p = fs::path(o.model_dir) / "tokenizer.json";
-  if (!fs::exists(p)) {
-    throw Error("model directory " + o.model_dir +
-                ": no tokenizer.json: pass --tokenizer FILE (a Qwen3 tokenizer.json)");
-  }
-  return p.string();
-}
-
 // The engine for a text command: KV blocks for `users` sequences of max_seq tokens at once.
 std::unique_ptr<Engine> Load(const TextModelOptions& o, size_t users, size_t max_seq,
                              std::unique_ptr<Tokenizer> tokenizer) {
@@ -169,7 +159,8 @@ int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& er
   if (texts.empty()) throw Error("generate: no prompt: pass --prompt TEXT or --prompts-file FILE");
   ValidateSampling(o.gen.sampling);
   // Tokenize first (a bad tokenizer fails before the weights load).
-  auto tokenizer = std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPath(o.model)));
+  auto tokenizer = std::make_unique<Tokenizer>(
+      Tokenizer::FromFile(TokenizerPathFor(o.model.model_dir, o.model.tokenizer)));
   const Tokenizer& tok = *tokenizer;
   std::vector<std::vector<int32_t>> prompts;
   size_t longest = 0;
@@ -224,7 +215,8 @@ int RunChat(const ChatCmdOptions& o, std::istream& in, std::ostream& out, std::o
   ValidateSampling(o.gen.sampling);
   std::unique_ptr<Engine> engine =
       Load(o.model, 1, o.model.max_seq ? o.model.max_seq : 4096,
-           std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPath(o.model))));
+           std::make_unique<Tokenizer>(
+               Tokenizer::FromFile(TokenizerPathFor(o.model.model_dir, o.model.tokenizer))));
   const Tokenizer& tok = engine->tokenizer();
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});

@@ -99,7 +99,7 @@ void RunModelBench(const ModelBenchOptions& o) {
   // Weights every decode step streams: all packed layers and the LM head (embedding rows and
   // norm vectors are noise).
   const double weight_bytes = static_cast<double>(w.bytes() - w.embed.size() * sizeof(bf16));
-  const double kv_token_bytes = 2.0 * c.KvDim() * sizeof(bf16) * c.layers;  // K and V
+  const double kv_token_bytes = static_cast<double>(c.KvBytesPerToken());
   // FLOPs per token through the layers (2 per weight) and, per prompt, one LM head row.
   double layer_params = 0;
   for (const LayerWeights& l : w.layers) {

@@ -24,6 +24,8 @@ struct Qwen3Config {
 
   int QDim() const { return heads * head_dim; }
   int KvDim() const { return kv_heads * head_dim; }
+  // KV cache bytes of one token over all layers (bf16 K and V).
+  size_t KvBytesPerToken() const { return static_cast<size_t>(layers) * 2 * KvDim() * 2; }
   int GroupSize() const { return heads / kv_heads; }
 
   bool operator==(const Qwen3Config&) const = default;

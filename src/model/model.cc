@@ -94,11 +94,6 @@ size_t Model::kv_bytes() const {
   return n;
 }
 
-size_t Model::kv_bytes_per_token() const {
-  const Qwen3Config& c = w_.config;
-  return static_cast<size_t>(c.layers) * 2 * c.KvDim() * sizeof(bf16);
-}
-
 void Model::ForwardPaged(std::span<const PagedRow> rows, std::span<const uint8_t> want_logits,
                          float* logits, const Observer* observer, StageTimes* times) {
   if (want_logits.size() != rows.size()) {
@@ -150,11 +145,7 @@ void Model::Forward(std::span<const Row> rows, std::span<const uint8_t> want_log
       throw Error("row " + std::to_string(r) + ": user " + std::to_string(row.user) +
                   ": expected 0.." + std::to_string(options_.max_users - 1));
     }
-    if (row.token < 0 || row.token >= w_.config.vocab) {
-      throw Error("row " + std::to_string(r) + ": token id " + std::to_string(row.token) +
-                  ": expected 0.." + std::to_string(w_.config.vocab - 1));
-    }
-    const size_t u = static_cast<size_t>(row.user);
+    const size_t u = static_cast<size_t>(row.user);  // tokens: checked by ForwardPaged
     if (lengths_[u] + ++pending_[u] > options_.max_seq) {
       throw Error("user " + std::to_string(u) + ": " + std::to_string(lengths_[u] + pending_[u]) +
                   " tokens: expected at most max_seq = " + std::to_string(options_.max_seq));

@@ -68,8 +68,6 @@ class Model {
   size_t vocab() const { return w_.config.vocab; }
   size_t num_blocks() const { return num_blocks_; }
   size_t blocks_per_seq() const { return blocks_per_seq_; }
-  // KV bytes of one token over all layers.
-  size_t kv_bytes_per_token() const;
   // Tokens in user's cache.
   size_t Length(size_t user) const { return lengths_.at(user); }
   void Reset(size_t user);

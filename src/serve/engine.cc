@@ -59,6 +59,16 @@ size_t HeldBack(std::string_view text, const std::vector<std::string>& stops) {
 
 }  // namespace
 
+std::string TokenizerPathFor(const std::string& model_dir, const std::string& override) {
+  if (!override.empty()) return override;
+  const fs::path p = fs::path(model_dir) / "tokenizer.json";
+  if (!fs::exists(p)) {
+    throw Error("model directory " + model_dir +
+                ": no tokenizer.json: pass --tokenizer FILE (a Qwen3 tokenizer.json)");
+  }
+  return p.string();
+}
+
 const char* ToString(FinishReason r) {
   switch (r) {
     case FinishReason::kNone: return "none";
@@ -142,16 +152,8 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
   e->tokenizer_ = std::move(tokenizer);
   // Cheap checks first: the tokenizer and the checkpoint's headers before any weight is packed.
   if (o.need_tokenizer && !e->tokenizer_) {
-    std::string path = o.tokenizer;
-    if (path.empty()) {
-      const fs::path p = fs::path(o.model_dir) / "tokenizer.json";
-      if (!fs::exists(p)) {
-        throw Error("model directory " + o.model_dir +
-                    ": no tokenizer.json: pass --tokenizer FILE (a Qwen3 tokenizer.json)");
-      }
-      path = p.string();
-    }
-    e->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::FromFile(path));
+    e->tokenizer_ =
+        std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPathFor(o.model_dir, o.tokenizer)));
   }
   if (e->tokenizer_) {
     const fs::path config = fs::path(o.model_dir) / "tokenizer_config.json";
@@ -193,8 +195,7 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
   e->allowed_vocab_ = e->tokenizer_ ? std::min(e->tokenizer_->size(), static_cast<size_t>(c.vocab))
                                     : static_cast<size_t>(c.vocab);
   if (eo.serve) {
-    const size_t token_bytes = static_cast<size_t>(c.layers) * 2 * c.KvDim() * sizeof(bf16);
-    const size_t block_bytes = token_bytes * eo.block_size;
+    const size_t block_bytes = c.KvBytesPerToken() * eo.block_size;
     if (eo.kv_blocks == 0) {
       const double bytes = eo.kv_memory_gb > 0 ? eo.kv_memory_gb * 1e9
                                                : kKvMemoryFraction * static_cast<double>(AvailableMemory());

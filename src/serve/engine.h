@@ -57,6 +57,10 @@ struct EngineOptions {
   size_t idle_prefill_tokens = 4096;  // rows of a step in which nothing decodes
 };
 
+// The tokenizer.json a model directory is opened with: `override` if given, else the
+// directory's own (an Error says how to pass one when there is none).
+std::string TokenizerPathFor(const std::string& model_dir, const std::string& override);
+
 // Of the memory available after the weights are loaded, what a default KV pool takes.
 constexpr double kKvMemoryFraction = 0.5;
 
