@@ -114,7 +114,7 @@ std::vector<ChatMessage> Messages(const json& body) {
     std::string r = role->get<std::string>();
     if (r == "developer") r = "system";  // OpenAI's newer name for the system turn
     if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
-      BadValue(pre + ".role", *role, "\"system\", \"user\", \"assistant\" or \"tool\"");
+      BadValue(pre + ".role", *role, "\"system\", \"developer\", \"user\", \"assistant\" or \"tool\"");
     }
     ChatMessage cm;
     cm.role = r;
