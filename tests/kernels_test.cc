@@ -173,7 +173,8 @@ TEST_P(KernelsTest, MatmulBlockStridedTiles) {
   };
   const bf16 garbage = F32ToBf16(3.0e4f);
   uint64_t stream = 0;
-  for (size_t k_tiles = 1; k_tiles <= 5; ++k_tiles) {
+  // 9 and 17 k-tiles cross the AVX-512 kernels' K chunks (8 k-tiles) and end inside one.
+  for (size_t k_tiles : {1, 2, 3, 4, 5, 9, 17}) {
     for (size_t nb = 1; nb <= kMaxBlocksPerCall; ++nb) {
       SCOPED_TRACE(testing::Message() << "k_tiles " << k_tiles << ", nb " << nb);
       const size_t k = k_tiles * kTileK, n = nb * kTileN, lda = k + 24, ldc = n + 7;
@@ -186,7 +187,8 @@ TEST_P(KernelsTest, MatmulBlockStridedTiles) {
       std::vector<std::vector<bf16>> b_bufs(nb);
       BBlock blocks[kMaxBlocksPerCall];
       for (size_t j = 0; j < nb; ++j) {
-        const TileLayout& lay = layouts[(j + k_tiles) % 4];
+        TileLayout lay = layouts[(j + k_tiles) % 4];
+        if (lay.ktile_stride == 32) lay.row_stride = std::max<size_t>(256, 32 * k_tiles);
         const size_t size = (k_tiles - 1) * lay.ktile_stride + 15 * lay.row_stride + 32;
         b_bufs[j].assign(size + 64, garbage);
         std::vector<bool> used(size);
@@ -238,6 +240,34 @@ TEST_P(KernelsTest, MatmulBlockStridedTiles) {
             [&](size_t r, size_t col) { return ref.Tol(r, col, 2.0); }));
       }
       if (HasFailure()) return;
+    }
+  }
+}
+
+// Batch invariance at the kernel: row r of C is the same bits whether the call computes 1, 5,
+// 9 or 16 rows (the kernels pick register tiles by row count), and a prefetch hint (attention's
+// next page) changes nothing.
+TEST_P(KernelsTest, MatmulBlockRowsDoNotChangeARow) {
+  SCOPED_TRACE(ToString(GetParam()));
+  const size_t k_tiles = 11, k = k_tiles * kTileK, lda = k + 8;
+  const std::vector<bf16> a = RandomBf16s(100, 90, kTileM * lda);
+  for (size_t nb = 1; nb <= kMaxBlocksPerCall; ++nb) {
+    const TileOrder order{k_tiles, nb};
+    const std::vector<bf16> b = RandomBf16s(100, 91 + nb, k * nb * kTileN);
+    BBlock blocks[kMaxBlocksPerCall];
+    for (size_t j = 0; j < nb; ++j) blocks[j] = order.Block(b.data(), j);
+    const size_t ldc = nb * kTileN;
+    std::vector<float> full(kTileM * ldc);
+    Kernels().matmul_block(a.data(), lda, kTileM, k_tiles, blocks, nb, full.data(), ldc, nullptr,
+                           0);
+    for (size_t rows = 1; rows <= kTileM; ++rows) {
+      std::vector<float> c(kTileM * ldc);
+      Kernels().matmul_block(a.data(), lda, rows, k_tiles, blocks, nb, c.data(), ldc, b.data(),
+                             b.size() * sizeof(bf16));
+      for (size_t i = 0; i < rows * ldc; ++i) {
+        ASSERT_TRUE(SameBits(c[i], full[i]))
+            << "nb " << nb << ", rows " << rows << ": row " << i / ldc << " col " << i % ldc;
+      }
     }
   }
 }

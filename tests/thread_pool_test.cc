@@ -53,6 +53,55 @@ TEST(ThreadPoolTest, ExceptionPropagatesAndPoolSurvives) {
   EXPECT_EQ(count.load(), 10);
 }
 
+// The partition is static: block b runs on the worker whose range [n w / W, n (w + 1) / W)
+// holds it, in order within the range, on every dispatch.
+TEST(ThreadPoolTest, StaticContiguousRanges) {
+  for (size_t workers : {1, 2, 3}) {
+    ThreadPool pool(workers);
+    for (size_t n : {1, 2, 5, 64, 1001}) {
+      for (int rep = 0; rep < 3; ++rep) {
+        std::vector<size_t> owner(n, 99);
+        std::vector<std::vector<size_t>> order(workers);
+        pool.Spmd(n, [&](size_t block, size_t worker) {
+          owner[block] = worker;
+          order[worker].push_back(block);
+        });
+        for (size_t w = 0; w < workers; ++w) {
+          const size_t begin = n * w / workers, end = n * (w + 1) / workers;
+          ASSERT_EQ(order[w].size(), end - begin) << "worker " << w << " n " << n;
+          for (size_t i = 0; i < order[w].size(); ++i) EXPECT_EQ(order[w][i], begin + i);
+        }
+      }
+    }
+  }
+}
+
+TEST(ThreadPoolTest, SpmdRangesRunsTheGivenRanges) {
+  ThreadPool pool(3);
+  const std::vector<size_t> bounds = {0, 0, 7, 10};  // worker 0 gets nothing
+  std::vector<size_t> owner(10, 99);
+  pool.SpmdRanges(bounds, [&](size_t block, size_t worker) { owner[block] = worker; });
+  for (size_t b = 0; b < 10; ++b) EXPECT_EQ(owner[b], b < 7 ? 1u : 2u) << b;
+}
+
+TEST(ThreadPoolTest, BalancedRangesSplitsByCost) {
+  std::vector<size_t> bounds;
+  const std::vector<uint32_t> even = {1, 1, 1, 1, 1, 1};
+  BalancedRanges(even, 2, bounds);
+  EXPECT_EQ(bounds, (std::vector<size_t>{0, 3, 6}));
+  // One long item first: it is a range of its own; the rest share the other worker.
+  const std::vector<uint32_t> skewed = {10, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  BalancedRanges(skewed, 2, bounds);
+  EXPECT_EQ(bounds, (std::vector<size_t>{0, 1, 11}));
+  BalancedRanges(std::vector<uint32_t>{}, 3, bounds);
+  EXPECT_EQ(bounds, (std::vector<size_t>{0, 0, 0, 0}));
+  const std::vector<uint32_t> two = {5, 5};
+  BalancedRanges(two, 4, bounds);  // more workers than items: some get none
+  EXPECT_EQ(bounds.front(), 0u);
+  EXPECT_EQ(bounds.back(), 2u);
+  for (size_t w = 0; w + 1 < bounds.size(); ++w) EXPECT_LE(bounds[w], bounds[w + 1]);
+}
+
 TEST(ThreadPoolTest, DefaultUsesAllHardwareThreads) {
   ThreadPool pool;
   EXPECT_EQ(pool.NumWorkers(), std::max(1u, std::thread::hardware_concurrency()));

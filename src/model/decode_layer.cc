@@ -34,14 +34,6 @@ ColumnGroup GroupOf(const PackedMatrix& w, size_t g, size_t blocks_per_group = k
   return {j0, nb, col0, std::min(nb * kTileN, w.n() - col0)};
 }
 
-// Dispatch block -> column group such that, when the workers claim blocks round-robin, each
-// walks one contiguous range of groups: its weights stream as one long run (0.6B model, b16:
-// +2.5 points of bandwidth over handing out groups in order, steps alternating in one run).
-size_t Strided(size_t block, size_t n, size_t workers) {
-  const size_t per = n / workers, m = per * workers;
-  return block < m ? (block % workers) * per + block / workers : block;
-}
-
 // A projection a . w whose epilogue epi(row, col, acc) runs on each C block while it is hot in
 // L1 (fused), or, given an fp32 [rows, w.n()] scratch (the benchmark's unfused variant: the
 // schedule PR #387 replaced), after the whole matmul as a second dispatch over the scratch.
@@ -52,8 +44,7 @@ void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const
   pool.Spmd(
       Groups(w),
       [&](size_t block, size_t) {
-        const size_t groups = Groups(w), workers = pool.NumWorkers();
-        const ColumnGroup cg = GroupOf(w, Strided(block, groups, workers));
+        const ColumnGroup cg = GroupOf(w, block);
         cpu::MatmulGroup(
             k, a, lda, rows, w, cg.j0, cg.nb,
             [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
@@ -91,8 +82,7 @@ void ProjectGateUp(ThreadPool& pool, const cpu::CpuKernels& k, const char* name,
   pool.Spmd(
       Groups(w),
       [&](size_t block, size_t) {
-        const size_t groups = Groups(w), workers = pool.NumWorkers();
-        const size_t g = Strided(block, groups, workers);
+        const size_t g = block;
         const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
         cpu::MatmulGroup(
             k, a, lda, rows, w, cg.j0, cg.nb,
@@ -339,8 +329,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     pool_.Spmd(
         groups[0] + groups[1] + groups[2],
         [&](size_t block, size_t) {
-          const size_t total = groups[0] + groups[1] + groups[2], workers = pool_.NumWorkers();
-          size_t m = 0, g = Strided(block, total, workers);
+          size_t m = 0, g = block;
           while (g >= groups[m]) g -= groups[m++];
           const ColumnGroup cg = GroupOf(*mats[m], g);
           float* out = outs[m];
@@ -404,6 +393,14 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     }
     user_items_.push_back(items_.size());
     ReserveParts(items_.size());
+    // Static ranges balanced by pages (rows of a pass differ in length): each item costs its
+    // pages plus one for its fixed work (the softmax of its first page, writing the partial).
+    item_cost_.resize(items_.size());
+    for (size_t i = 0; i < items_.size(); ++i) {
+      const size_t pages = (static_cast<size_t>(batch.seq_lens[items_[i].user]) + bs - 1) / bs;
+      const size_t pps = row_pps_[items_[i].user], p0 = items_[i].split * pps;
+      item_cost_[i] = static_cast<uint32_t>(std::min(pages, p0 + pps) - p0 + 1);
+    }
     auto partial = [&](size_t i) {
       const AttentionItem it = items_[i];
       const size_t len = static_cast<size_t>(batch.seq_lens[it.user]);
@@ -425,8 +422,9 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
           part_m_.data() + part * group, part_l_.data() + part * group);
     };
     if (!options_.attention_per_user) {
-      pool_.Spmd(
-          items_.size(), [&](size_t i, size_t) { partial(i); }, ToString(Stage::kAttention));
+      BalancedRanges(item_cost_, pool_.NumWorkers(), item_bounds_);
+      pool_.SpmdRanges(
+          item_bounds_, [&](size_t i, size_t) { partial(i); }, ToString(Stage::kAttention));
     } else {  // the benchmark's variant: one dispatch per user, as before PR #387
       for (size_t b = 0; b < n; ++b) {
         const size_t first = user_items_[b];

@@ -134,6 +134,8 @@ class DecodeLayer {
   mutable std::vector<std::pair<int32_t, size_t>> validate_slots_;  // Validate's scratch
   std::vector<size_t> user_items_;  // items_ of user b: [user_items_[b], user_items_[b + 1])
   std::vector<size_t> row_pps_;     // per user: its split length this run
+  std::vector<uint32_t> item_cost_;  // per attention item: pages + 1
+  std::vector<size_t> item_bounds_;  // the workers' item ranges
 };
 
 }  // namespace qwen3

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "base/error.h"
+
 namespace qwen3 {
 namespace {
 
@@ -44,15 +46,19 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::Run(size_t n, BlockFn fn, const void* ctx, const char* name) {
+void ThreadPool::Run(size_t n, std::span<const size_t> bounds, BlockFn fn, const void* ctx,
+                     const char* name) {
   if (n == 0) return;
+  QW_ASSERT(bounds.empty() ||
+            (bounds.size() == NumWorkers() + 1 && bounds.front() == 0 && bounds.back() == n));
   const int64_t t0 = tracer_ ? tracer_->NowNs() : 0;
   n_ = n;
+  bounds_ = bounds;
   fn_ = fn;
   ctx_ = ctx;
   name_ = name;
   error_ = nullptr;
-  next_block_.store(0, std::memory_order_relaxed);
+  failed_.store(false, std::memory_order_relaxed);
   if (!threads_.empty() && n > 1) {
     busy_.store(threads_.size(), std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
@@ -60,16 +66,21 @@ void ThreadPool::Run(size_t n, BlockFn fn, const void* ctx, const char* name) {
     Work(0);
     SpinThenWait(busy_, [](size_t v) { return v != 0; });
   } else {
-    Work(0);
+    for (size_t w = 0; w < NumWorkers(); ++w) Work(w);  // the same ranges, one thread
   }
   if (tracer_) tracer_->RecordDispatch({name, t0, tracer_->NowNs(), n});
   if (error_) std::rethrow_exception(error_);
 }
 
+size_t ThreadPool::Begin(size_t worker) const {
+  if (!bounds_.empty()) return bounds_[worker];
+  return n_ * worker / NumWorkers();
+}
+
 void ThreadPool::Work(size_t worker) {
-  for (;;) {
-    const size_t block = next_block_.fetch_add(1, std::memory_order_relaxed);
-    if (block >= n_) return;
+  const size_t end = Begin(worker + 1);
+  for (size_t block = Begin(worker); block < end; ++block) {
+    if (failed_.load(std::memory_order_relaxed)) return;
     try {
       if (tracer_ == nullptr) {
         fn_(ctx_, block, worker);
@@ -81,7 +92,7 @@ void ThreadPool::Work(size_t worker) {
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mu_);
       if (!error_) error_ = std::current_exception();
-      next_block_.store(n_, std::memory_order_relaxed);
+      failed_.store(true, std::memory_order_relaxed);
     }
   }
 }
@@ -94,6 +105,20 @@ void ThreadPool::WorkerLoop(size_t worker) {
     if (stop_) return;
     Work(worker);
     if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) busy_.notify_one();
+  }
+}
+
+void BalancedRanges(std::span<const uint32_t> cost, size_t workers, std::vector<size_t>& bounds) {
+  QW_ASSERT(workers >= 1);
+  uint64_t total = 0;
+  for (uint32_t c : cost) total += c;
+  bounds.assign(workers + 1, cost.size());
+  bounds[0] = 0;
+  uint64_t sum = 0;
+  size_t w = 1;
+  for (size_t i = 0; i < cost.size() && w < workers; ++i) {
+    sum += cost[i];
+    while (w < workers && sum * workers >= total * w) bounds[w++] = i + 1;
   }
 }
 

@@ -110,6 +110,16 @@ struct CpuKernels {
   CastBf16Fn cast_bf16;
 };
 
+// Each path's table is written with designated initializers and passed through Complete(),
+// so an entry left out is a compile error, never a null pointer found at run time.
+consteval CpuKernels Complete(CpuKernels k) {
+  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.softmax_tile || !k.silu_mul ||
+      !k.rms_norm_bf16 || !k.rms_norm_f32 || !k.head_norm_rope || !k.cast_bf16) {
+    throw "CpuKernels: every entry must be set";  // not a constant expression: does not compile
+  }
+  return k;
+}
+
 // The table of a path; the path must be supported (IsSupported), else Error.
 const CpuKernels& GetCpuKernels(CpuPath path);
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "base/error.h"
 #include "kernels/cpu/kernels.h"
 
 namespace qwen3::cpu {
@@ -103,6 +104,7 @@ static void MatmulBlockN(const bf16* a, size_t lda, size_t k_tiles, const BBlock
 static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
                         size_t nb, float* c, size_t ldc, const void* prefetch,
                         size_t prefetch_bytes) {
+  QW_ASSERT(rows >= 1 && rows <= kTileM && nb >= 1 && nb <= kMaxBlocksPerCall && k_tiles >= 1);
   EnsureTilesConfigured(rows);
   const char* pf = static_cast<const char*>(prefetch);
   const size_t lines = prefetch_bytes / kPrefetchLine;
@@ -120,9 +122,13 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 }  // namespace amx
 
-extern const CpuKernels kKernelsAmx = {CpuPath::kAmx, amx::MatmulBlock, amx::SoftmaxTile,
-                                       amx::SiluMul,      amx::RmsNormBf16,
-                                       amx::RmsNormF32,   amx::HeadNormRope,
-                                       amx::CastBf16};
+extern const CpuKernels kKernelsAmx = Complete({.path = CpuPath::kAmx,
+                                       .matmul_block = amx::MatmulBlock,
+                                       .softmax_tile = amx::SoftmaxTile,
+                                       .silu_mul = amx::SiluMul,
+                                       .rms_norm_bf16 = amx::RmsNormBf16,
+                                       .rms_norm_f32 = amx::RmsNormF32,
+                                       .head_norm_rope = amx::HeadNormRope,
+                                       .cast_bf16 = amx::CastBf16});
 
 }  // namespace qwen3::cpu

@@ -3,6 +3,7 @@
 // kernels are in vec_kernels_avx2-inl.h.
 #include <immintrin.h>
 
+#include "base/error.h"
 #include "kernels/cpu/kernels.h"
 
 namespace qwen3::cpu {
@@ -14,6 +15,7 @@ namespace avx2 {
 // Compute-bound at batch 16 (notes/cpu-amx.md): the prefetch hint would not change its speed.
 static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
                         size_t nb, float* c, size_t ldc, const void*, size_t) {
+  QW_ASSERT(rows >= 1 && rows <= kTileM && nb >= 1 && nb <= kMaxBlocksPerCall && k_tiles >= 1);
   const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
   const size_t row_end = (rows + 3) / 4 * 4;  // whole 4-row chunks; a has 16 readable rows
   for (size_t m = 0; m < row_end; ++m) {
@@ -60,9 +62,13 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 }  // namespace avx2
 
-extern const CpuKernels kKernelsAvx2 = {CpuPath::kAvx2, avx2::MatmulBlock,
-                                        avx2::SoftmaxTileAvx2, avx2::SiluMulAvx2,
-                                        avx2::RmsNormBf16,     avx2::RmsNormF32,
-                                        avx2::HeadNormRope,    avx2::CastBf16};
+extern const CpuKernels kKernelsAvx2 = Complete({.path = CpuPath::kAvx2,
+                                       .matmul_block = avx2::MatmulBlock,
+                                       .softmax_tile = avx2::SoftmaxTileAvx2,
+                                       .silu_mul = avx2::SiluMulAvx2,
+                                       .rms_norm_bf16 = avx2::RmsNormBf16,
+                                       .rms_norm_f32 = avx2::RmsNormF32,
+                                       .head_norm_rope = avx2::HeadNormRope,
+                                       .cast_bf16 = avx2::CastBf16});
 
 }  // namespace qwen3::cpu

@@ -1,4 +1,5 @@
 // The scalar path: plain loops, the twin every other path is tested against.
+#include "base/error.h"
 #include "kernels/cpu/kernels.h"
 
 namespace qwen3::cpu {
@@ -8,6 +9,7 @@ namespace scalar {
 
 static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
                         size_t nb, float* c, size_t ldc, const void*, size_t) {
+  QW_ASSERT(rows >= 1 && rows <= kTileM && nb >= 1 && nb <= kMaxBlocksPerCall && k_tiles >= 1);
   for (size_t j = 0; j < nb; ++j) {
     for (size_t m = 0; m < rows; ++m) {
       for (size_t n = 0; n < kTileN; ++n) {
@@ -29,9 +31,13 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 }  // namespace scalar
 
-extern const CpuKernels kKernelsScalar = {CpuPath::kScalar, scalar::MatmulBlock,
-                                          scalar::SoftmaxTile, scalar::SiluMul,
-                                          scalar::RmsNormBf16, scalar::RmsNormF32,
-                                          scalar::HeadNormRope, scalar::CastBf16};
+extern const CpuKernels kKernelsScalar = Complete({.path = CpuPath::kScalar,
+                                       .matmul_block = scalar::MatmulBlock,
+                                       .softmax_tile = scalar::SoftmaxTile,
+                                       .silu_mul = scalar::SiluMul,
+                                       .rms_norm_bf16 = scalar::RmsNormBf16,
+                                       .rms_norm_f32 = scalar::RmsNormF32,
+                                       .head_norm_rope = scalar::HeadNormRope,
+                                       .cast_bf16 = scalar::CastBf16});
 
 }  // namespace qwen3::cpu

@@ -32,6 +32,7 @@ static inline uint16_t RoundToBf16Bits(float f) {
 
 [[maybe_unused]] static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
                         float scale, bf16* p, size_t ldp, float* row_max, float* row_sum) {
+  QW_ASSERT(rows <= kTileM && valid <= cols && cols % kTileN == 0);
   constexpr size_t kLanes = 16;
   for (size_t r = 0; r < rows; ++r) {
     const float* rr = raw + r * ldr;
@@ -107,6 +108,7 @@ static inline void RmsNormRow(const T* x, const float* weight, size_t n, float e
 
 [[maybe_unused]] static void HeadNormRope(const float* x, const float* weight, const float* cos,
                                           const float* sin, size_t n, float eps, bf16* out) {
+  QW_ASSERT(n % 2 == 0 && n <= 256);
   const float inv = InvRms(x, n, eps);
   const size_t half = n / 2;
   for (size_t i = 0; i < half; ++i) {

@@ -59,6 +59,7 @@ static inline float HorizontalAdd8(__m256 v) {
 
 static void SoftmaxTileAvx2(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
                             float scale, bf16* p, size_t ldp, float* row_max, float* row_sum) {
+  QW_ASSERT(rows <= kTileM && valid <= cols && cols % kTileN == 0);
   const __m256 vscale = _mm256_set1_ps(scale);
   const size_t full = valid / 8 * 8;
   for (size_t r = 0; r < rows; ++r) {

@@ -59,6 +59,7 @@ static inline float ReduceAdd16(__m512 v) {
 
 static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
                         float scale, bf16* p, size_t ldp, float* row_max, float* row_sum) {
+  QW_ASSERT(rows <= kTileM && valid <= cols && cols % kTileN == 0);
   const __m512 vscale = _mm512_set1_ps(scale);
   for (size_t r = 0; r < rows; ++r) {
     const float* rr = raw + r * ldr;
@@ -153,6 +154,7 @@ static void RmsNormF32(const float* x, const float* weight, size_t n, float eps,
 
 static void HeadNormRope(const float* x, const float* weight, const float* cos, const float* sin,
                          size_t n, float eps, bf16* out) {
+  QW_ASSERT(n % 2 == 0 && n <= 256);
   const __m512 inv = InvRms16(x, n, eps);
   const size_t half = n / 2;
   for (size_t i = 0; i < half; i += 16) {
