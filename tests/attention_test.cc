@@ -275,5 +275,64 @@ TEST_P(AttentionTest, SplitKvMatchesExactSoftmax) {
   }
 }
 
+// A query block (prefill: consecutive positions of one sequence, each K/V page loaded once for
+// all) gives every query the same bits as AttentionPartial over its own tokens alone, also
+// when queries end in different pages and for a split that starts past page 0.
+TEST_P(AttentionTest, QueryBlockEqualsEachQueryAlone) {
+  SCOPED_TRACE(ToString(GetParam()));
+  uint64_t seed = 500;
+  for (size_t bs : {size_t{32}, size_t{64}}) {
+    for (size_t dim : {size_t{64}, size_t{128}}) {
+      const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+      for (size_t group : {size_t{1}, size_t{2}, size_t{5}, size_t{8}}) {
+        const size_t queries = kTileM / group;
+        // The last query sees 3 pages + 2 tokens; the first ones end in page 2 or 3.
+        const size_t last_len = 3 * bs + 2, ctx = last_len;
+        const KvHead kv(bs, dim, ctx, ++seed, 0.0f);
+        std::vector<bf16> block(kTileM * dim, 0);
+        std::vector<std::vector<bf16>> alone(queries);
+        std::vector<size_t> lens(queries);
+        for (size_t qi = 0; qi < queries; ++qi) {
+          lens[qi] = last_len - (queries - 1 - qi);
+          alone[qi] = QTile(dim, group, seed * 100 + qi);
+          std::copy_n(alone[qi].begin(), group * dim, block.begin() + qi * group * dim);
+        }
+        for (size_t page0 : {size_t{0}, size_t{1}}) {
+          SCOPED_TRACE(testing::Message() << "block_size " << bs << ", head_dim " << dim
+                                          << ", group " << group << ", page0 " << page0);
+          const size_t num_pages = kv.num_pages - page0;
+          std::vector<std::vector<float>> o(queries, std::vector<float>(group * dim)),
+              m(queries, std::vector<float>(group)), l(queries, std::vector<float>(group));
+          std::vector<float*> op, mp, lp;
+          for (size_t qi = 0; qi < queries; ++qi) {
+            op.push_back(o[qi].data());
+            mp.push_back(m[qi].data());
+            lp.push_back(l[qi].data());
+          }
+          AttentionPartialQueries(Kernels(), kv.layout, block.data(), dim, group, queries,
+                                  lens.data(), page0, kv.k_ptrs.data() + page0,
+                                  kv.v_ptrs.data() + page0, num_pages, scale, op.data(),
+                                  mp.data(), lp.data());
+          for (size_t qi = 0; qi < queries; ++qi) {
+            const size_t own_pages = (lens[qi] + bs - 1) / bs - page0;
+            const size_t valid_last = lens[qi] - (page0 + own_pages - 1) * bs;
+            std::vector<float> o1(group * dim), m1(group), l1(group);
+            AttentionPartial(Kernels(), kv.layout, alone[qi].data(), group,
+                             kv.k_ptrs.data() + page0, kv.v_ptrs.data() + page0, own_pages,
+                             valid_last, scale, o1.data(), m1.data(), l1.data());
+            for (size_t i = 0; i < group * dim; ++i) {
+              ASSERT_TRUE(SameBits(o[qi][i], o1[i])) << "query " << qi << " o[" << i << "]";
+            }
+            for (size_t g = 0; g < group; ++g) {
+              ASSERT_TRUE(SameBits(m[qi][g], m1[g]) && SameBits(l[qi][g], l1[g]))
+                  << "query " << qi << " m/l of head " << g;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qwen3::cpu

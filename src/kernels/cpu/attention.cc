@@ -43,39 +43,66 @@ void MatmulColumns(const CpuKernels& kernels, const bf16* a, size_t lda, size_t 
 
 }  // namespace
 
-void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, const bf16* q_tile,
-                      size_t group, const bf16* const* k_pages, const bf16* const* v_pages,
-                      size_t num_pages, size_t valid_last, float scale, float* o, float* m,
-                      float* l) {
-  const size_t bs = layout.block_size, dim = layout.head_dim;
-  QW_DASSERT(bs <= kMaxBlockSize && dim <= kMaxHeadDim && group <= kTileM && num_pages > 0);
+void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layout,
+                             const bf16* q_tile, size_t lda, size_t group, size_t queries,
+                             const size_t* lens, size_t page0, const bf16* const* k_pages,
+                             const bf16* const* v_pages, size_t num_pages, float scale,
+                             float* const* o, float* const* m, float* const* l) {
+  const size_t bs = layout.block_size, dim = layout.head_dim, rows = queries * group;
+  QW_ASSERT(bs <= kMaxBlockSize && dim <= kMaxHeadDim && queries >= 1 && rows <= kTileM &&
+            num_pages > 0);
   alignas(64) float s[kTileM * kMaxBlockSize];
   alignas(64) bf16 p[kTileM * kMaxBlockSize];
   alignas(64) float o_page[kTileM * kMaxHeadDim];
   float m_page[kTileM], l_page[kTileM];
-  // Rows >= group of p feed padded output rows only, but must be finite.
-  std::memset(p + group * bs, 0, (kTileM - group) * bs * sizeof(bf16));
+  // Rows >= rows of p feed padded output rows only, but must be finite.
+  std::memset(p + rows * bs, 0, (kTileM - rows) * bs * sizeof(bf16));
+  size_t longest = 0;
+  for (size_t qi = 0; qi < queries; ++qi) longest = std::max(longest, lens[qi]);
 
   for (size_t i = 0; i < num_pages; ++i) {
-    const size_t valid = i + 1 == num_pages ? valid_last : bs;
+    const size_t first_token = (page0 + i) * bs;
+    const size_t valid = std::min(bs, longest - first_token);  // the longest query's
     const bool more = i + 1 < num_pages;  // then the next page streams in under this one
     MatmulColumns(
-        kernels, q_tile, dim, group, dim / kTileK, (valid + kTileN - 1) / kTileN,
+        kernels, q_tile, lda, rows, dim / kTileK, (valid + kTileN - 1) / kTileN,
         [&](size_t j) { return layout.KBlock(k_pages[i], j); }, s, bs,
         more ? k_pages[i + 1] : nullptr, layout.PageElems());
     const bool first = i == 0;
-    kernels.softmax_tile(s, bs, group, valid, bs, scale, p, bs, first ? m : m_page,
-                         first ? l : l_page);
+    for (size_t qi = 0; qi < queries; ++qi) {
+      const size_t own = lens[qi] > first_token ? std::min(bs, lens[qi] - first_token) : 0;
+      bf16* pq = p + qi * group * bs;
+      if (own == 0 || o[qi] == nullptr) {  // no tokens here: p stays zero, nothing merges
+        std::memset(pq, 0, group * bs * sizeof(bf16));
+        continue;
+      }
+      kernels.softmax_tile(s + qi * group * bs, bs, group, own, bs, scale, pq, bs,
+                           first ? m[qi] : m_page + qi * group, first ? l[qi] : l_page + qi * group);
+    }
     MatmulColumns(
-        kernels, p, bs, group, (valid + kTileK - 1) / kTileK, dim / kTileN,
+        kernels, p, bs, rows, (valid + kTileK - 1) / kTileK, dim / kTileN,
         [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, dim,
         more ? v_pages[i + 1] : nullptr, layout.PageElems());
-    if (first) {
-      for (size_t g = 0; g < group; ++g) std::memcpy(o + g * dim, o_page + g * dim, dim * 4);
-    } else {
-      MergeInto(o, m, l, o_page, m_page, l_page, group, dim, dim);
+    for (size_t qi = 0; qi < queries; ++qi) {
+      if (o[qi] == nullptr || lens[qi] <= first_token) continue;
+      const float* oq = o_page + qi * group * dim;
+      if (first) {
+        std::memcpy(o[qi], oq, group * dim * sizeof(float));
+      } else {
+        MergeInto(o[qi], m[qi], l[qi], oq, m_page + qi * group, l_page + qi * group, group, dim,
+                  dim);
+      }
     }
   }
+}
+
+void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, const bf16* q_tile,
+                      size_t group, const bf16* const* k_pages, const bf16* const* v_pages,
+                      size_t num_pages, size_t valid_last, float scale, float* o, float* m,
+                      float* l) {
+  const size_t len = (num_pages - 1) * layout.block_size + valid_last;
+  AttentionPartialQueries(kernels, layout, q_tile, layout.head_dim, group, 1, &len, 0, k_pages,
+                          v_pages, num_pages, scale, &o, &m, &l);
 }
 
 void AttentionMerge(const float* o, const float* m, const float* l, size_t num_parts,

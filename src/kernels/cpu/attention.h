@@ -42,6 +42,19 @@ void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, con
                       size_t num_pages, size_t valid_last, float scale, float* o, float* m,
                       float* l);
 
+// The same for `queries` consecutive positions of one sequence at once (prefill: a query
+// block), so each K/V page is loaded once for all of them: rows qi * group + g of q_tile
+// (queries * group <= 16) are head g of query qi, which sees lens[qi] tokens of the sequence
+// (causal: later tokens are masked for it). The split's pages are absolute pages [page0,
+// page0 + num_pages). Query qi's partial goes to o[qi] [group][head_dim], m[qi], l[qi]
+// (nullptr: the query has no tokens in this split). Every query's result is the same bits as
+// AttentionPartial over its own tokens alone: masked tokens add exact zeros.
+void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layout,
+                             const bf16* q_tile, size_t lda, size_t group, size_t queries,
+                             const size_t* lens, size_t page0, const bf16* const* k_pages,
+                             const bf16* const* v_pages, size_t num_pages, float scale,
+                             float* const* o, float* const* m, float* const* l);
+
 // Stage 6: merges num_parts partials in order (part i at o + i * o_stride, m/l + i * ml_stride)
 // and writes bf16(o / l) as out[g * head_dim + d].
 void AttentionMerge(const float* o, const float* m, const float* l, size_t num_parts,

@@ -37,36 +37,42 @@ constexpr size_t kChunkTiles = QW_TUNE_CHUNK;
 #define QW_TUNE_HINT _MM_HINT_T0
 #endif
 constexpr size_t kLine = 64;
-constexpr size_t kLinesPerTile = kTileK / 2;  // a 1 KiB tile: 16 rows of 64 bytes
 
-// Software prefetch spread over the k pairs of a call: `lines` lines, `per_step` at each step.
-// Tiles of B are 16 rows at row_stride; the external range (attention's next KV page) is linear.
+// Software prefetch spread over the k pairs of a call: the lines of [next, b_end), then of
+// [ext, ext_end) (attention's next KV page), per_step lines at each k pair.
 struct Prefetcher {
-  // The B tiles of k-tiles [t0, t1) of blocks b[0, nb).
-  const BBlock* b = nullptr;
-  size_t nb = 0, t0 = 0, tiles = 0, next_tile = 0;
-  // [ext, ext + ext_lines * 64)
+  const char* next = nullptr;
+  const char* b_end = nullptr;
   const char* ext = nullptr;
-  size_t ext_lines = 0, ext_next = 0;
-  size_t per_step = 1;
+  const char* ext_end = nullptr;
+  size_t per_step = 0;
 
   void Step() {
     for (size_t i = 0; i < per_step; ++i) {
-      if (next_tile < tiles * kLinesPerTile) {
-        const size_t tile = next_tile / kLinesPerTile, row = next_tile % kLinesPerTile;
-        const BBlock& bb = b[tile % nb];
-        _mm_prefetch(reinterpret_cast<const char*>(bb.data + (t0 + tile / nb) * bb.ktile_stride +
-                                                   row * bb.row_stride),
-                     QW_TUNE_HINT);
-        ++next_tile;
-      } else if (ext_next < ext_lines) {
-        _mm_prefetch(ext + ext_next++ * kLine, _MM_HINT_T1);
+      if (next < b_end) {
+        _mm_prefetch(next, QW_TUNE_HINT);
+        next += kLine;
+      } else if (ext < ext_end) {
+        _mm_prefetch(ext, _MM_HINT_T1);
+        ext += kLine;
       } else {
         return;
       }
     }
   }
 };
+
+// Whether the nb blocks are one group of a TileOrder (packed weights, KV pages): then k-tiles
+// [t0, t1) of all of them are one linear range, which the kernel prefetches a chunk ahead.
+static inline bool OneGroup(const BBlock* b, size_t nb) {
+  for (size_t j = 0; j < nb; ++j) {
+    if (b[j].data != b[0].data + j * TileOrder::kTileElems ||
+        b[j].ktile_stride != nb * TileOrder::kTileElems || b[j].row_stride != kTileK) {
+      return false;
+    }
+  }
+  return true;
+}
 
 // Accumulators of R rows x NB blocks over k-tiles [t0, t1); first: start from zero, else from c.
 template <size_t R, size_t NB>
@@ -164,22 +170,26 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
   for (size_t r0 = 0; r0 < rows; r0 += RowTile(rows - r0)) {
     col_passes += RowTile(rows - r0) == 8 && nb == 4 ? 2 : 1;
   }
+  const bool group = OneGroup(b, nb);
+  const size_t ktile_bytes = nb * TileOrder::kTileElems * sizeof(bf16);
   Prefetcher pf;
-  pf.b = b;
-  pf.nb = nb;
-  pf.ext = static_cast<const char*>(prefetch);
-  pf.ext_lines = prefetch ? prefetch_bytes / kLine : 0;
-  // Steps (k pairs) over the whole call, to spread the external range evenly.
-  const size_t steps = k_tiles * (kTileK / 2) * col_passes;
-  const size_t b_lines_per_chunk = nb * kChunkTiles * kLinesPerTile;
+  if (prefetch != nullptr) {
+    pf.ext = static_cast<const char*>(prefetch);
+    pf.ext_end = pf.ext + prefetch_bytes;
+  }
+  // Lines per k pair: a chunk's worth of B over a chunk's k pairs, plus the external range
+  // over the whole call.
   const size_t chunk_steps = std::min(k_tiles, kChunkTiles) * (kTileK / 2) * col_passes;
-  pf.per_step = (b_lines_per_chunk + chunk_steps - 1) / chunk_steps +
-                (pf.ext_lines + steps - 1) / steps;
+  const size_t steps = k_tiles * (kTileK / 2) * col_passes;
+  pf.per_step = (group ? (kChunkTiles * ktile_bytes / kLine + chunk_steps - 1) / chunk_steps : 0) +
+                (prefetch_bytes / kLine + steps - 1) / steps;
+  const char* b0 = reinterpret_cast<const char*>(b[0].data);
   for (size_t t0 = 0; t0 < k_tiles; t0 += kChunkTiles) {
     const size_t t1 = std::min(k_tiles, t0 + kChunkTiles);
-    pf.t0 = t1;  // the next chunk's tiles
-    pf.tiles = (std::min(k_tiles, t1 + kChunkTiles) - t1) * nb;
-    pf.next_tile = 0;
+    if (group) {  // the next chunk
+      pf.next = b0 + t1 * ktile_bytes;
+      pf.b_end = b0 + std::min(k_tiles, t1 + kChunkTiles) * ktile_bytes;
+    }
     for (size_t r0 = 0; r0 < rows;) {
       const size_t rt = RowTile(rows - r0);
       const bf16* ar = a + r0 * lda;
