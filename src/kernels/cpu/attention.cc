@@ -47,11 +47,11 @@ void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, con
                       size_t group, const bf16* const* k_pages, const bf16* const* v_pages,
                       size_t num_pages, size_t valid_last, float scale, float* o, float* m,
                       float* l) {
-  const size_t bs = layout.block_size, dim = layout.head_dim;
-  QW_DASSERT(bs <= kMaxBlockSize && dim <= kMaxHeadDim && group <= kTileM && num_pages > 0);
+  const size_t bs = layout.block_size, dim = layout.head_dim, pdim = layout.padded_dim();
+  QW_DASSERT(bs <= kMaxBlockSize && pdim <= kMaxHeadDim && group <= kTileM && num_pages > 0);
   alignas(64) float s[kTileM * kMaxBlockSize];
   alignas(64) bf16 p[kTileM * kMaxBlockSize];
-  alignas(64) float o_page[kTileM * kMaxHeadDim];
+  alignas(64) float o_page[kTileM * kMaxHeadDim];  // [16][pdim]: padded columns are dropped
   float m_page[kTileM], l_page[kTileM];
   // Rows >= group of p feed padded output rows only, but must be finite.
   std::memset(p + group * bs, 0, (kTileM - group) * bs * sizeof(bf16));
@@ -60,20 +60,20 @@ void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, con
     const size_t valid = i + 1 == num_pages ? valid_last : bs;
     const bool more = i + 1 < num_pages;  // then the next page streams in under this one
     MatmulColumns(
-        kernels, q_tile, dim, group, dim / kTileK, (valid + kTileN - 1) / kTileN,
+        kernels, q_tile, pdim, group, pdim / kTileK, (valid + kTileN - 1) / kTileN,
         [&](size_t j) { return layout.KBlock(k_pages[i], j); }, s, bs,
         more ? k_pages[i + 1] : nullptr, layout.PageElems());
     const bool first = i == 0;
     kernels.softmax_tile(s, bs, group, valid, bs, scale, p, bs, first ? m : m_page,
                          first ? l : l_page);
     MatmulColumns(
-        kernels, p, bs, group, (valid + kTileK - 1) / kTileK, dim / kTileN,
-        [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, dim,
+        kernels, p, bs, group, (valid + kTileK - 1) / kTileK, pdim / kTileN,
+        [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, pdim,
         more ? v_pages[i + 1] : nullptr, layout.PageElems());
     if (first) {
-      for (size_t g = 0; g < group; ++g) std::memcpy(o + g * dim, o_page + g * dim, dim * 4);
+      for (size_t g = 0; g < group; ++g) std::memcpy(o + g * dim, o_page + g * pdim, dim * 4);
     } else {
-      MergeInto(o, m, l, o_page, m_page, l_page, group, dim, dim);
+      MergeInto(o, m, l, o_page, m_page, l_page, group, dim, pdim);
     }
   }
 }
