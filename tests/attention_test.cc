@@ -50,8 +50,9 @@ int64_t UlpDistanceBf16(bf16 a, bf16 b) {
 }
 
 // The KV cache of one KV head: ctx tokens in pages of layout.block_size, each page its own
-// allocation (so ASan sees a read past a page). Tokens past valid_last in the last page hold
-// `pad` in both K and V.
+// allocation (so ASan sees a read past a page). Tokens past valid_last in the last page, and
+// the padding lanes [head_dim, padded_dim) of every page, hold `pad` in both K and V: any
+// finite value there must leave the result unchanged (the cache keeps them zero).
 struct KvHead {
   KvPageLayout layout;
   size_t ctx = 0, num_pages = 0, valid_last = 0;
@@ -87,18 +88,24 @@ struct KvHead {
   }
 };
 
-// A zero-padded [16][head_dim] q tile; row g has amplitude 0.5 * 2^(g % 5), so some rows have
-// flat and some sharply peaked softmaxes.
+// A zero-padded [16][padded_dim] q tile (rows past the group, dims past head_dim); row g has
+// amplitude 0.5 * 2^(g % 5), so some rows have flat and some sharply peaked softmaxes.
 std::vector<bf16> QTile(size_t head_dim, size_t group, uint64_t seed) {
   const CounterRng rng(seed, 3);
-  std::vector<bf16> q(kTileM * head_dim, 0);
+  const size_t padded = PaddedHeadDim(head_dim);
+  std::vector<bf16> q(kTileM * padded, 0);
   for (size_t g = 0; g < group; ++g) {
     const float amp = std::ldexp(0.5f, static_cast<int>(g % 5));
     for (size_t d = 0; d < head_dim; ++d) {
-      q[g * head_dim + d] = F32ToBf16(amp * (rng.Uniform(g * head_dim + d) * 2.0f - 1.0f));
+      q[g * padded + d] = F32ToBf16(amp * (rng.Uniform(g * head_dim + d) * 2.0f - 1.0f));
     }
   }
   return q;
+}
+
+// Element (g, d) of a QTile.
+float QAt(const std::vector<bf16>& q, size_t head_dim, size_t g, size_t d) {
+  return Bf16ToF32(q[g * PaddedHeadDim(head_dim) + d]);
 }
 
 // softmax(q K^T * scale) V in double, rows [0, group); also the max score and sum(exp(s - max)).
@@ -117,7 +124,7 @@ Reference ExactAttention(const KvHead& kv, const std::vector<bf16>& q, size_t gr
     for (size_t t = 0; t < kv.ctx; ++t) {
       double dot = 0, abs_dot = 0;
       for (size_t d = 0; d < dim; ++d) {
-        const double prod = double{Bf16ToF32(q[g * dim + d])} * kv.k[t * dim + d];
+        const double prod = double{QAt(q, dim, g, d)} * kv.k[t * dim + d];
         dot += prod;
         abs_dot += std::fabs(prod);
       }
@@ -230,9 +237,11 @@ TEST_P(AttentionTest, SplitKvMatchesExactSoftmax) {
     size_t block_size, head_dim;
   };
   // Block sizes 128 and 64 x head dims 128, 64, 32; then the extremes the cache allows
-  // (block_size a multiple of 32 up to kMaxBlockSize, head_dim up to kMaxHeadDim).
-  const Shape shapes[] = {{128, 128}, {128, 64}, {128, 32},  {64, 128},         {64, 64},
-                          {64, 32},   {32, 128}, {256, 128}, {256, kMaxHeadDim}};
+  // (block_size a multiple of 32 up to kMaxBlockSize, head_dim up to kMaxHeadDim); then even
+  // head dims padded to 32 inside pages and tiles (48 -> 64, 80 and 96 -> 96, 2 -> 32, ...).
+  const Shape shapes[] = {{128, 128}, {128, 64},  {128, 32},          {64, 128}, {64, 64}, {64, 32},
+                          {32, 128},  {256, 128}, {256, kMaxHeadDim}, {128, 48}, {64, 80}, {32, 96},
+                          {128, 40},  {64, 2},    {256, 250}};
   for (const Shape& shape : shapes) {
     const size_t bs = shape.block_size, dim = shape.head_dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(dim));

@@ -248,11 +248,12 @@ TEST(ConfigTest, RejectsShapesTheKernelsCannotRun) {
   EXPECT_TRUE(ThrowsError([&] { Parse(j); },
                           {"config t.json: num_attention_heads 10 is not a multiple of "
                            "num_key_value_heads 3"}));
-  for (int head_dim : {48, 288}) {
+  for (int head_dim : {47, 1, 258, 288}) {  // odd, or past the attention tiles
     j = Small();
     j["head_dim"] = head_dim;
-    EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"head_dim = " + std::to_string(head_dim),
-                                                "multiple of 32", "at most 256"}));
+    EXPECT_TRUE(
+        ThrowsError([&] { Parse(j); }, {"config t.json: head_dim = " + std::to_string(head_dim),
+                                        "expected an even number in 2..256"}));
   }
   j = Small();
   j["hidden_size"] = 100;
@@ -274,6 +275,30 @@ TEST(ConfigTest, RejectsShapesTheKernelsCannotRun) {
   c = Qwen3_8B();
   c.kv_heads = 0;
   EXPECT_TRUE(ThrowsError([&] { ValidateConfig(c); }, {"num_key_value_heads = 0", "positive"}));
+}
+
+// Any even head_dim runs: pages and q tiles pad it to 32 internally (kernels/cpu/attention.h).
+TEST(ConfigTest, AcceptsAnyEvenHeadDimUpTo256) {
+  for (int head_dim : {2, 48, 64, 80, 96, 100, 128, 250, 256}) {
+    ojson j = Small();
+    j["head_dim"] = head_dim;
+    EXPECT_EQ(Parse(j).head_dim, head_dim);
+  }
+  // HF's default hidden / heads: 384 / 8 = 48.
+  ojson j = Small();
+  j.erase("head_dim");
+  j["hidden_size"] = 384;
+  EXPECT_EQ(Parse(j).head_dim, 48);
+}
+
+// The KV pool is sized by the bytes the pages store: head_dim padded to 32.
+TEST(ConfigTest, KvBytesPerTokenCountsPaddedPages) {
+  Qwen3Config c = Qwen3_8B();  // 36 layers, 8 KV heads, head_dim 128: no padding
+  EXPECT_EQ(c.KvBytesPerToken(), 36u * 2 * 8 * 128 * 2);
+  c.head_dim = 48;  // stored as 64
+  EXPECT_EQ(c.KvBytesPerToken(), 36u * 2 * 8 * 64 * 2);
+  c.head_dim = 80;  // stored as 96
+  EXPECT_EQ(c.KvBytesPerToken(), 36u * 2 * 8 * 96 * 2);
 }
 
 TEST(ConfigTest, UnknownPreset) {

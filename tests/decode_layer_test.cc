@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -288,6 +289,94 @@ TEST(DecodeLayerBlockTable, ScrambledAndSharedBlocksMatchGolden) {
     EXPECT_NE(identity.next_hidden(), h.next_hidden());
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Any even head_dim: KV pages and q tiles pad it to 32 inside (48 -> 64, 80 -> 96), RMSNorm
+// and RoPE run over the real dims. Shapes pick q_dim / kv_dim that are not whole 64-column
+// groups, 32-wide k-tiles or even 16-column blocks, so the projections' partial groups and
+// out_proj's padded A rows (attn_out) run too.
+
+struct HeadDimCase {
+  int head_dim, hidden, heads, kv_heads;
+};
+
+const HeadDimCase kHeadDimCases[] = {
+    {48, 128, 3, 1},   // q_dim 144 (not a multiple of 32), kv_dim 48: 3 column blocks
+    {64, 128, 4, 2},   // the unpadded control
+    {80, 160, 4, 2},   // q_dim 320, kv_dim 160 (not a multiple of 64), pages padded to 96
+    {96, 128, 2, 1},   // q_dim 192, kv_dim 96
+    {128, 128, 2, 2},  // group 1
+    {40, 128, 5, 1},   // q_dim 200 (not a multiple of 16), kv_dim 40, RoPE halves of 20
+};
+
+void PrintTo(const HeadDimCase& c, std::ostream* os) { *os << "head_dim " << c.head_dim; }
+
+const std::string& HeadDimConfig(const HeadDimCase& c) {
+  static std::map<int, std::string> paths;
+  auto [it, fresh] = paths.try_emplace(c.head_dim);
+  if (fresh) {
+    it->second = Files().Write("head_dim_" + std::to_string(c.head_dim) + ".json",
+                               HfJson(c.hidden, c.heads, c.kv_heads, c.head_dim, 256, 300));
+  }
+  return it->second;
+}
+
+// Page lanes past the real dims (KIndex / VIndex of no real (token, dim)) that are not zero.
+size_t NonZeroPadding(const PagedKvCache& kv) {
+  const cpu::KvPageLayout& layout = kv.layout();
+  std::vector<bool> real_k(layout.PageElems(), false), real_v(layout.PageElems(), false);
+  for (size_t t = 0; t < layout.block_size; ++t) {
+    for (size_t d = 0; d < layout.head_dim; ++d) {
+      real_k[layout.KIndex(t, d)] = true;
+      real_v[layout.VIndex(t, d)] = true;
+    }
+  }
+  size_t bad = 0;
+  for (size_t b = 0; b < kv.num_blocks(); ++b) {
+    for (size_t h = 0; h < kv.kv_heads(); ++h) {
+      for (size_t i = 0; i < layout.PageElems(); ++i) {
+        bad += (!real_k[i] && kv.KPage(b, h)[i] != 0) + (!real_v[i] && kv.VPage(b, h)[i] != 0);
+      }
+    }
+  }
+  return bad;
+}
+
+using HeadDimParam = std::tuple<cpu::CpuPath, HeadDimCase>;
+
+class DecodeLayerHeadDim : public testing::TestWithParam<HeadDimParam> {};
+
+TEST_P(DecodeLayerHeadDim, MatchesGoldenAndWritesKv) {
+  const auto& [path, c] = GetParam();
+  ScopedCpuPath env(path);
+  // Lengths on both sides of the 128-token page boundary.
+  LayerHarness h(Options(HeadDimConfig(c), 4, {1, 127, 129, 300}, 384));
+  ASSERT_EQ(h.path(), path);
+  ASSERT_EQ(h.config().head_dim, c.head_dim);
+  EXPECT_EQ(h.kv_cache().layout().padded_dim(), size_t(c.head_dim + 31) / 32 * 32);
+  const std::vector<bf16> k_before(h.tensors().k_cache.begin(), h.tensors().k_cache.end());
+  const std::vector<bf16> v_before(h.tensors().v_cache.begin(), h.tensors().v_cache.end());
+  h.Step();
+  const HarnessCheck check = h.Check(3e-3, 3e-3);
+  EXPECT_TRUE(check.logits.pass()) << "logits: " << Describe(check.logits);
+  EXPECT_TRUE(check.next_hidden.pass()) << "next_hidden: " << Describe(check.next_hidden);
+  ExpectKvMatchesGolden(h, k_before, v_before);
+  EXPECT_EQ(NonZeroPadding(h.kv_cache()), 0u);
+}
+
+std::vector<HeadDimParam> HeadDimParams() {
+  std::vector<HeadDimParam> params;
+  for (cpu::CpuPath path : cpu::AvailableCpuPaths()) {
+    for (const HeadDimCase& c : kHeadDimCases) params.emplace_back(path, c);
+  }
+  return params;
+}
+
+INSTANTIATE_TEST_SUITE_P(PathsHeadDims, DecodeLayerHeadDim, testing::ValuesIn(HeadDimParams()),
+                         [](const testing::TestParamInfo<HeadDimParam>& info) {
+                           return std::string(cpu::ToString(std::get<0>(info.param))) + "_hd" +
+                                  std::to_string(std::get<1>(info.param).head_dim);
+                         });
 
 // ---------------------------------------------------------------------------------------------
 // Padding: rows past the batch and columns past the LM head's rows are never written.

@@ -680,7 +680,9 @@ TEST_P(KernelsTest, HeadNormRopeMatchesDouble) {
   SCOPED_TRACE(ToString(GetParam()));
   const CpuKernels& k = Kernels();
   const float eps = 1e-6f;
-  for (size_t n : {size_t{2}, size_t{32}, size_t{64}, size_t{128}, size_t{256}}) {
+  // Every even head_dim runs: 40, 48, 80, 96, 250 have halves (20, 24, 40, 48, 125) that are
+  // not whole 16-lane vectors (masked tails on both halves).
+  for (size_t n : {2, 32, 40, 48, 64, 80, 96, 128, 250, 256}) {
     SCOPED_TRACE(testing::Message() << "n " << n);
     const size_t half = n / 2;
     const std::vector<float> x = RandomF32s(400 + n, n, -3.0f, 3.0f);
@@ -707,6 +709,32 @@ TEST_P(KernelsTest, HeadNormRopeMatchesDouble) {
         "HeadNormRope", 1, n, [&](size_t, size_t i) { return double{Bf16ToF32(out[i])}; },
         [&](size_t, size_t i) { return ref[i]; },
         [&](size_t, size_t i) { return 0x1p-8 * std::fabs(ref[i]) + rel * mag[i] + 1e-30; }));
+  }
+}
+
+// The vector paths against their scalar twin on head dims whose halves end in a partial
+// vector: the same products, only the sum of squares is reassociated, so within one bf16 ulp.
+TEST_P(KernelsTest, HeadNormRopeMatchesScalarTwinOnPartialHalves) {
+  SCOPED_TRACE(ToString(GetParam()));
+  const float eps = 1e-6f;
+  for (size_t n : {2, 18, 40, 48, 80, 96, 112, 160, 250}) {
+    SCOPED_TRACE(testing::Message() << "n " << n);
+    const std::vector<float> x = RandomF32s(800 + n, n, -3.0f, 3.0f);
+    const std::vector<float> w = RandomF32s(801 + n, n, 0.5f, 1.5f);
+    const std::vector<float> cos = RandomF32s(802 + n, n, -1.0f, 1.0f);
+    const std::vector<float> sin = RandomF32s(803 + n, n, -1.0f, 1.0f);
+    std::vector<bf16> got(n + 16, kCanaryBf16), want(n + 16, kCanaryBf16);
+    Kernels().head_norm_rope(x.data(), w.data(), cos.data(), sin.data(), n, eps, got.data());
+    Scalar().head_norm_rope(x.data(), w.data(), cos.data(), sin.data(), n, eps, want.data());
+    EXPECT_EQ(std::count(got.begin() + n, got.end(), kCanaryBf16), 16) << "written past n";
+    int64_t worst = 0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t d = UlpDistanceBf16(got[i], want[i]);
+      if (d > worst) worst = d, worst_i = i;
+    }
+    EXPECT_LE(worst, 1) << "element " << worst_i << ": " << Bf16ToF32(got[worst_i]) << " vs "
+                        << Bf16ToF32(want[worst_i]);
   }
 }
 

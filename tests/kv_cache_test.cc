@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "base/error.h"
@@ -21,7 +22,7 @@ std::vector<bf16> RandomRows(size_t n, uint64_t stream) {
 TEST(KvCacheTest, SeedLayoutRoundTripsAndMatchesAccessors) {
   ThreadPool pool(2);
   for (size_t bs : {32, 64, 128}) {
-    for (size_t dim : {32, 64, 128}) {
+    for (size_t dim : {32, 48, 64, 80, 128}) {
       const size_t blocks = 3, heads = 2, rows = blocks * heads * bs;
       PagedKvCache kv(blocks, heads, dim, bs);
       const auto k = RandomRows(rows * dim, 1), v = RandomRows(rows * dim, 2);
@@ -89,9 +90,61 @@ TEST(KvCacheTest, PagesAreCubeOperands) {
   }
 }
 
+// head_dim padded to 32 inside pages: K pages have padded / 32 k-tiles, V pages padded / 16
+// column blocks, and every lane past the real dims is zero after imports and writes (the
+// cube multiplies them by the q tile's zero padding and drops the extra V columns).
+TEST(KvCacheTest, PaddedPagesKeepPaddingZero) {
+  ThreadPool pool(2);
+  for (size_t dim : {2, 40, 48, 80, 96, 250}) {
+    SCOPED_TRACE("head_dim " + std::to_string(dim));
+    const size_t blocks = 3, heads = 2, bs = 64, rows = blocks * heads * bs;
+    const size_t padded = (dim + 31) / 32 * 32;
+    PagedKvCache kv(blocks, heads, dim, bs);
+    EXPECT_EQ(kv.layout().padded_dim(), padded);
+    EXPECT_EQ(kv.layout().PageElems(), bs * padded);
+    EXPECT_EQ(kv.layout().KOrder().k_tiles, padded / 32);
+    EXPECT_EQ(kv.layout().VOrder().n_blocks, padded / 16);
+    EXPECT_EQ(kv.bytes(), 2 * blocks * heads * bs * padded * sizeof(bf16));
+    const auto k = RandomRows(rows * dim, 5), v = RandomRows(rows * dim, 6);
+    kv.ImportSeedLayout(k.data(), v.data(), pool);
+    std::vector<bf16> nk(dim, F32ToBf16(3.0f)), nv(dim, F32ToBf16(-3.0f));
+    kv.Write(bs + 7, 1, nk.data(), nv.data());
+    std::vector<bool> real_k(kv.layout().PageElems(), false), real_v(real_k);
+    for (size_t t = 0; t < bs; ++t) {
+      for (size_t d = 0; d < dim; ++d) {
+        real_k[kv.layout().KIndex(t, d)] = true;
+        real_v[kv.layout().VIndex(t, d)] = true;
+      }
+    }
+    size_t nonzero_padding = 0, zero_real = 0;
+    for (size_t b = 0; b < blocks; ++b) {
+      for (size_t h = 0; h < heads; ++h) {
+        const bf16 *kp = kv.KPage(b, h), *vp = kv.VPage(b, h);
+        for (size_t i = 0; i < kv.layout().PageElems(); ++i) {
+          nonzero_padding += (!real_k[i] && kp[i] != 0) + (!real_v[i] && vp[i] != 0);
+          zero_real += (real_k[i] && kp[i] == 0) + (real_v[i] && vp[i] == 0);
+        }
+      }
+    }
+    EXPECT_EQ(nonzero_padding, 0u);
+    EXPECT_LT(zero_real, rows * dim / 100);  // the real lanes hold the (random) rows
+    EXPECT_EQ(kv.KAt(bs + 7, 1, dim - 1), nk[dim - 1]);
+    EXPECT_EQ(kv.VAt(bs + 7, 1, 0), nv[0]);
+    std::vector<bf16> k2(k.size()), v2(v.size());
+    kv.ExportSeedLayout(k2.data(), v2.data());
+    const size_t row = (1 * heads + 1) * bs + 7;
+    for (size_t d = 0; d < dim; ++d) {
+      EXPECT_EQ(k2[row * dim + d], nk[d]);
+      EXPECT_EQ(v2[row * dim + d], nv[d]);
+    }
+    EXPECT_EQ(k2[(row + 1) * dim], k[(row + 1) * dim]);
+  }
+}
+
 TEST(KvCacheTest, BadShapesAreErrors) {
   EXPECT_THROW(PagedKvCache(0, 8, 128, 128), Error);
-  EXPECT_THROW(PagedKvCache(4, 8, 100, 128), Error);
+  EXPECT_THROW(PagedKvCache(4, 8, 0, 128), Error);
+  EXPECT_THROW(PagedKvCache(4, 8, 258, 128), Error);
   EXPECT_THROW(PagedKvCache(4, 8, 128, 100), Error);
   EXPECT_THROW(PagedKvCache(4, 8, 128, 512), Error);
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -124,29 +125,40 @@ TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
   }
 }
 
-class ModelFixture : public testing::Test {
+// The tiny model at head_dim GetParam(): 32 (no padding), 48 (KV pages and q tiles padded
+// to 64 inside; q_dim 192, kv_dim 96). One checkpoint per head_dim, written on first use.
+class ModelFixture : public testing::TestWithParam<int> {
  protected:
   static void SetUpTestSuite() {
     dir_ = new ScratchDir("model");
-    WriteSyntheticCheckpoint(TinyConfig(true), {.seed = 11}, dir_->Sub("m"));
     pool_ = new ThreadPool(2);
-    ck_ = new HfCheckpoint(HfCheckpoint::Open(dir_->Sub("m")));
-    weights_ = new ModelWeights(LoadModelWeights(*ck_, *pool_));
   }
   static void TearDownTestSuite() {
-    delete weights_;
-    delete ck_;
+    for (auto& [head_dim, w] : weights_) delete w;
+    weights_.clear();
     delete pool_;
     delete dir_;
   }
-  static Model Make(size_t max_rows, size_t max_seq = 512, size_t block_size = 32) {
+  static const ModelWeights& Weights(int head_dim) {
+    ModelWeights*& w = weights_[head_dim];
+    if (w == nullptr) {
+      Qwen3Config c = TinyConfig(true);
+      c.head_dim = head_dim;
+      const std::string sub = dir_->Sub("m" + std::to_string(head_dim));
+      WriteSyntheticCheckpoint(c, {.seed = 11}, sub);
+      w = new ModelWeights(LoadModelWeights(HfCheckpoint::Open(sub), *pool_));
+    }
+    return *w;
+  }
+  Model Make(size_t max_rows, size_t max_seq = 512, size_t block_size = 32,
+             cpu::CpuPath path = cpu::SelectCpuPath()) const {
     Model::Options o;
     o.max_users = 4;
     o.max_seq = max_seq;
     o.block_size = block_size;
     o.max_rows = max_rows;
     o.pages_per_split = 2;  // the same splits whatever the batch: comparable bit for bit
-    return Model(*weights_, o, cpu::GetCpuKernels(cpu::SelectCpuPath()), *pool_);
+    return Model(Weights(GetParam()), o, cpu::GetCpuKernels(path), *pool_);
   }
   static std::vector<int32_t> Prompt(size_t len, int32_t salt) {
     std::vector<int32_t> p(len);
@@ -155,13 +167,12 @@ class ModelFixture : public testing::Test {
   }
   static inline ScratchDir* dir_ = nullptr;
   static inline ThreadPool* pool_ = nullptr;
-  static inline HfCheckpoint* ck_ = nullptr;
-  static inline ModelWeights* weights_ = nullptr;
+  static inline std::map<int, ModelWeights*> weights_;
 };
 
 // Users with different prompt lengths prefilled together, in passes of 16 rows, equal the
 // same tokens fed one decode step at a time.
-TEST_F(ModelFixture, PrefillEqualsTokenByTokenDecode) {
+TEST_P(ModelFixture, PrefillEqualsTokenByTokenDecode) {
   const size_t vocab = 100;
   const std::vector<std::vector<int32_t>> prompts = {Prompt(70, 1), Prompt(1, 2), Prompt(33, 3)};
   const std::vector<int32_t> users = {2, 0, 3};
@@ -191,7 +202,7 @@ TEST_F(ModelFixture, PrefillEqualsTokenByTokenDecode) {
   EXPECT_LT(RelL2(a.data(), b.data(), a.size()), 1e-5);
 }
 
-TEST_F(ModelFixture, PassSizeDoesNotChangeTheResult) {
+TEST_P(ModelFixture, PassSizeDoesNotChangeTheResult) {
   const std::vector<std::vector<int32_t>> prompts = {Prompt(45, 4), Prompt(20, 5)};
   const std::vector<int32_t> users = {0, 1};
   std::vector<float> a(200), b(200);
@@ -202,7 +213,7 @@ TEST_F(ModelFixture, PassSizeDoesNotChangeTheResult) {
   EXPECT_EQ(a, b);
 }
 
-TEST_F(ModelFixture, BadRequestsAreErrorsThatChangeNothing) {
+TEST_P(ModelFixture, BadRequestsAreErrorsThatChangeNothing) {
   Model m = Make(16, 64);
   std::vector<float> logits(400);
   const std::vector<int32_t> u0 = {0};
@@ -232,10 +243,45 @@ TEST_F(ModelFixture, BadRequestsAreErrorsThatChangeNothing) {
   EXPECT_EQ(m.Length(0), 0u);
 }
 
-TEST_F(ModelFixture, BadOptionsAreErrors) {
+// Whole-model decode equals prefill bit for bit, logits included, on every CPU path: the
+// same users' prompts prefilled in one 16-row pass and fed one token per step. Rows of a pass
+// never mix (per-row matmuls; fixed pages_per_split).
+TEST_P(ModelFixture, PrefillEqualsTokenByTokenDecodeBitForBitOnEveryPath) {
+  const size_t vocab = 100;
+  const std::vector<std::vector<int32_t>> prompts = {Prompt(40, 6), Prompt(3, 7), Prompt(70, 8)};
+  const std::vector<int32_t> users = {1, 3, 0};
+  for (cpu::CpuPath path : cpu::AvailableCpuPaths()) {
+    SCOPED_TRACE(cpu::ToString(path));
+    Model batched = Make(16, 512, 32, path);
+    std::vector<float> pre(prompts.size() * vocab);
+    batched.Prefill(users, prompts, pre.data());
+    Model single = Make(16, 512, 32, path);
+    std::vector<float> step(vocab);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      for (int32_t tok : prompts[i]) {
+        const int32_t u[] = {users[i]}, t[] = {tok};
+        single.Decode(u, t, step.data());
+      }
+      EXPECT_EQ(std::vector<float>(pre.begin() + i * vocab, pre.begin() + (i + 1) * vocab), step)
+          << "prompt " << i;
+    }
+    const int32_t u[] = {1, 3, 0}, t[] = {9, 10, 11};
+    std::vector<float> a(3 * vocab), b(3 * vocab);
+    batched.Decode(u, t, a.data());
+    single.Decode(u, t, b.data());
+    EXPECT_EQ(a, b);
+  }
+}
+
+TEST_P(ModelFixture, BadOptionsAreErrors) {
   EXPECT_TRUE(ThrowsError([&] { Make(16, 64, 48); }, {"block_size = 48", "multiple of 32"}));
   EXPECT_TRUE(ThrowsError([&] { Make(16, 0); }, {"max_seq = 0"}));
 }
+
+INSTANTIATE_TEST_SUITE_P(HeadDims, ModelFixture, testing::Values(32, 48),
+                         [](const testing::TestParamInfo<int>& info) {
+                           return "head_dim_" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace qwen3

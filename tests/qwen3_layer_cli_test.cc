@@ -80,6 +80,29 @@ TEST(Qwen3LayerCli, CheckPassesOnEveryPath) {
   }
 }
 
+// An even head_dim that is not a multiple of 32 (pages and q tiles padded to 64 inside);
+// q_dim 288 and kv_dim 96 are not whole 64-column groups.
+TEST(Qwen3LayerCli, CheckPassesWithHeadDim48OnEveryPath) {
+  const std::string config =
+      Dir().Write("head_dim_48.json",
+                  R"({"model_type": "qwen3", "hidden_act": "silu", "hidden_size": 192,)"
+                  R"( "intermediate_size": 512, "num_hidden_layers": 1, "num_attention_heads": 6,)"
+                  R"( "num_key_value_heads": 2, "head_dim": 48, "vocab_size": 500})");
+  for (cpu::CpuPath path : cpu::AvailableCpuPaths()) {
+    const std::string name = cpu::ToString(path);
+    SCOPED_TRACE(name);
+    const RunResult r = RunLayer("--config '" + config +
+                                     "' -b 3 --max-len 300 --check --seed 5 "
+                                     "--seq-lens 1,129,300",
+                                 "QWEN3_CPU_PATH=" + name);
+    EXPECT_EQ(r.code, 0) << Show(r);
+    EXPECT_TRUE(Has(r.out, "hidden 192 q 6x48 kv 2")) << Show(r);
+    EXPECT_TRUE(Has(r.out, "path " + name + ",")) << Show(r);
+    EXPECT_TRUE(Has(r.out, "mismatches 0/1500")) << Show(r);  // out [3 x 500]
+    EXPECT_TRUE(Has(r.out, "\nPASS\n")) << Show(r);
+  }
+}
+
 TEST(Qwen3LayerCli, BenchPrintsEveryStage) {
   const RunResult r = RunLayer("--config '" + SmallConfig() + "' -b 5 --max-len 512 --bench 3");
   EXPECT_EQ(r.code, 0) << Show(r);

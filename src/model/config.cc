@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "kernels/cpu/attention.h"
 
 namespace qwen3 {
 namespace {
@@ -218,6 +219,11 @@ Qwen3Config ResolveConfig(const std::string& preset_or_path) {
   return is_path ? LoadHfConfig(preset_or_path) : PresetConfig(preset_or_path);
 }
 
+size_t Qwen3Config::KvBytesPerToken() const {
+  const size_t stored_dim = cpu::PaddedHeadDim(static_cast<size_t>(head_dim));
+  return static_cast<size_t>(layers) * 2 * static_cast<size_t>(kv_heads) * stored_dim * 2;
+}
+
 void ValidateConfig(const Qwen3Config& c) {
   const auto fail = [&](const std::string& what) { Fail(c.name, what); };
   const std::pair<const char*, int> dims[] = {
@@ -243,9 +249,10 @@ void ValidateConfig(const Qwen3Config& c) {
     fail("num_attention_heads / num_key_value_heads = " + std::to_string(c.GroupSize()) +
          ": expected at most 16 (attention uses one 16-row query tile per KV head)");
   }
-  if (c.head_dim % 32 != 0 || c.head_dim > 256) {
-    fail("head_dim = " + std::to_string(c.head_dim) +
-         ": expected a multiple of 32 and at most 256 (the attention kernels' tile requirement)");
+  if (c.head_dim % 2 != 0 || c.head_dim > static_cast<int>(cpu::kMaxHeadDim)) {
+    fail("head_dim = " + std::to_string(c.head_dim) + ": expected an even number in 2.." +
+         std::to_string(cpu::kMaxHeadDim) +
+         " (RoPE rotates two halves; the attention tiles hold at most 256)");
   }
   if (c.hidden % 32 != 0) {
     fail("hidden_size = " + std::to_string(c.hidden) +

@@ -3,6 +3,7 @@
 // also enforces the kernels' tile requirements, so kernels may assume them.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,9 @@ struct Qwen3Config {
 
   int QDim() const { return heads * head_dim; }
   int KvDim() const { return kv_heads * head_dim; }
-  // KV cache bytes of one token over all layers (bf16 K and V).
-  size_t KvBytesPerToken() const { return static_cast<size_t>(layers) * 2 * KvDim() * 2; }
+  // KV cache bytes of one token over all layers (bf16 K and V) as the pages store them:
+  // head_dim padded to a multiple of 32 (cpu::KvPageLayout).
+  size_t KvBytesPerToken() const;
   int GroupSize() const { return heads / kv_heads; }
 
   bool operator==(const Qwen3Config&) const = default;
@@ -58,7 +60,7 @@ Qwen3Config LoadHfConfig(const std::string& path);
 Qwen3Config ResolveConfig(const std::string& preset_or_path);
 
 // Throws Error ("config <name>: ...") unless every dimension is positive and the shapes fit
-// the kernels: head_dim a multiple of 32 and <= 256, hidden and intermediate multiples of 32,
+// the kernels: head_dim even and <= 256, hidden and intermediate multiples of 32,
 // heads a multiple of kv_heads with at most 16 query heads per KV head, and a positive theta
 // and eps.
 void ValidateConfig(const Qwen3Config& c);

@@ -114,6 +114,13 @@ constexpr size_t kMaxPagesPerSplit = 64;
 
 size_t PaddedRows(size_t rows) { return (rows + kTileM - 1) / kTileM * kTileM; }
 
+// Row stride of attn_out: q_dim padded to whole k-tiles, as it is out_proj's A operand and
+// the kernel reads k_tiles * 32 columns of each row (the padding stays zero, times zero rows
+// of wo; heads * head_dim is not a multiple of 32 for every even head_dim).
+size_t AttnStride(const Qwen3Config& c) {
+  return (static_cast<size_t>(c.QDim()) + cpu::kTileK - 1) / cpu::kTileK * cpu::kTileK;
+}
+
 template <typename F>
 void Timed(StageTimes* times, Stage stage, F&& f) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -153,7 +160,7 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   }
   const size_t rows = PaddedRows(options.max_batch);
   const size_t h = config.hidden, q = config.QDim(), kv = config.KvDim();
-  const size_t d = config.head_dim;
+  const size_t pdim = cpu::PaddedHeadDim(config.head_dim);
   const size_t heads_kv = static_cast<size_t>(config.kv_heads);
   // Partials are indexed by attention item; the buffers start at 16 splits per (row, KV head)
   // and grow at the first Run that needs more (a pass of many long rows split finely), so a
@@ -163,9 +170,9 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   q_proj_ = AlignedBuffer<float>(rows * q);
   k_proj_ = AlignedBuffer<float>(rows * kv);
   v_proj_ = AlignedBuffer<float>(rows * kv);
-  q_tiles_ = AlignedBuffer<bf16>(options.max_batch * heads_kv * kTileM * d);
+  q_tiles_ = AlignedBuffer<bf16>(options.max_batch * heads_kv * kTileM * pdim);
   ReserveParts(parts);
-  attn_out_ = AlignedBuffer<bf16>(rows * q);
+  attn_out_ = AlignedBuffer<bf16>(rows * AttnStride(config));
   resid1_ = AlignedBuffer<float>(rows * h);
   post_normed_ = AlignedBuffer<bf16>(rows * h);
   mlp_ = AlignedBuffer<bf16>(rows * config.intermediate);
@@ -307,6 +314,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   const size_t n = batch.batch;
   const size_t h = config_.hidden, q_dim = config_.QDim(), kv_dim = config_.KvDim();
   const size_t dim = config_.head_dim, group = config_.GroupSize(), inter = config_.intermediate;
+  const size_t pdim = kv.layout().padded_dim(), attn_ld = AttnStride(config_);
   const size_t heads_kv = config_.kv_heads;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const cpu::CpuKernels& k = kernels_;
@@ -346,7 +354,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   });
 
   // Per (user, KV head): q/k RMSNorm, RoPE at the current position, bf16; K/V into the cache,
-  // the group's q heads into a zero-padded 16-row tile.
+  // the group's q heads into a zero-padded [16][pdim] tile (only real dims are ever written).
   Timed(times, Stage::kQkNormRopeCache, [&] {
     pool_.Spmd(
         n * heads_kv,
@@ -360,10 +368,10 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
                            dim, eps, kb);
           k.cast_bf16(v_proj_.data() + b * kv_dim + kvh * dim, dim, vb);
           kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
-          bf16* tile = q_tiles_.data() + i * kTileM * dim;
+          bf16* tile = q_tiles_.data() + i * kTileM * pdim;
           for (size_t g = 0; g < group; ++g) {
-            k.head_norm_rope(q_proj_.data() + b * q_dim + (kvh * group + g) * dim,
-                             w.q_norm.data(), cos, sin, dim, eps, tile + g * dim);
+            k.head_norm_rope(q_proj_.data() + b * q_dim + (kvh * group + g) * dim, w.q_norm.data(),
+                             cos, sin, dim, eps, tile + g * pdim);
           }
         },
         ToString(Stage::kQkNormRopeCache));
@@ -417,8 +425,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       const size_t part = i;
       const size_t valid_last = p1 == pages ? len - (pages - 1) * bs : bs;
       cpu::AttentionPartial(
-          k, kv.layout(), q_tiles_.data() + (it.user * heads_kv + it.kv_head) * kTileM * dim, group,
-          k_pages, v_pages, p1 - p0, valid_last, scale, part_o_.data() + part * group * dim,
+          k, kv.layout(), q_tiles_.data() + (it.user * heads_kv + it.kv_head) * kTileM * pdim,
+          group, k_pages, v_pages, p1 - p0, valid_last, scale, part_o_.data() + part * group * dim,
           part_m_.data() + part * group, part_l_.data() + part * group);
     };
     if (!options_.attention_per_user) {
@@ -441,9 +449,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
       const size_t splits = Splits(batch.seq_lens[b], bs, row_pps_[b]);
       const size_t part = user_items_[b] + kvh * splits;  // items: user, then head, then split
       cpu::AttentionMerge(part_o_.data() + part * group * dim, part_m_.data() + part * group,
-                          part_l_.data() + part * group, splits,
-                          group * dim, group, group, dim,
-                          attn_out_.data() + b * q_dim + kvh * group * dim);
+                          part_l_.data() + part * group, splits, group * dim, group, group, dim,
+                          attn_out_.data() + b * attn_ld + kvh * group * dim);
     };
     if (!options_.attention_per_user) {
       pool_.Spmd(
@@ -461,7 +468,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   float* scratch = options_.fused_epilogues ? nullptr : unfused_scratch_.data();
   float* resid1 = resid1_.data();
   Timed(times, Stage::kOutProj, [&] {
-    Project(pool_, k, ToString(Stage::kOutProj), attn_out_.data(), q_dim, n, w.wo, scratch,
+    Project(pool_, k, ToString(Stage::kOutProj), attn_out_.data(), attn_ld, n, w.wo, scratch,
             [=](size_t r, size_t c, float acc) {
               resid1[r * h + c] = acc + Bf16ToF32(hidden[r * h + c]);
             });
@@ -537,12 +544,14 @@ std::array<double, kNumStages> StageBytes(const Qwen3Config& c, const DecodeBatc
     parts += static_cast<double>((pages + pages_per_split - 1) / pages_per_split);
   }
   const double part_bytes = parts * c.kv_heads * c.GroupSize() * (c.head_dim + 2) * f32;
+  // The pages as stored: head_dim padded to whole k-tiles (KvPageLayout).
+  const double kv_stored = static_cast<double>(c.kv_heads) * cpu::PaddedHeadDim(c.head_dim);
   std::array<double, kNumStages> bytes{};
   auto set = [&](Stage s, double v) { bytes[static_cast<size_t>(s)] = v; };
   set(Stage::kInputNorm, n * h * (bf + bf) + h * f32);
   set(Stage::kQkvProj, h * (q + 2 * kv) * bf + n * h * bf + n * (q + 2 * kv) * f32);
   set(Stage::kQkNormRopeCache, n * (q + 2 * kv) * f32 + n * (q + 2 * kv) * bf);
-  set(Stage::kAttention, tokens * kv * 2 * bf + n * q * bf + part_bytes);
+  set(Stage::kAttention, tokens * kv_stored * 2 * bf + n * q * bf + part_bytes);
   set(Stage::kAttentionMerge, part_bytes + n * q * bf);
   set(Stage::kOutProj, q * h * bf + n * q * bf + n * h * (bf + f32));
   set(Stage::kPostNorm, n * h * (f32 + bf) + h * f32);

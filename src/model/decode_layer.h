@@ -121,10 +121,10 @@ class DecodeLayer {
   AlignedBuffer<float> q_proj_;           // [rows, q_dim]
   AlignedBuffer<float> k_proj_;           // [rows, kv_dim]
   AlignedBuffer<float> v_proj_;           // [rows, kv_dim]
-  AlignedBuffer<bf16> q_tiles_;           // [max_batch * kv_heads][16][head_dim], rows >= group 0
+  AlignedBuffer<bf16> q_tiles_;           // [max_batch * kv_heads][16][padded head_dim], pads 0
   AlignedBuffer<float> part_o_;           // [max_batch * kv_heads * max_splits][group][head_dim]
   AlignedBuffer<float> part_m_, part_l_;  // [max_batch * kv_heads * max_splits][group]
-  AlignedBuffer<bf16> attn_out_;          // [rows, q_dim]
+  AlignedBuffer<bf16> attn_out_;          // [rows, q_dim padded to 32], padding 0
   AlignedBuffer<float> resid1_;           // [rows, hidden]
   AlignedBuffer<bf16> post_normed_;       // [rows, hidden]
   AlignedBuffer<bf16> mlp_;               // [rows, intermediate]

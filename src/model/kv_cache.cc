@@ -12,10 +12,11 @@ PagedKvCache::PagedKvCache(size_t num_blocks, size_t kv_heads, size_t head_dim, 
     throw Error("KV cache: block_size = " + std::to_string(block_size) +
                 ": expected a multiple of 32 up to " + std::to_string(cpu::kMaxBlockSize));
   }
-  if (head_dim == 0 || head_dim % cpu::kTileK != 0 || head_dim > cpu::kMaxHeadDim) {
-    throw Error("KV cache: head_dim = " + std::to_string(head_dim) +
-                ": expected a multiple of 32 up to " + std::to_string(cpu::kMaxHeadDim));
+  if (head_dim == 0 || head_dim > cpu::kMaxHeadDim) {
+    throw Error("KV cache: head_dim = " + std::to_string(head_dim) + ": expected 1.." +
+                std::to_string(cpu::kMaxHeadDim));
   }
+  // Zeroed: the padding lanes of every page stay zero, as only real dims are ever written.
   const size_t elems = num_blocks * kv_heads * layout_.PageElems();
   k_ = AlignedBuffer<bf16>(elems);
   v_ = AlignedBuffer<bf16>(elems);

@@ -2,7 +2,8 @@
 // holding one page per KV head. A token's place is its slot = block * block_size + offset. Pages
 // are stored in the cube's order (kernels/cpu/attention.h, KvPageLayout); the seed's row-major
 // layout [(block * kv_heads + kv_head) * block_size + offset][head_dim] is kept at the edges
-// (ImportSeedLayout / ExportSeedLayout) for the harness and the golden.
+// (ImportSeedLayout / ExportSeedLayout) for the harness and the golden. Pages hold head_dim
+// padded to 32 (KvPageLayout::padded_dim); every accessor here reads or writes real dims only.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +35,8 @@ class PagedKvCache {
     return v_.data() + PageOffset(block, kv_head);
   }
 
-  // Stores one token's K and V (head_dim values each) of one KV head at a slot.
+  // Stores one token's K and V (head_dim values each) of one KV head at a slot; d < head_dim
+  // for KAt / VAt.
   void Write(size_t slot, size_t kv_head, const bf16* k, const bf16* v);
   bf16 KAt(size_t slot, size_t kv_head, size_t d) const;
   bf16 VAt(size_t slot, size_t kv_head, size_t d) const;

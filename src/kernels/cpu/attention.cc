@@ -48,12 +48,13 @@ void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layo
                              const size_t* lens, size_t page0, const bf16* const* k_pages,
                              const bf16* const* v_pages, size_t num_pages, float scale,
                              float* const* o, float* const* m, float* const* l) {
-  const size_t bs = layout.block_size, dim = layout.head_dim, rows = queries * group;
-  QW_ASSERT(bs <= kMaxBlockSize && dim <= kMaxHeadDim && queries >= 1 && rows <= kTileM &&
+  const size_t bs = layout.block_size, dim = layout.head_dim, pdim = layout.padded_dim();
+  const size_t rows = queries * group;
+  QW_ASSERT(bs <= kMaxBlockSize && pdim <= kMaxHeadDim && queries >= 1 && rows <= kTileM &&
             num_pages > 0);
   alignas(64) float s[kTileM * kMaxBlockSize];
   alignas(64) bf16 p[kTileM * kMaxBlockSize];
-  alignas(64) float o_page[kTileM * kMaxHeadDim];
+  alignas(64) float o_page[kTileM * kMaxHeadDim];  // [16][pdim]: padded columns are dropped
   float m_page[kTileM], l_page[kTileM];
   // Rows >= rows of p feed padded output rows only, but must be finite.
   std::memset(p + rows * bs, 0, (kTileM - rows) * bs * sizeof(bf16));
@@ -65,7 +66,7 @@ void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layo
     const size_t valid = std::min(bs, longest - first_token);  // the longest query's
     const bool more = i + 1 < num_pages;  // then the next page streams in under this one
     MatmulColumns(
-        kernels, q_tile, lda, rows, dim / kTileK, (valid + kTileN - 1) / kTileN,
+        kernels, q_tile, lda, rows, pdim / kTileK, (valid + kTileN - 1) / kTileN,
         [&](size_t j) { return layout.KBlock(k_pages[i], j); }, s, bs,
         more ? k_pages[i + 1] : nullptr, layout.PageElems());
     const bool first = i == 0;
@@ -80,17 +81,19 @@ void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layo
                            first ? m[qi] : m_page + qi * group, first ? l[qi] : l_page + qi * group);
     }
     MatmulColumns(
-        kernels, p, bs, rows, (valid + kTileK - 1) / kTileK, dim / kTileN,
-        [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, dim,
+        kernels, p, bs, rows, (valid + kTileK - 1) / kTileK, pdim / kTileN,
+        [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, pdim,
         more ? v_pages[i + 1] : nullptr, layout.PageElems());
     for (size_t qi = 0; qi < queries; ++qi) {
       if (o[qi] == nullptr || lens[qi] <= first_token) continue;
-      const float* oq = o_page + qi * group * dim;
+      const float* oq = o_page + qi * group * pdim;  // padded columns are dropped
       if (first) {
-        std::memcpy(o[qi], oq, group * dim * sizeof(float));
+        for (size_t g = 0; g < group; ++g) {
+          std::memcpy(o[qi] + g * dim, oq + g * pdim, dim * sizeof(float));
+        }
       } else {
         MergeInto(o[qi], m[qi], l[qi], oq, m_page + qi * group, l_page + qi * group, group, dim,
-                  dim);
+                  pdim);
       }
     }
   }
@@ -101,7 +104,7 @@ void AttentionPartial(const CpuKernels& kernels, const KvPageLayout& layout, con
                       size_t num_pages, size_t valid_last, float scale, float* o, float* m,
                       float* l) {
   const size_t len = (num_pages - 1) * layout.block_size + valid_last;
-  AttentionPartialQueries(kernels, layout, q_tile, layout.head_dim, group, 1, &len, 0, k_pages,
+  AttentionPartialQueries(kernels, layout, q_tile, layout.padded_dim(), group, 1, &len, 0, k_pages,
                           v_pages, num_pages, scale, &o, &m, &l);
 }
 
