@@ -1,7 +1,9 @@
 // qwen3-bench as a user runs it: the table, the --json schema of issue 3 (read bandwidth,
 // path, threads, total, stages with bytes / ms / GB/s / % of bandwidth / oneDNN GB/s, the
-// variants), the --trace file (a track per worker, a slice per SPMD block named by its stage),
-// and bad arguments. Timings are checked for presence and sign only: tests never assert on time.
+// variants) with issue 10's roofline (peak dot rate; per stage and in total FLOPs, roofline ms,
+// % of roofline, bound), --model's schema on a tiny checkpoint, the --trace file (a track per
+// worker, a slice per SPMD block named by its stage), and bad arguments. Timings are checked
+// for presence and sign only: tests never assert on time.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +23,18 @@ const char* const kStages[] = {"input_rmsnorm", "qkv_proj", "qk_norm_rope_cache"
                                "gate_up_silu", "down_proj_residual", "final_rmsnorm", "lm_head"};
 const std::set<std::string> kPeerStages = {"qkv_proj", "out_proj_residual", "gate_up_silu",
                                            "down_proj_residual", "lm_head"};
+
+// The roofline fields of a stage or the total.
+void ExpectRoofline(const json& s, const std::string& name) {
+  EXPECT_GT(s.at("flops").get<double>(), 0.0) << name;
+  EXPECT_GT(s.at("roofline_ms").get<double>(), 0.0) << name;
+  EXPECT_GT(s.at("pct_roofline").get<double>(), 0.0) << name;
+  EXPECT_GT(s.at("pct_roofline_min").get<double>(), 0.0) << name;
+  EXPECT_GE(s.at("pct_roofline_max").get<double>(), s.at("pct_roofline_min").get<double>())
+      << name;
+  const std::string bound = s.at("bound");
+  EXPECT_TRUE(bound == "memory" || bound == "compute") << name << ": " << bound;
+}
 
 // Every worker has a named track with slices named by stage; the dispatch track has one
 // slice per Spmd call.
@@ -55,10 +69,13 @@ TEST(Qwen3BenchCli, JsonTableAndTrace) {
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   for (const char* stage : kStages) EXPECT_NE(r.out.find(stage), std::string::npos) << stage;
   EXPECT_NE(r.out.find("read bandwidth:"), std::string::npos);
+  EXPECT_NE(r.out.find("peak dot rate:"), std::string::npos);
+  EXPECT_NE(r.out.find("%roof"), std::string::npos);
   EXPECT_NE(r.out.find("unfused_epilogues"), std::string::npos);
 
   const json j = json::parse(ReadFile(json_path));
   EXPECT_GT(j.at("read_bw_gbs").get<double>(), 0.0);
+  EXPECT_GT(j.at("peak_gflops").get<double>(), 0.0);
   EXPECT_FALSE(j.at("path").get<std::string>().empty());
   const size_t threads = j.at("threads").get<size_t>();
   EXPECT_GE(threads, 1u);
@@ -66,12 +83,15 @@ TEST(Qwen3BenchCli, JsonTableAndTrace) {
   EXPECT_GT(total.at("bytes").get<double>(), 0.0);
   EXPECT_GT(total.at("ms").get<double>(), 0.0);
   EXPECT_GT(total.at("pct_bw").get<double>(), 0.0);
-  double sum_bytes = 0;
+  ExpectRoofline(total, "total");
+  double sum_bytes = 0, sum_flops = 0;
   std::set<std::string> seen;
   for (const json& s : j.at("stages")) {
     const std::string name = s.at("name");
     seen.insert(name);
     sum_bytes += s.at("bytes").get<double>();
+    sum_flops += s.at("flops").get<double>();
+    ExpectRoofline(s, name);
     EXPECT_GT(s.at("ms").get<double>(), 0.0) << name;
     EXPECT_GT(s.at("gbs").get<double>(), 0.0) << name;
     EXPECT_GT(s.at("pct_bw").get<double>(), 0.0) << name;
@@ -83,13 +103,55 @@ TEST(Qwen3BenchCli, JsonTableAndTrace) {
   }
   EXPECT_EQ(seen.size(), std::size(kStages));
   EXPECT_NEAR(sum_bytes, total.at("bytes").get<double>(), 1.0);
+  EXPECT_NEAR(sum_flops, total.at("flops").get<double>(), 1.0);
   const json& v = j.at("variants");
   for (const char* key : {"engine", "unfused_epilogues", "attention_per_user",
                           "pages_per_split_1", "pages_per_split_8"}) {
     EXPECT_GT(v.at(key).at("total").at("ms").get<double>(), 0.0) << key;
     EXPECT_GT(v.at(key).at("attention").at("pct_bw").get<double>(), 0.0) << key;
+    EXPECT_GT(v.at(key).at("total").at("pct_roofline").get<double>(), 0.0) << key;
   }
   ExpectTrace(trace, threads);
+}
+
+// --model on a tiny synthetic checkpoint: the whole-model schema (decode per batch with % of
+// roofline, the first batch's prefill with % of the peak dot rate) and the table.
+TEST(Qwen3BenchCli, ModelJsonSchema) {
+  const std::string dir = Dir().File("bench_model"), json_path = Dir().File("bench_model.json");
+  const RunResult mk = RunTool("qwen3", "make-checkpoint --preset 0.6b --layers 2 --hidden 64 "
+                                        "--intermediate 128 --heads 4 --kv-heads 2 --head-dim 32 "
+                                        "--seed 5 '" + dir + "'");
+  ASSERT_EQ(mk.code, 0) << mk.err;
+  const RunResult r = RunTool("qwen3-bench", "--model '" + dir +
+                                                 "' --batches 1,3 --context 24 --steps 10 "
+                                                 "--bw-gib 2 --threads 2 --json '" + json_path +
+                                                 "'");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("peak dot rate"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("%roof"), std::string::npos) << r.out;
+
+  const json j = json::parse(ReadFile(json_path));
+  EXPECT_GT(j.at("read_bw_gbs").get<double>(), 0.0);
+  EXPECT_GT(j.at("peak_gflops").get<double>(), 0.0);
+  EXPECT_GT(j.at("kernel_peak_gflops").get<double>(), 0.0);
+  EXPECT_FALSE(j.at("path").get<std::string>().empty());
+  EXPECT_EQ(j.at("threads").get<size_t>(), 2u);
+  const json& d = j.at("decode");
+  ASSERT_EQ(d.size(), 2u);
+  for (size_t i = 0; i < d.size(); ++i) {
+    EXPECT_EQ(d[i].at("batch").get<size_t>(), i == 0 ? 1u : 3u);
+    EXPECT_EQ(d[i].at("context").get<size_t>(), 24u);
+    EXPECT_GT(d[i].at("ms").get<double>(), 0.0);
+    EXPECT_GT(d[i].at("tok_s").get<double>(), 0.0);
+    EXPECT_GT(d[i].at("pct_roofline").get<double>(), 0.0);
+    const std::string bound = d[i].at("bound");
+    EXPECT_TRUE(bound == "memory" || bound == "compute") << bound;
+  }
+  const json& p = j.at("prefill");
+  EXPECT_EQ(p.at("tokens").get<double>(), 24.0);  // the first batch (1 user) x --context
+  for (const char* key : {"ms", "tok_s", "gflops", "pct_peak"}) {
+    EXPECT_GT(p.at(key).get<double>(), 0.0) << key;
+  }
 }
 
 TEST(Qwen3BenchCli, LayerTraceHasEveryStage) {

@@ -12,8 +12,10 @@
 #include "kernels/cpu/cpu_path.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/packed_matrix.h"
+#include "kernels/cpu/peak_rate.h"
 #include "model/model.h"
 #include "model/model_weights.h"
+#include "model/stage_cost.h"
 #include "runtime/thread_pool.h"
 #include "serve/engine.h"
 #include "tools/read_bandwidth.h"
@@ -28,9 +30,9 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// The cube's peak rate: every worker runs 16 x 64 x K matmul blocks on operands that stay in
-// its L1/L2, so nothing but the math limits it. FLOP/s over all workers, the best of 9 runs
-// of ~10 ms (a limit: the host's noise only ever slows a run down).
+// Our matmul kernel's in-cache rate: every worker runs 16 x 64 x K matmul blocks on operands
+// that stay in its L1/L2. FLOP/s over all workers, the best of 9 runs of ~10 ms. Reported next
+// to the peak dot rate (the roofline's compute roof) to show what the kernel leaves of it.
 double PeakMatmulFlops(const cpu::CpuKernels& k, ThreadPool& pool) {
   constexpr size_t kK = 1024, kCalls = 4000;
   const size_t workers = pool.NumWorkers();
@@ -68,6 +70,7 @@ double PeakMatmulFlops(const cpu::CpuKernels& k, ThreadPool& pool) {
 void RunModelBench(const ModelBenchOptions& o) {
   if (o.steps < 10) throw Error("--steps " + std::to_string(o.steps) + ": expected at least 10");
   if (o.context < 1) throw Error("--context 0: expected at least 1 prompt token");
+  if (o.batches.empty()) throw Error("--batches: expected at least one batch size");
   const size_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   // The weights only (no tokenizer, KV pool or engine thread); the benchmark's Model has its
   // own user slots.
@@ -95,19 +98,32 @@ void RunModelBench(const ModelBenchOptions& o) {
       w.bytes() / 1e9, load_s, model.kv_bytes() / 1e9, cpu::ToString(path), pool.NumWorkers());
 
   ReadBandwidthProbe probe(pool, static_cast<size_t>(o.bw_gib * (1 << 30)));
-  const double peak = PeakMatmulFlops(kernels, pool);
+  const double peak = cpu::PeakDotFlops(path, pool);
+  const double kernel_peak = PeakMatmulFlops(kernels, pool);
   // Weights every decode step streams: all packed layers and the LM head (embedding rows and
   // norm vectors are noise).
   const double weight_bytes = static_cast<double>(w.bytes() - w.embed.size() * sizeof(bf16));
   const double kv_token_bytes = static_cast<double>(c.KvBytesPerToken());
-  // FLOPs per token through the layers (2 per weight) and, per prompt, one LM head row.
-  double layer_params = 0;
-  for (const LayerWeights& l : w.layers) {
-    layer_params += static_cast<double>(l.wq.k() * l.wq.n() + l.wk.k() * l.wk.n() +
-                                        l.wv.k() * l.wv.n() + l.wo.k() * l.wo.n() +
-                                        l.w_gate_up.k() * l.w_gate_up.n() + l.w_down.k() * l.w_down.n());
-  }
-  const double lm_flops = 2.0 * c.hidden * c.vocab;
+  // FLOPs (stage_cost.h): all layers' stages for rows at the given lengths (a decode step: one
+  // row per user; a prompt: row i at length i + 1), and the final norm + LM head for `rows`.
+  auto layer_flops = [&](const std::vector<int32_t>& seq_lens) {
+    const auto f = StageFlops(c, {.batch = seq_lens.size(), .seq_lens = seq_lens.data()}, 0);
+    double sum = 0;
+    for (size_t st = 0; st < kNumStages; ++st) {
+      if (st != static_cast<size_t>(Stage::kFinalNorm)) sum += f[st];
+    }
+    return c.layers * sum;
+  };
+  auto head_flops = [&](size_t rows) {
+    const std::vector<int32_t> lens(rows, 1);
+    const auto f =
+        StageFlops(c, {.batch = rows, .seq_lens = lens.data()}, static_cast<size_t>(c.vocab));
+    return f[static_cast<size_t>(Stage::kFinalNorm)] + f[static_cast<size_t>(Stage::kLmHead)];
+  };
+  std::vector<int32_t> prompt_lens(o.context);
+  for (size_t i = 0; i < o.context; ++i) prompt_lens[i] = static_cast<int32_t>(i + 1);
+  // One prompt: causal attention over positions 0..i for token i, the LM head on its last row.
+  const double prompt_flops = layer_flops(prompt_lens) + head_flops(1);
 
   nlohmann::json j;
   j["model"] = o.model_dir;
@@ -116,12 +132,19 @@ void RunModelBench(const ModelBenchOptions& o) {
   j["threads"] = pool.NumWorkers();
   j["context"] = o.context;
   j["weights_bytes"] = weight_bytes;
-  j["peak_matmul_tflops"] = peak / 1e12;
-  j["runs"] = nlohmann::json::array();
-  std::printf("cube peak (in-cache matmul, all threads): %.2f TFLOP/s\n\n", peak / 1e12);
-  std::printf("%5s | %9s %8s %9s %7s | %9s %9s %7s %7s %8s\n", "batch", "prefill", "tok/s",
-              "TFLOP/s", "%peak", "decode ms", "(min-max)", "tok/s", "GB/step", "%bw");
-  for (size_t batch : o.batches) {
+  j["peak_gflops"] = peak / 1e9;
+  j["kernel_peak_gflops"] = kernel_peak / 1e9;
+  j["decode"] = nlohmann::json::array();
+  std::printf(
+      "peak dot rate (register-only loop of the path's dot instruction, all threads): %.1f "
+      "GFLOP/s; our matmul kernel in cache: %.1f GFLOP/s (%.1f%% of it)\n\n",
+      peak / 1e9, kernel_peak / 1e9, 100 * kernel_peak / peak);
+  std::printf("%5s | %9s %8s %9s %7s | %9s %9s %7s %7s %7s %7s %-7s\n", "batch", "prefill",
+              "tok/s", "GFLOP/s", "%peak", "decode ms", "(min-max)", "tok/s", "GB/step", "%bw",
+              "%roof", "bound");
+  std::vector<double> all_bw;
+  for (size_t bi = 0; bi < o.batches.size(); ++bi) {
+    const size_t batch = o.batches[bi];
     model.ResetAll();
     std::vector<int32_t> users(batch);
     std::vector<std::vector<int32_t>> prompts(batch, std::vector<int32_t>(o.context));
@@ -136,9 +159,7 @@ void RunModelBench(const ModelBenchOptions& o) {
     model.Prefill(users, prompts, logits.data());
     const double prefill_s = Since(t0);
     const double tokens = static_cast<double>(batch * o.context);
-    // Causal attention: q.K and P.V over on average (context + 1) / 2 positions per token.
-    const double attn_flops = 4.0 * c.QDim() * c.layers * (o.context + 1) / 2.0;
-    const double prefill_flops = tokens * (2.0 * layer_params + attn_flops) + batch * lm_flops;
+    const double prefill_flops = batch * prompt_flops;
 
     std::vector<int32_t> next(batch);
     auto pick = [&] {
@@ -151,29 +172,43 @@ void RunModelBench(const ModelBenchOptions& o) {
       pick();
       model.Decode(users, next, logits.data());
     }
-    std::vector<double> ms, pct, bws;
-
+    std::vector<double> ms, pct, roof, bws;
+    std::vector<int32_t> seq_lens(batch);
+    double sum_bytes = 0, sum_flops = 0, mem_s = 0, flop_s = 0;
     StageTimes stages;
     for (size_t s = 0; s < o.steps; ++s) {
       pick();
       const double bw = probe.Pass();
       double kv = 0;
-      for (size_t u = 0; u < batch; ++u) kv += (model.Length(u) + 1) * kv_token_bytes;
+      for (size_t u = 0; u < batch; ++u) {
+        seq_lens[u] = static_cast<int32_t>(model.Length(u) + 1);
+        kv += seq_lens[u] * kv_token_bytes;
+      }
+      const double bytes = weight_bytes + kv, flops = layer_flops(seq_lens) + head_flops(batch);
       const auto ts = Clock::now();
       model.Decode(users, next, logits.data(), &stages);
       const double sec = Since(ts);
 
       ms.push_back(sec * 1e3);
-      pct.push_back(100.0 * (weight_bytes + kv) / sec / 1e9 / bw);
+      pct.push_back(100.0 * bytes / sec / 1e9 / bw);
+      roof.push_back(100.0 * std::max(bytes / (bw * 1e9), flops / peak) / sec);
       bws.push_back(bw);
+      all_bw.push_back(bw);
+      sum_bytes += bytes;
+      sum_flops += flops;
+      mem_s += bytes / (bw * 1e9);
+      flop_s += flops / peak;
     }
-    const Summary t = Summarize(ms), p = Summarize(pct), b = Summarize(bws);
-    const double step_bytes = weight_bytes + batch * (o.context + 3 + o.steps / 2) * kv_token_bytes;
+    const Summary t = Summarize(ms), p = Summarize(pct), r = Summarize(roof), b = Summarize(bws);
+    const double step_bytes = sum_bytes / o.steps, step_fl = sum_flops / o.steps;
+    const char* bound = mem_s >= flop_s ? "memory" : "compute";
+    const double prefill_gflops = prefill_flops / prefill_s / 1e9;
     const double prefill_pct = 100.0 * prefill_flops / prefill_s / peak;
-    std::printf("%5zu | %8.2fs %8.1f %9.3f %6.1f%% | %9.2f %4.1f-%-4.1f %7.1f %7.3f %7.1f%%\n",
-                batch, prefill_s, tokens / prefill_s, prefill_flops / prefill_s / 1e12,
-                prefill_pct, t.median, t.min, t.max, batch / (t.median * 1e-3), step_bytes / 1e9,
-                p.median);
+    std::printf("%5zu | %8.2fs %8.1f %9.1f %6.1f%% | %9.2f %4.1f-%-4.1f %7.1f %7.3f %6.1f%% "
+                "%6.1f%% %-7s\n",
+                batch, prefill_s, tokens / prefill_s, prefill_gflops, prefill_pct, t.median,
+                t.min, t.max, batch / (t.median * 1e-3), step_bytes / 1e9, p.median, r.median,
+                bound);
     std::string breakdown;
     nlohmann::json stage_ms = nlohmann::json::object();
     for (size_t st = 0; st < kNumStages; ++st) {
@@ -184,22 +219,40 @@ void RunModelBench(const ModelBenchOptions& o) {
       breakdown += buf;
     }
     std::printf("      decode ms per step by stage (all layers, mean):%s\n", breakdown.c_str());
-    j["runs"].push_back({{"batch", batch},
-                         {"prefill_tokens", tokens},
-                         {"prefill_s", prefill_s},
-                         {"prefill_tokens_per_s", tokens / prefill_s},
-                         {"prefill_pct_peak", prefill_pct},
-                         {"decode_ms", {{"median", t.median}, {"min", t.min}, {"max", t.max}}},
-                         {"decode_tokens_per_s", batch / (t.median * 1e-3)},
-                         {"decode_bytes_per_step", step_bytes},
-                         {"decode_pct_bw", {{"median", p.median}, {"min", p.min}, {"max", p.max}}},
-                         {"read_bw_gbs", b.median},
-                         {"decode_stage_ms", stage_ms}});
+    if (bi == 0) {
+      j["prefill"] = {{"batch", batch},
+                      {"tokens", batch * o.context},
+                      {"ms", prefill_s * 1e3},
+                      {"tok_s", tokens / prefill_s},
+                      {"gflops", prefill_gflops},
+                      {"flops", prefill_flops},
+                      {"pct_peak", prefill_pct}};
+    }
+    j["decode"].push_back({{"batch", batch},
+                           {"context", o.context},
+                           {"ms", t.median},
+                           {"ms_min", t.min},
+                           {"ms_max", t.max},
+                           {"tok_s", batch / (t.median * 1e-3)},
+                           {"bytes", step_bytes},
+                           {"flops", step_fl},
+                           {"pct_bw", p.median},
+                           {"pct_roofline", r.median},
+                           {"pct_roofline_min", r.min},
+                           {"pct_roofline_max", r.max},
+                           {"bound", bound},
+                           {"read_bw_gbs", b.median},
+                           {"prefill_ms", prefill_s * 1e3},
+                           {"stage_ms", stage_ms}});
   }
+  j["read_bw_gbs"] = Summarize(all_bw).median;
   std::printf(
-      "\ndecode %%bw: (packed weights + KV read) / step time / read bandwidth of the pass just "
-      "before the step, median of %zu steps; prefill %%peak: prompt FLOPs / time / cube peak\n",
-      o.steps);
+      "\nread bandwidth %.2f GB/s (median of the %zu passes, one before each step). decode %%bw: "
+      "(packed weights + KV read) / step time / the bandwidth of the pass just before the step; "
+      "%%roof: max(bytes / that bandwidth, step FLOPs / peak) / step time; both medians of %zu "
+      "steps. prefill: all users' --context prompt tokens; %%peak: prompt FLOPs / time / peak "
+      "dot rate. JSON \"prefill\" is the first batch's (%zu).\n",
+      j["read_bw_gbs"].get<double>(), all_bw.size(), o.steps, o.batches.front());
   if (!o.json_path.empty()) {
     std::ofstream out(o.json_path);
     out << j.dump(2) << "\n";

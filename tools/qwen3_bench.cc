@@ -2,6 +2,8 @@
 //   (a) read bandwidth: every thread streams a buffer of >= 2 GiB (read_bandwidth.h)
 //   (b) our step per stage and in total: median and spread over --steps after --warmup
 //   (c) the bytes each stage must move, its GB/s and % of (a)
+//   (c') the roofline: each stage's FLOPs, the path's peak dot rate (kernels/cpu/peak_rate.h),
+//        and max(bytes / bandwidth, FLOPs / peak), the least time the stage can take
 //   (d) the same projections through oneDNN's bf16 matmul (the peer), side by side
 //   (e) what the seed's design choices are worth: fused epilogues vs an unfused schedule,
 //       flat attention dispatch vs one dispatch per user
@@ -20,6 +22,8 @@
 #include <vector>
 
 #include "base/error.h"
+#include "kernels/cpu/peak_rate.h"
+#include "model/stage_cost.h"
 #include "tools/layer_flags.h"
 #include "tools/onednn_peer.h"
 #include "tools/model_bench.h"
@@ -33,18 +37,25 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Per stage and in total: ms, and % of the read bandwidth of the pass just before each step
-// (median over steps of that per-step ratio, which cancels the host's bandwidth drift).
+// (median over steps of that per-step ratio, which cancels the host's bandwidth drift), and %
+// of the roofline, max(bytes / that pass's bandwidth, FLOPs / peak) / ms, the same way.
 struct StageStats {
-  std::array<Summary, kNumStages> stage, stage_pct;
-  Summary total, total_pct, bw;
+  std::array<Summary, kNumStages> stage, stage_pct, stage_roof;
+  Summary total, total_pct, total_roof, bw;
 };
+
+// The least seconds `bytes` and `flops` take at bw GB/s and peak FLOP/s.
+double RooflineSeconds(double bytes, double flops, double bw_gbs, double peak) {
+  return std::max(bytes / (bw_gbs * 1e9), flops / peak);
+}
 
 // Steps of several program variants, interleaved round-robin (a bandwidth pass before each
 // step), so that the host's drift hits every variant alike.
 std::vector<StageStats> TimeSteps(LayerHarness& h, const std::vector<DecodeLayer*>& layers,
                                   ReadBandwidthProbe& probe,
-                                  const std::array<double, kNumStages>& bytes, size_t warmup,
-                                  size_t steps) {
+                                  const std::array<double, kNumStages>& bytes,
+                                  const std::array<double, kNumStages>& flops, double peak,
+                                  size_t warmup, size_t steps) {
   for (size_t i = 0; i < warmup; ++i) {
     for (DecodeLayer* layer : layers) h.StepWith(*layer);
   }
@@ -57,24 +68,28 @@ std::vector<StageStats> TimeSteps(LayerHarness& h, const std::vector<DecodeLayer
       h.StepWith(*layers[v], &runs[i * n + v]);
     }
   }
-  double total_bytes = 0;
+  double total_bytes = 0, total_flops = 0;
   for (double b : bytes) total_bytes += b;
+  for (double f : flops) total_flops += f;
   std::vector<StageStats> out(n);
   for (size_t v = 0; v < n; ++v) {
     StageStats& s = out[v];
     std::vector<double> all_bw;
     for (size_t st = 0; st <= kNumStages; ++st) {
-      std::vector<double> ms, pct;
+      std::vector<double> ms, pct, roof;
       for (size_t i = 0; i < steps; ++i) {
         const StageTimes& r = runs[i * n + v];
         const double sec = st < kNumStages ? r.seconds[st] : r.Total();
         const double b = st < kNumStages ? bytes[st] : total_bytes;
+        const double f = st < kNumStages ? flops[st] : total_flops;
         ms.push_back(sec * 1e3);
         pct.push_back(sec > 0 ? 100 * b / sec / 1e9 / bw[i * n + v] : 0);
+        roof.push_back(sec > 0 ? 100 * RooflineSeconds(b, f, bw[i * n + v], peak) / sec : 0);
         if (st == 0) all_bw.push_back(bw[i * n + v]);
       }
       (st < kNumStages ? s.stage[st] : s.total) = Summarize(ms);
       (st < kNumStages ? s.stage_pct[st] : s.total_pct) = Summarize(pct);
+      (st < kNumStages ? s.stage_roof[st] : s.total_roof) = Summarize(roof);
     }
     s.bw = Summarize(all_bw);
   }
@@ -192,8 +207,11 @@ int Main(int argc, char** argv) {
 
   const size_t h_pps = h.layer().PagesPerSplit(h.batch(), o.block_size);
   const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps, o.block_size);
+  const auto flops = StageFlops(c, h.batch(), h.tensors().lm_rows);
   ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
-  const StageStats ours = TimeSteps(h, {&h.layer()}, probe, bytes, warmup, steps)[0];
+  const double peak = cpu::PeakDotFlops(h.path(), h.pool());
+  const StageStats ours =
+      TimeSteps(h, {&h.layer()}, probe, bytes, flops, peak, warmup, steps)[0];
 
   std::array<std::optional<PeerStats>, kNumStages> peer{};
   if (!no_peer) {
@@ -221,7 +239,8 @@ int Main(int argc, char** argv) {
         variant([](auto& vo) { vo.attention_per_user = true; }),
         variant([](auto& vo) { vo.pages_per_split = 1; }),
         variant([](auto& vo) { vo.pages_per_split = 8; })};
-    const std::vector<StageStats> st = TimeSteps(h, layers, probe, bytes, warmup, steps);
+    const std::vector<StageStats> st =
+        TimeSteps(h, layers, probe, bytes, flops, peak, warmup, steps);
     const char* names[] = {"engine", "unfused_epilogues", "attention_per_user",
                            "pages_per_split_1", "pages_per_split_8"};
     const auto idx = [](Stage x) { return static_cast<size_t>(x); };
@@ -233,9 +252,13 @@ int Main(int argc, char** argv) {
       nlohmann::json vj = nlohmann::json::object();
       for (Stage x : {Stage::kOutProj, Stage::kGateUpSilu, Stage::kDownProj, Stage::kAttention,
                       Stage::kAttentionMerge}) {
-        vj[ToString(x)] = {{"ms", s.stage[idx(x)].median}, {"pct_bw", s.stage_pct[idx(x)].median}};
+        vj[ToString(x)] = {{"ms", s.stage[idx(x)].median},
+                           {"pct_bw", s.stage_pct[idx(x)].median},
+                           {"pct_roofline", s.stage_roof[idx(x)].median}};
       }
-      vj["total"] = {{"ms", s.total.median}, {"pct_bw", s.total_pct.median}};
+      vj["total"] = {{"ms", s.total.median},
+                     {"pct_bw", s.total_pct.median},
+                     {"pct_roofline", s.total_roof.median}};
       variants[names[v]] = vj;
       std::printf("%-22s %9.3f %9.3f %9.3f %10.3f %9.3f %9.3f %7.1f%%\n", names[v],
                   s.stage[idx(Stage::kOutProj)].median, s.stage[idx(Stage::kGateUpSilu)].median,
@@ -258,10 +281,13 @@ int Main(int argc, char** argv) {
   const double read_gbs = ours.bw.median;
   nlohmann::json j;
   j["read_bw_gbs"] = read_gbs;
+  j["peak_gflops"] = peak / 1e9;
   j["read_bw"] = {
       {"bytes", probe.bytes()},
       {"passes", SummaryJson(ours.bw)},
-      {"note", "one pass before each timed step; pct_bw = median of per-step ratios"}};
+      {"note",
+       "one pass before each timed step; pct_bw and pct_roofline = median of per-step ratios "
+       "(each step against its own pass); roofline_ms and bound use the median bandwidth"}};
   j["path"] = cpu::ToString(h.path());
   j["threads"] = threads;
   j["config"] = c.name;
@@ -269,15 +295,32 @@ int Main(int argc, char** argv) {
   j["all_max_seq"] = o.all_max_seq;
   j["lm_head"] = ToString(o.lm_head);
   j["steps"] = steps;
-  std::printf("\n%-20s %9s %9s %9s %9s %8s %7s %8s %7s\n", "stage", "MB", "ms", "(min", "max)",
-              "GB/s", "%bw", "oneDNN", "%bw");
-  double total_bytes = 0;
+  std::printf("\n%-20s %9s %9s %9s %9s %8s %7s %9s %9s %7s %-7s %8s %7s\n", "stage", "MB", "ms",
+              "(min", "max)", "GB/s", "%bw", "GFLOP", "roof ms", "%roof", "bound", "oneDNN",
+              "%bw");
+  // The least time at the median bandwidth and the peak, and which of the two limits it.
+  auto roofline = [&](double b, double f, const Summary& pct, nlohmann::json& out) {
+    const double sec = RooflineSeconds(b, f, read_gbs, peak);
+    const char* bound = b / (read_gbs * 1e9) >= f / peak ? "memory" : "compute";
+    out["flops"] = f;
+    out["roofline_ms"] = sec * 1e3;
+    out["pct_roofline"] = pct.median;
+    out["pct_roofline_min"] = pct.min;
+    out["pct_roofline_max"] = pct.max;
+    out["bound"] = bound;
+    char col[64];
+    std::snprintf(col, sizeof(col), "%9.3f %9.3f %6.1f%% %-7s", f / 1e9, sec * 1e3, pct.median,
+                  bound);
+    return std::string(col);
+  };
+  double total_bytes = 0, total_flops = 0;
   j["stages"] = nlohmann::json::array();
   for (size_t s = 0; s < kNumStages; ++s) {
     if (bytes[s] == 0 || (s == static_cast<size_t>(Stage::kLmHead) && h.tensors().lm_rows == 0))
       continue;
     const Summary& t = ours.stage[s];
     total_bytes += bytes[s];
+    total_flops += flops[s];
     const double gbs = bytes[s] / (t.median * 1e-3) / 1e9;
     nlohmann::json st = {{"name", ToString(static_cast<Stage>(s))},
                          {"bytes", bytes[s]},
@@ -297,28 +340,35 @@ int Main(int argc, char** argv) {
       st["peer_pct_bw"] = peer[s]->pct.median;
       std::snprintf(peer_col, sizeof(peer_col), "%8.2f %6.1f%%", pg, peer[s]->pct.median);
     }
-    std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s\n",
+    const std::string roof_col = roofline(bytes[s], flops[s], ours.stage_roof[s], st);
+    std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s %s\n",
                 ToString(static_cast<Stage>(s)), bytes[s] / 1e6, t.median, t.min, t.max, gbs,
-                ours.stage_pct[s].median, peer_col);
+                ours.stage_pct[s].median, roof_col.c_str(), peer_col);
     j["stages"].push_back(st);
   }
   const double total_gbs = total_bytes / (ours.total.median * 1e-3) / 1e9;
-  std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%%\n", "total", total_bytes / 1e6,
+  nlohmann::json total = {{"bytes", total_bytes},
+                          {"ms", ours.total.median},
+                          {"ms_min", ours.total.min},
+                          {"ms_max", ours.total.max},
+                          {"gbs", total_gbs},
+                          {"pct_bw", ours.total_pct.median},
+                          {"pct_bw_min", ours.total_pct.min},
+                          {"pct_bw_max", ours.total_pct.max}};
+  const std::string roof_col = roofline(total_bytes, total_flops, ours.total_roof, total);
+  std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s\n", "total", total_bytes / 1e6,
               ours.total.median, ours.total.min, ours.total.max, total_gbs,
-              ours.total_pct.median);
+              ours.total_pct.median, roof_col.c_str());
   std::printf(
       "read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
       "step [%.2f..%.2f], prefetch %zu B ahead\n",
       read_gbs, steps, probe.bytes() / double(1 << 30), ours.bw.min, ours.bw.max,
       probe.prefetch_bytes());
-  j["total"] = {{"bytes", total_bytes},
-                {"ms", ours.total.median},
-                {"ms_min", ours.total.min},
-                {"ms_max", ours.total.max},
-                {"gbs", total_gbs},
-                {"pct_bw", ours.total_pct.median},
-                {"pct_bw_min", ours.total_pct.min},
-                {"pct_bw_max", ours.total_pct.max}};
+  std::printf(
+      "peak dot rate: %.1f GFLOP/s (path %s, register-only loop on all %zu threads); roof ms = "
+      "max(bytes / median bandwidth, FLOPs / peak), %%roof = median of per-step roof / ms\n",
+      peak / 1e9, cpu::ToString(h.path()), threads);
+  j["total"] = total;
   j["variants"] = variants;
   if (!json_path.empty()) {
     std::ofstream out(json_path);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "model/stage_cost.h"
 #include "tools/layer_flags.h"
 #include "tools/summary.h"
 #include "tools/tool_main.h"

@@ -139,13 +139,3 @@ class DecodeLayer {
 };
 
 }  // namespace qwen3
-
-namespace qwen3 {
-
-// Bytes each stage must move at least (weights, KV of every context token, activations,
-// partials), for GB/s and % of bandwidth; lm_rows = 0 leaves the LM head out.
-std::array<double, kNumStages> StageBytes(const Qwen3Config& config, const DecodeBatch& batch,
-                                          size_t lm_rows, size_t pages_per_split,
-                                          size_t block_size);
-
-}  // namespace qwen3

@@ -1,0 +1,73 @@
+#include "kernels/cpu/peak_rate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "base/error.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/peak_rate_loops.h"
+#include "runtime/thread_pool.h"
+
+namespace qwen3::cpu {
+
+volatile float dot_loop_sink = 0;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+using DotLoopFn = double (*)(size_t iters);
+
+DotLoopFn LoopOf(CpuPath path) {
+  switch (path) {
+    case CpuPath::kAmx:
+      return DotLoopAmx;
+    case CpuPath::kAvx512Bf16:
+      return DotLoopAvx512Bf16;
+    case CpuPath::kAvx512:
+      return DotLoopAvx512;
+    case CpuPath::kAvx2:
+      return DotLoopAvx2;
+    case CpuPath::kScalar:
+    case CpuPath::kSentinel:
+      break;
+  }
+  return DotLoopScalar;
+}
+
+}  // namespace
+
+double PeakDotFlops(CpuPath path, ThreadPool& pool) {
+  if (!IsSupported(path)) {
+    throw Error(std::string("CPU path '") + ToString(path) +
+                "': expected one this machine supports (PeakDotFlops)");
+  }
+  const DotLoopFn loop = LoopOf(path);
+  // A block of ~1 ms on one thread; a repetition is 10 blocks per worker (~10 ms), claimed
+  // from the pool's counter so a worker that starts late (shared host) is balanced by others.
+  size_t iters = 256;
+  double block_flops = 0;
+  for (;;) {
+    const auto t0 = Clock::now();
+    block_flops = loop(iters);
+    if (Since(t0) >= 1e-3 || iters >= (size_t{1} << 32)) break;
+    iters *= 2;
+  }
+  const size_t blocks = 10 * pool.NumWorkers();
+  double best = 0;
+  for (int rep = 0; rep < 8; ++rep) {  // rep 0 is a warm-up (clocks, wake-ups)
+    const auto t0 = Clock::now();
+    pool.Spmd(blocks, [&](size_t, size_t) { loop(iters); }, "peak_dot");
+    const double rate = block_flops * static_cast<double>(blocks) / Since(t0);
+    if (rep > 0) best = std::max(best, rate);
+  }
+  if (path == CpuPath::kAmx) InvalidateTileConfigs();  // our tile config replaced the matmul's
+  return best;
+}
+
+}  // namespace qwen3::cpu
