@@ -55,8 +55,7 @@ class ThreadPool {
   static void Call(const void* ctx, size_t block, size_t worker) {
     (*static_cast<const Body*>(ctx))(block, worker);
   }
-  void Run(size_t n, std::span<const size_t> bounds, BlockFn fn, const void* ctx,
-           const char* name);
+  void Run(size_t n, std::span<const size_t> bounds, BlockFn fn, const void* ctx, const char* name);
   size_t Begin(size_t worker) const;
   void WorkerLoop(size_t worker);
   void Work(size_t worker);

@@ -78,7 +78,8 @@ void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layo
         continue;
       }
       kernels.softmax_tile(s + qi * group * bs, bs, group, own, bs, scale, pq, bs,
-                           first ? m[qi] : m_page + qi * group, first ? l[qi] : l_page + qi * group);
+                           first ? m[qi] : m_page + qi * group,
+                           first ? l[qi] : l_page + qi * group);
     }
     MatmulColumns(
         kernels, p, bs, rows, (valid + kTileK - 1) / kTileK, pdim / kTileN,

@@ -37,6 +37,11 @@ constexpr size_t kChunkTiles = QW_TUNE_CHUNK;
 #define QW_TUNE_HINT _MM_HINT_T0
 #endif
 constexpr size_t kLine = 64;
+#ifndef QW_TUNE_AHEAD
+constexpr size_t kAheadChunks = 1;
+#else
+constexpr size_t kAheadChunks = QW_TUNE_AHEAD;
+#endif
 
 // Software prefetch spread over the k pairs of a call: the lines of [next, b_end), then of
 // [ext, ext_end) (attention's next KV page), per_step lines at each k pair.
@@ -74,27 +79,33 @@ static inline bool OneGroup(const BBlock* b, size_t nb) {
   return true;
 }
 
-// Accumulators of R rows x NB blocks over k-tiles [t0, t1); first: start from zero, else from c.
+// Accumulators of R rows x NB blocks over k-tiles [t0, t1); first: start from zero, else from
+// c. The prefetcher and the B pointers live in locals, so the k-pair loop keeps them in
+// registers (through the references, GCC reloaded and stored them every k pair: the loop was
+// bound by its scalar instructions, not by the dot units).
 template <size_t R, size_t NB>
 static inline void TileChunk(const bf16* a, size_t lda, const BBlock* b, size_t t0, size_t t1,
-                             float* c, size_t ldc, bool first, Prefetcher& pf) {
+                             float* c, size_t ldc, bool first, Prefetcher& prefetcher) {
+  Prefetcher pf = prefetcher;
   __m512 acc[R][NB];
   for (size_t r = 0; r < R; ++r) {
     for (size_t j = 0; j < NB; ++j) {
       acc[r][j] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + j * kTileN);
     }
   }
+  size_t row_stride[NB];
+  for (size_t j = 0; j < NB; ++j) row_stride[j] = b[j].row_stride;
 #ifndef QW_AVX512_BF16
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
 #endif
   for (size_t t = t0; t < t1; ++t) {
     const bf16* a_tile = a + t * kTileK;
+    const bf16* b_tile[NB];
+    for (size_t j = 0; j < NB; ++j) b_tile[j] = b[j].data + t * b[j].ktile_stride;
     for (size_t kp = 0; kp < kTileK / 2; ++kp) {
       pf.Step();
       __m512i bv[NB];
-      for (size_t j = 0; j < NB; ++j) {
-        bv[j] = _mm512_loadu_si512(b[j].data + t * b[j].ktile_stride + kp * b[j].row_stride);
-      }
+      for (size_t j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(b_tile[j] + kp * row_stride[j]);
 #ifndef QW_AVX512_BF16
       __m512 be[NB], bo[NB];
       for (size_t j = 0; j < NB; ++j) {
@@ -124,52 +135,50 @@ static inline void TileChunk(const bf16* a, size_t lda, const BBlock* b, size_t 
   for (size_t r = 0; r < R; ++r) {
     for (size_t j = 0; j < NB; ++j) _mm512_storeu_ps(c + r * ldc + j * kTileN, acc[r][j]);
   }
+  prefetcher = pf;
 }
 
-// One chunk of k-tiles for a row tile of R rows over all nb blocks, NB blocks at a time:
-// R x NB accumulators plus NB B vectors fit the 32 zmm registers (R = 8: NB <= 3).
+// One chunk of k-tiles for a row tile of R rows over the nb blocks, NB blocks at a time:
+// R x NB accumulators, NB B vectors and a broadcast A pair fit the 32 zmm registers; 8 rows
+// x 4 blocks run as two passes of 8 x 2. (6 x 4 tiles, fewer loads per dot, streamed the 14B
+// LM head shape 9% slower than 8 x 2: docs/PERFORMANCE.md.)
 template <size_t R>
 static inline void RowTileChunk(const bf16* a, size_t lda, const BBlock* b, size_t nb, size_t t0,
                                 size_t t1, float* c, size_t ldc, bool first, Prefetcher& pf) {
-  if constexpr (R <= 4) {
-    switch (nb) {
-      case 1:
-        return TileChunk<R, 1>(a, lda, b, t0, t1, c, ldc, first, pf);
-      case 2:
-        return TileChunk<R, 2>(a, lda, b, t0, t1, c, ldc, first, pf);
-      case 3:
-        return TileChunk<R, 3>(a, lda, b, t0, t1, c, ldc, first, pf);
-      default:
+  switch (nb) {
+    case 1:
+      return TileChunk<R, 1>(a, lda, b, t0, t1, c, ldc, first, pf);
+    case 2:
+      return TileChunk<R, 2>(a, lda, b, t0, t1, c, ldc, first, pf);
+    case 3:
+      return TileChunk<R, 3>(a, lda, b, t0, t1, c, ldc, first, pf);
+    default:
+      if constexpr (R <= 4) {
         return TileChunk<R, 4>(a, lda, b, t0, t1, c, ldc, first, pf);
-    }
-  } else {
-    switch (nb) {
-      case 1:
-        return TileChunk<R, 1>(a, lda, b, t0, t1, c, ldc, first, pf);
-      case 2:
-        return TileChunk<R, 2>(a, lda, b, t0, t1, c, ldc, first, pf);
-      case 3:
-        return TileChunk<R, 3>(a, lda, b, t0, t1, c, ldc, first, pf);
-      default:
+      } else {
         TileChunk<R, 2>(a, lda, b, t0, t1, c, ldc, first, pf);
         return TileChunk<R, 2>(a, lda, b + 2, t0, t1, c + 2 * kTileN, ldc, first, pf);
-    }
+      }
   }
 }
 
 // Rows in tiles of 8, the last one of 8, 4, 2 or 1 rows (the smallest that covers the rest).
-static inline size_t RowTile(size_t rest) {
-  return rest >= 5 ? 8 : rest >= 3 ? 4 : rest;
+// A tile may run past `rows` into the 16 readable rows of a; those rows of c are unspecified.
+static inline size_t RowTile(size_t rest) { return rest >= 5 ? 8 : rest >= 3 ? 4 : rest; }
+
+// Register tiles a chunk runs for `rows` rows over nb blocks (prefetch pacing).
+static inline size_t TilesPerChunk(size_t rows, size_t nb) {
+  size_t tiles = 0;
+  for (size_t r0 = 0; r0 < rows; r0 += RowTile(rows - r0))
+    tiles += RowTile(rows - r0) == 8 && nb == 4 ? 2 : 1;
+  return tiles;
 }
 
 static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
                         size_t nb, float* c, size_t ldc, const void* prefetch,
                         size_t prefetch_bytes) {
   QW_ASSERT(rows >= 1 && rows <= kTileM && nb >= 1 && nb <= kMaxBlocksPerCall && k_tiles >= 1);
-  size_t col_passes = 0;  // register tiles per chunk
-  for (size_t r0 = 0; r0 < rows; r0 += RowTile(rows - r0)) {
-    col_passes += RowTile(rows - r0) == 8 && nb == 4 ? 2 : 1;
-  }
+  const size_t col_passes = TilesPerChunk(rows, nb);
   const bool group = OneGroup(b, nb);
   const size_t ktile_bytes = nb * TileOrder::kTileElems * sizeof(bf16);
   Prefetcher pf;
@@ -186,9 +195,11 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
   const char* b0 = reinterpret_cast<const char*>(b[0].data);
   for (size_t t0 = 0; t0 < k_tiles; t0 += kChunkTiles) {
     const size_t t1 = std::min(k_tiles, t0 + kChunkTiles);
-    if (group) {  // the next chunk
-      pf.next = b0 + t1 * ktile_bytes;
-      pf.b_end = b0 + std::min(k_tiles, t1 + kChunkTiles) * ktile_bytes;
+    if (group) {
+      // kAheadChunks chunks ahead, past the end of the call too: prefetches never fault, and
+      // after a group of packed weights comes the next group, the worker's next call.
+      pf.next = b0 + (t0 + kAheadChunks * kChunkTiles) * ktile_bytes;
+      pf.b_end = pf.next + kChunkTiles * ktile_bytes;
     }
     for (size_t r0 = 0; r0 < rows;) {
       const size_t rt = RowTile(rows - r0);
@@ -217,22 +228,22 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 #ifdef QW_AVX512_BF16
 extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512Bf16,
-                                       .matmul_block = avx512bf16::MatmulBlock,
-                                       .softmax_tile = avx512bf16::SoftmaxTile,
-                                       .silu_mul = avx512bf16::SiluMul,
-                                       .rms_norm_bf16 = avx512bf16::RmsNormBf16,
-                                       .rms_norm_f32 = avx512bf16::RmsNormF32,
-                                       .head_norm_rope = avx512bf16::HeadNormRope,
-                                       .cast_bf16 = avx512bf16::CastBf16});
+                                                       .matmul_block = avx512bf16::MatmulBlock,
+                                                       .softmax_tile = avx512bf16::SoftmaxTile,
+                                                       .silu_mul = avx512bf16::SiluMul,
+                                                       .rms_norm_bf16 = avx512bf16::RmsNormBf16,
+                                                       .rms_norm_f32 = avx512bf16::RmsNormF32,
+                                                       .head_norm_rope = avx512bf16::HeadNormRope,
+                                                       .cast_bf16 = avx512bf16::CastBf16});
 #else
 extern const CpuKernels kKernelsAvx512 = Complete({.path = CpuPath::kAvx512,
-                                       .matmul_block = avx512::MatmulBlock,
-                                       .softmax_tile = avx512::SoftmaxTile,
-                                       .silu_mul = avx512::SiluMul,
-                                       .rms_norm_bf16 = avx512::RmsNormBf16,
-                                       .rms_norm_f32 = avx512::RmsNormF32,
-                                       .head_norm_rope = avx512::HeadNormRope,
-                                       .cast_bf16 = avx512::CastBf16});
+                                                   .matmul_block = avx512::MatmulBlock,
+                                                   .softmax_tile = avx512::SoftmaxTile,
+                                                   .silu_mul = avx512::SiluMul,
+                                                   .rms_norm_bf16 = avx512::RmsNormBf16,
+                                                   .rms_norm_f32 = avx512::RmsNormF32,
+                                                   .head_norm_rope = avx512::HeadNormRope,
+                                                   .cast_bf16 = avx512::CastBf16});
 #endif
 
 }  // namespace qwen3::cpu
