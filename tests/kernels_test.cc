@@ -272,6 +272,36 @@ TEST_P(KernelsTest, MatmulBlockRowsDoNotChangeARow) {
   }
 }
 
+// matmul_rows (a prefill panel in one call) gives every row the bits matmul_block gives it in
+// its 16-row tile, for panels that end inside a tile.
+TEST_P(KernelsTest, MatmulRowsEqualsBlockTiles) {
+  SCOPED_TRACE(ToString(GetParam()));
+  const size_t k_tiles = 10, k = k_tiles * kTileK, lda = k + 8;
+  const std::vector<bf16> a = RandomBf16s(100, 95, kMaxPanelRows * lda);
+  for (size_t nb = 1; nb <= kMaxBlocksPerCall; ++nb) {
+    const TileOrder order{k_tiles, nb};
+    const std::vector<bf16> b = RandomBf16s(100, 96 + nb, k * nb * kTileN);
+    BBlock blocks[kMaxBlocksPerCall];
+    for (size_t j = 0; j < nb; ++j) blocks[j] = order.Block(b.data(), j);
+    const size_t ldc = nb * kTileN + 3;
+    for (size_t rows : {size_t{17}, size_t{40}, size_t{100}, kMaxPanelRows}) {
+      std::vector<float> panel(RoundUp(rows, kTileM) * ldc), tile(kTileM * ldc);
+      Kernels().matmul_rows(a.data(), lda, rows, k_tiles, blocks, nb, panel.data(), ldc);
+      for (size_t r0 = 0; r0 < rows; r0 += kTileM) {
+        const size_t n_rows = std::min(kTileM, rows - r0);
+        Kernels().matmul_block(a.data() + r0 * lda, lda, n_rows, k_tiles, blocks, nb,
+                               tile.data(), ldc, nullptr, 0);
+        for (size_t r = 0; r < n_rows; ++r) {
+          for (size_t col = 0; col < nb * kTileN; ++col) {
+            ASSERT_TRUE(SameBits(panel[(r0 + r) * ldc + col], tile[r * ldc + col]))
+                << "nb " << nb << ", rows " << rows << ": row " << r0 + r << " col " << col;
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // PackedMatrix + MatmulGroup: both source layouts, every column group, every 16-row tile.
 

@@ -170,7 +170,7 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   q_proj_ = AlignedBuffer<float>(rows * q);
   k_proj_ = AlignedBuffer<float>(rows * kv);
   v_proj_ = AlignedBuffer<float>(rows * kv);
-  q_tiles_ = AlignedBuffer<bf16>(options.max_batch * heads_kv * kTileM * pdim);
+  q_tiles_ = AlignedBuffer<bf16>(heads_kv * QTileRowsPerHead() * pdim);
   ReserveParts(parts);
   attn_out_ = AlignedBuffer<bf16>(rows * AttnStride(config));
   resid1_ = AlignedBuffer<float>(rows * h);
@@ -178,7 +178,8 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options,
   mlp_ = AlignedBuffer<bf16>(rows * config.intermediate);
   final_normed_ = AlignedBuffer<bf16>(rows * h);
   validate_slots_.reserve(options.max_batch);
-  user_items_.reserve(options.max_batch + 1);
+  block_items_.reserve(options.max_batch + 1);
+  row_parts_.reserve(options.max_batch + 1);
   row_pps_.reserve(options.max_batch);
   if (!options.fused_epilogues) {
     unfused_scratch_ = AlignedBuffer<float>(
@@ -354,7 +355,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   });
 
   // Per (user, KV head): q/k RMSNorm, RoPE at the current position, bf16; K/V into the cache,
-  // the group's q heads into a zero-padded [16][pdim] tile (only real dims are ever written).
+  // the group's q heads into their rows of q_tiles_ (only real dims are ever written).
   Timed(times, Stage::kQkNormRopeCache, [&] {
     pool_.Spmd(
         n * heads_kv,
@@ -368,7 +369,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
                            dim, eps, kb);
           k.cast_bf16(v_proj_.data() + b * kv_dim + kvh * dim, dim, vb);
           kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
-          bf16* tile = q_tiles_.data() + i * kTileM * pdim;
+          bf16* tile = QTile(kvh, b);
           for (size_t g = 0; g < group; ++g) {
             k.head_norm_rope(q_proj_.data() + b * q_dim + (kvh * group + g) * dim, w.q_norm.data(),
                              cos, sin, dim, eps, tile + g * pdim);
@@ -377,7 +378,10 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
         ToString(Stage::kQkNormRopeCache));
   });
 
-  // Split-KV partials: one flat dispatch over every (user, KV head, split).
+  // Split-KV partials: one flat dispatch over every (query block, KV head, split). A query
+  // block is consecutive rows of one sequence at consecutive positions (a prefill chunk; a
+  // decode row is a block of one) with the same split length: it loads each K/V page once for
+  // up to 16 / group queries. A row's partials are the same bits as it computed alone.
   const size_t bs = kv.layout().block_size;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
   row_pps_.resize(n);
@@ -386,58 +390,92 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   } else {
     std::fill(row_pps_.begin(), row_pps_.end(), PagesPerSplit(batch, bs));
   }
+  const size_t max_queries = std::max<size_t>(1, kTileM / group);
+  const auto row_splits = [&](size_t b) { return Splits(batch.seq_lens[b], bs, row_pps_[b]); };
+  // Whether row b continues the block that ends with row b - 1.
+  const auto continues = [&](size_t b) {
+    if (batch.seq_lens[b] != batch.seq_lens[b - 1] + 1 || row_pps_[b] != row_pps_[b - 1]) {
+      return false;
+    }
+    const int32_t* prev = batch.block_table + (b - 1) * batch.max_blocks_per_seq;
+    const int32_t* cur = batch.block_table + b * batch.max_blocks_per_seq;
+    const size_t prev_pages = (static_cast<size_t>(batch.seq_lens[b - 1]) + bs - 1) / bs;
+    return std::equal(prev, prev + prev_pages, cur);  // the same sequence's pages
+  };
   Timed(times, Stage::kAttention, [&] {
     items_.clear();
-    user_items_.clear();
+    block_items_.clear();
+    row_parts_.clear();
+    size_t parts = 0;
     for (size_t b = 0; b < n; ++b) {
-      user_items_.push_back(items_.size());
-      const size_t splits = Splits(batch.seq_lens[b], bs, row_pps_[b]);
+      row_parts_.push_back(parts);
+      parts += heads_kv * row_splits(b);
+    }
+    row_parts_.push_back(parts);
+    for (size_t b0 = 0; b0 < n;) {
+      size_t queries = 1;
+      while (b0 + queries < n && queries < max_queries && continues(b0 + queries)) ++queries;
+      block_items_.push_back(items_.size());
+      const size_t splits = row_splits(b0 + queries - 1);  // the longest row's
       for (size_t kvh = 0; kvh < heads_kv; ++kvh) {
         for (size_t s = 0; s < splits; ++s) {
-          items_.push_back(
-              {static_cast<uint32_t>(b), static_cast<uint32_t>(kvh), static_cast<uint32_t>(s)});
+          items_.push_back({static_cast<uint32_t>(b0), static_cast<uint32_t>(queries),
+                            static_cast<uint32_t>(kvh), static_cast<uint32_t>(s)});
         }
       }
+      b0 += queries;
     }
-    user_items_.push_back(items_.size());
-    ReserveParts(items_.size());
+    block_items_.push_back(items_.size());
+    ReserveParts(parts);
     // Static ranges balanced by pages (rows of a pass differ in length): each item costs its
     // pages plus one for its fixed work (the softmax of its first page, writing the partial).
     item_cost_.resize(items_.size());
     for (size_t i = 0; i < items_.size(); ++i) {
-      const size_t pages = (static_cast<size_t>(batch.seq_lens[items_[i].user]) + bs - 1) / bs;
-      const size_t pps = row_pps_[items_[i].user], p0 = items_[i].split * pps;
+      const AttentionItem& it = items_[i];
+      const size_t last = it.row0 + it.queries - 1;
+      const size_t pages = (static_cast<size_t>(batch.seq_lens[last]) + bs - 1) / bs;
+      const size_t pps = row_pps_[last], p0 = it.split * pps;
       item_cost_[i] = static_cast<uint32_t>(std::min(pages, p0 + pps) - p0 + 1);
     }
     auto partial = [&](size_t i) {
       const AttentionItem it = items_[i];
-      const size_t len = static_cast<size_t>(batch.seq_lens[it.user]);
-      const size_t pages = (len + bs - 1) / bs, pps = row_pps_[it.user];
-      const size_t p0 = it.split * pps;
+      const size_t last = it.row0 + it.queries - 1;
+      const size_t pages = (static_cast<size_t>(batch.seq_lens[last]) + bs - 1) / bs;
+      const size_t pps = row_pps_[last], p0 = it.split * pps;
       const size_t p1 = std::min(pages, p0 + pps);
-      const int32_t* row = batch.block_table + it.user * batch.max_blocks_per_seq;
+      const int32_t* table = batch.block_table + last * batch.max_blocks_per_seq;
       const bf16* k_pages[kMaxPagesPerSplit];
       const bf16* v_pages[kMaxPagesPerSplit];
       for (size_t p = p0; p < p1; ++p) {
-        k_pages[p - p0] = kv.KPage(row[p], it.kv_head);
-        v_pages[p - p0] = kv.VPage(row[p], it.kv_head);
+        k_pages[p - p0] = kv.KPage(table[p], it.kv_head);
+        v_pages[p - p0] = kv.VPage(table[p], it.kv_head);
       }
-      const size_t part = i;
-      const size_t valid_last = p1 == pages ? len - (pages - 1) * bs : bs;
-      cpu::AttentionPartial(
-          k, kv.layout(), q_tiles_.data() + (it.user * heads_kv + it.kv_head) * kTileM * pdim,
-          group, k_pages, v_pages, p1 - p0, valid_last, scale, part_o_.data() + part * group * dim,
-          part_m_.data() + part * group, part_l_.data() + part * group);
+      size_t lens[kTileM];
+      float* o[kTileM];
+      float* m[kTileM];
+      float* l[kTileM];
+      for (size_t qi = 0; qi < it.queries; ++qi) {
+        const size_t b = it.row0 + qi, splits = row_splits(b);
+        lens[qi] = static_cast<size_t>(batch.seq_lens[b]);
+        const size_t part = row_parts_[b] + it.kv_head * splits + it.split;
+        const bool has = it.split < splits;  // a shorter row may end a split earlier
+        o[qi] = has ? part_o_.data() + part * group * dim : nullptr;
+        m[qi] = has ? part_m_.data() + part * group : nullptr;
+        l[qi] = has ? part_l_.data() + part * group : nullptr;
+      }
+      cpu::AttentionPartialQueries(k, kv.layout(), QTile(it.kv_head, it.row0), pdim, group,
+                                   it.queries, lens, p0, k_pages, v_pages, p1 - p0, scale, o, m,
+                                   l);
     };
     if (!options_.attention_per_user) {
       BalancedRanges(item_cost_, pool_.NumWorkers(), item_bounds_);
       pool_.SpmdRanges(
           item_bounds_, [&](size_t i, size_t) { partial(i); }, ToString(Stage::kAttention));
-    } else {  // the benchmark's variant: one dispatch per user, as before PR #387
-      for (size_t b = 0; b < n; ++b) {
-        const size_t first = user_items_[b];
+    } else {  // the benchmark's variant: one dispatch per user (block), as before PR #387
+      for (size_t blk = 0; blk + 1 < block_items_.size(); ++blk) {
+        const size_t first = block_items_[blk];
         pool_.Spmd(
-            user_items_[b + 1] - first, [&](size_t i, size_t) { partial(first + i); },
+            block_items_[blk + 1] - first, [&](size_t i, size_t) { partial(first + i); },
             ToString(Stage::kAttention));
       }
     }
@@ -446,8 +484,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   Timed(times, Stage::kAttentionMerge, [&] {
     auto merge = [&](size_t i) {
       const size_t b = i / heads_kv, kvh = i % heads_kv;
-      const size_t splits = Splits(batch.seq_lens[b], bs, row_pps_[b]);
-      const size_t part = user_items_[b] + kvh * splits;  // items: user, then head, then split
+      const size_t splits = row_splits(b);
+      const size_t part = row_parts_[b] + kvh * splits;  // parts: row, then head, then split
       cpu::AttentionMerge(part_o_.data() + part * group * dim, part_m_.data() + part * group,
                           part_l_.data() + part * group, splits, group * dim, group, group, dim,
                           attn_out_.data() + b * attn_ld + kvh * group * dim);

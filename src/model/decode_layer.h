@@ -104,10 +104,20 @@ class DecodeLayer {
                  size_t ld_logits, StageTimes* times = nullptr);
 
  private:
+  // Query block [row0, row0 + queries) against split `split` of KV head kv_head.
   struct AttentionItem {
-    uint32_t user, kv_head, split;
+    uint32_t row0, queries, kv_head, split;
   };
 
+  // q_tiles_ is [kv_head][row][group][padded head_dim] plus 16 zero rows per head, so the
+  // rows of consecutive queries are one A operand with 16 readable rows from any row on.
+  size_t QTileRowsPerHead() const {
+    return options_.max_batch * config_.GroupSize() + cpu::kTileM;
+  }
+  bf16* QTile(size_t kv_head, size_t row) {
+    return q_tiles_.data() + (kv_head * QTileRowsPerHead() + row * config_.GroupSize()) *
+                                 cpu::PaddedHeadDim(config_.head_dim);
+  }
   static size_t Splits(int32_t seq_len, size_t block_size, size_t pages_per_split);
   void ReserveParts(size_t parts);
 
@@ -121,7 +131,7 @@ class DecodeLayer {
   AlignedBuffer<float> q_proj_;           // [rows, q_dim]
   AlignedBuffer<float> k_proj_;           // [rows, kv_dim]
   AlignedBuffer<float> v_proj_;           // [rows, kv_dim]
-  AlignedBuffer<bf16> q_tiles_;           // [max_batch * kv_heads][16][padded head_dim], pads 0
+  AlignedBuffer<bf16> q_tiles_;           // see QTile
   AlignedBuffer<float> part_o_;           // [max_batch * kv_heads * max_splits][group][head_dim]
   AlignedBuffer<float> part_m_, part_l_;  // [max_batch * kv_heads * max_splits][group]
   AlignedBuffer<bf16> attn_out_;          // [rows, q_dim padded to 32], padding 0
@@ -132,7 +142,8 @@ class DecodeLayer {
   AlignedBuffer<float> unfused_scratch_;  // [rows, max(hidden, 2 * intermediate)], variant only
   std::vector<AttentionItem> items_;
   mutable std::vector<std::pair<int32_t, size_t>> validate_slots_;  // Validate's scratch
-  std::vector<size_t> user_items_;  // items_ of user b: [user_items_[b], user_items_[b + 1])
+  std::vector<size_t> block_items_;  // items_ of query block k: [block_items_[k], [k + 1])
+  std::vector<size_t> row_parts_;    // partials of row b: [row_parts_[b], row_parts_[b + 1])
   std::vector<size_t> row_pps_;     // per user: its split length this run
   std::vector<uint32_t> item_cost_;  // per attention item: pages + 1
   std::vector<size_t> item_bounds_;  // the workers' item ranges

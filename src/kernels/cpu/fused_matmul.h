@@ -16,17 +16,27 @@ constexpr size_t kGroupCols = kTileN * kMaxBlocksPerCall;  // 64 columns per cal
 
 // Columns [j0 * 16, (j0 + nb) * 16) of a . w for each 16-row tile of a (rows [0, rows), padded
 // to a multiple of 16 with readable rows): epi(row0, tile_rows, c, ldc) with c[r][col - j0*16].
+// Up to 16 rows (decode) run as one matmul_block; more (prefill) as panels of up to
+// kMaxPanelRows rows through matmul_rows, which loads each chunk of the group's B once per
+// panel rather than once per 16-row tile. The rows' results are the same bits either way.
 template <typename Epilogue>
 void MatmulGroup(const CpuKernels& kernels, const bf16* a, size_t lda, size_t rows,
                  const PackedMatrix& w, size_t j0, size_t nb, Epilogue&& epi) {
-  alignas(64) float c[kTileM * kGroupCols];
   BBlock b[kMaxBlocksPerCall];
   for (size_t j = 0; j < nb; ++j) b[j] = w.Block(j0 + j);
-  for (size_t row0 = 0; row0 < rows; row0 += kTileM) {
-    const size_t tile_rows = std::min(kTileM, rows - row0);
-    kernels.matmul_block(a + row0 * lda, lda, tile_rows, w.k_tiles(), b, nb, c, kGroupCols, nullptr,
-                         0);
-    epi(row0, tile_rows, c, kGroupCols);
+  if (rows <= kTileM) {
+    alignas(64) float c[kTileM * kGroupCols];
+    kernels.matmul_block(a, lda, rows, w.k_tiles(), b, nb, c, kGroupCols, nullptr, 0);
+    epi(0, rows, c, kGroupCols);
+    return;
+  }
+  alignas(64) float c[kMaxPanelRows * kGroupCols];  // 32 KiB: stays in L1/L2 with its epilogue
+  for (size_t p0 = 0; p0 < rows; p0 += kMaxPanelRows) {
+    const size_t panel = std::min(kMaxPanelRows, rows - p0);
+    kernels.matmul_rows(a + p0 * lda, lda, panel, w.k_tiles(), b, nb, c, kGroupCols);
+    for (size_t r0 = 0; r0 < panel; r0 += kTileM) {
+      epi(p0 + r0, std::min(kTileM, panel - r0), c + r0 * kGroupCols, kGroupCols);
+    }
   }
 }
 

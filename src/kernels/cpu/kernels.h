@@ -70,6 +70,24 @@ using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t rows, size_t k_
                                const BBlock* b, size_t nb, float* c, size_t ldc,
                                const void* prefetch, size_t prefetch_bytes);
 
+// The rows of a prefill pass (a panel) in one call: c[r][0, nb * 16) as matmul_block computes
+// it, for r < rows <= kMaxPanelRows, so a path can load each chunk of B once for all rows
+// instead of once per 16-row tile. Every row is the same bits as through matmul_block. a has
+// rows rounded up to 16 readable rows; c has as many rows (those >= rows unspecified).
+constexpr size_t kMaxPanelRows = 128;
+using MatmulRowsFn = void (*)(const bf16* a, size_t lda, size_t rows, size_t k_tiles,
+                              const BBlock* b, size_t nb, float* c, size_t ldc);
+
+// matmul_rows for paths whose block kernel is already as good: its 16-row tiles in turn.
+template <MatmulBlockFn Block>
+void MatmulRowsByTiles(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                       size_t nb, float* c, size_t ldc) {
+  for (size_t r0 = 0; r0 < rows; r0 += kTileM) {
+    const size_t tile = rows - r0 < kTileM ? rows - r0 : kTileM;
+    Block(a + r0 * lda, lda, tile, k_tiles, b, nb, c + r0 * ldc, ldc, nullptr, 0);
+  }
+}
+
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
 // Columns [valid, cols) of p are zero (the masked tail); cols is a multiple of 16. raw is
@@ -102,6 +120,7 @@ using CastBf16Fn = void (*)(const float* x, size_t n, bf16* out);
 struct CpuKernels {
   CpuPath path;
   MatmulBlockFn matmul_block;
+  MatmulRowsFn matmul_rows;
   SoftmaxTileFn softmax_tile;
   SiluMulFn silu_mul;
   RmsNormBf16Fn rms_norm_bf16;
@@ -113,7 +132,7 @@ struct CpuKernels {
 // Each path's table is written with designated initializers and passed through Complete(),
 // so an entry left out is a compile error, never a null pointer found at run time.
 consteval CpuKernels Complete(CpuKernels k) {
-  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.softmax_tile || !k.silu_mul ||
+  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.softmax_tile || !k.silu_mul ||
       !k.rms_norm_bf16 || !k.rms_norm_f32 || !k.head_norm_rope || !k.cast_bf16) {
     throw "CpuKernels: every entry must be set";  // not a constant expression: does not compile
   }

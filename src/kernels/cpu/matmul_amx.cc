@@ -124,6 +124,7 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 extern const CpuKernels kKernelsAmx = Complete({.path = CpuPath::kAmx,
                                        .matmul_block = amx::MatmulBlock,
+                                       .matmul_rows = MatmulRowsByTiles<amx::MatmulBlock>,
                                        .softmax_tile = amx::SoftmaxTile,
                                        .silu_mul = amx::SiluMul,
                                        .rms_norm_bf16 = amx::RmsNormBf16,

@@ -64,6 +64,7 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 extern const CpuKernels kKernelsAvx2 = Complete({.path = CpuPath::kAvx2,
                                        .matmul_block = avx2::MatmulBlock,
+                                       .matmul_rows = MatmulRowsByTiles<avx2::MatmulBlock>,
                                        .softmax_tile = avx2::SoftmaxTileAvx2,
                                        .silu_mul = avx2::SiluMulAvx2,
                                        .rms_norm_bf16 = avx2::RmsNormBf16,

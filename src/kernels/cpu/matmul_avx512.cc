@@ -174,10 +174,11 @@ static inline size_t TilesPerChunk(size_t rows, size_t nb) {
   return tiles;
 }
 
-static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
-                        size_t nb, float* c, size_t ldc, const void* prefetch,
-                        size_t prefetch_bytes) {
-  QW_ASSERT(rows >= 1 && rows <= kTileM && nb >= 1 && nb <= kMaxBlocksPerCall && k_tiles >= 1);
+// Any number of rows: each chunk of B is loaded into L1 once for all row tiles (the prefetch
+// of the next chunk is spread over all of them).
+static void MatmulAnyRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                          size_t nb, float* c, size_t ldc, const void* prefetch,
+                          size_t prefetch_bytes) {
   const size_t col_passes = TilesPerChunk(rows, nb);
   const bool group = OneGroup(b, nb);
   const size_t ktile_bytes = nb * TileOrder::kTileElems * sizeof(bf16);
@@ -224,11 +225,26 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
   }
 }
 
+static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                        size_t nb, float* c, size_t ldc, const void* prefetch,
+                        size_t prefetch_bytes) {
+  QW_ASSERT(rows >= 1 && rows <= kTileM && nb >= 1 && nb <= kMaxBlocksPerCall && k_tiles >= 1);
+  MatmulAnyRows(a, lda, rows, k_tiles, b, nb, c, ldc, prefetch, prefetch_bytes);
+}
+
+static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                       size_t nb, float* c, size_t ldc) {
+  QW_ASSERT(rows >= 1 && rows <= kMaxPanelRows && nb >= 1 && nb <= kMaxBlocksPerCall &&
+            k_tiles >= 1);
+  MatmulAnyRows(a, lda, rows, k_tiles, b, nb, c, ldc, nullptr, 0);
+}
+
 }  // namespace avx512 / avx512bf16
 
 #ifdef QW_AVX512_BF16
 extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512Bf16,
                                                        .matmul_block = avx512bf16::MatmulBlock,
+                                       .matmul_rows = avx512bf16::MatmulRows,
                                                        .softmax_tile = avx512bf16::SoftmaxTile,
                                                        .silu_mul = avx512bf16::SiluMul,
                                                        .rms_norm_bf16 = avx512bf16::RmsNormBf16,
@@ -238,6 +254,7 @@ extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512B
 #else
 extern const CpuKernels kKernelsAvx512 = Complete({.path = CpuPath::kAvx512,
                                                    .matmul_block = avx512::MatmulBlock,
+                                       .matmul_rows = avx512::MatmulRows,
                                                    .softmax_tile = avx512::SoftmaxTile,
                                                    .silu_mul = avx512::SiluMul,
                                                    .rms_norm_bf16 = avx512::RmsNormBf16,

@@ -33,6 +33,7 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
 
 extern const CpuKernels kKernelsScalar = Complete({.path = CpuPath::kScalar,
                                        .matmul_block = scalar::MatmulBlock,
+                                       .matmul_rows = MatmulRowsByTiles<scalar::MatmulBlock>,
                                        .softmax_tile = scalar::SoftmaxTile,
                                        .silu_mul = scalar::SiluMul,
                                        .rms_norm_bf16 = scalar::RmsNormBf16,
