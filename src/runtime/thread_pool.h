@@ -32,7 +32,7 @@ class ThreadPool {
   size_t NumWorkers() const { return threads_.size() + 1; }
 
   // body(size_t block, size_t worker). An exception thrown by a block stops the dispatch
-  // (blocks not yet claimed are skipped) and is rethrown here. name (a string literal) labels
+  // (the blocks not yet started are skipped) and is rethrown here. name (a string literal) labels
   // the blocks in a trace.
   template <typename Body>
   void Spmd(size_t n, const Body& body, const char* name = "spmd") {

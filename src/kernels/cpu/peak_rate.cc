@@ -48,8 +48,9 @@ double PeakDotFlops(CpuPath path, ThreadPool& pool) {
                 "': expected one this machine supports (PeakDotFlops)");
   }
   const DotLoopFn loop = LoopOf(path);
-  // A block of ~1 ms on one thread; a repetition is 10 blocks per worker (~10 ms), claimed
-  // from the pool's counter so a worker that starts late (shared host) is balanced by others.
+  // A block of ~1 ms on one thread; a repetition is 10 blocks per worker (~10 ms, the pool's
+  // static ranges); a worker that starts late (shared host) slows that repetition, and the
+  // best repetition is the one reported.
   size_t iters = 256;
   double block_flops = 0;
   for (;;) {
