@@ -261,10 +261,11 @@ void RunModelBench(const ModelBenchOptions& o) {
                            {"prefill_stage_ms", prefill_stage_ms}});
   }
   // The server's mixed pass: the largest batch's users decode one token each while a new user
-  // prefills a chunk that fills the pass (max_rows rows), in one Forward, against the same
+  // prefills a chunk that fills the pass (max_rows rows, at most --context), in one Forward, against the same
   // two run apart; interleaved rep by rep.
-  if (max_batch < o.max_rows) {
-    const size_t dec = max_batch, chunk = o.max_rows - max_batch;
+  const size_t chunk = max_batch < o.max_rows ? std::min(o.max_rows - max_batch, o.context) : 0;
+  if (chunk > 0) {
+    const size_t dec = max_batch;
     const int32_t fresh = static_cast<int32_t>(max_batch);
     std::vector<Model::Row> decode_rows, chunk_rows, mixed_rows;
     for (size_t u = 0; u < dec; ++u) decode_rows.push_back({static_cast<int32_t>(u), 1});
@@ -273,8 +274,9 @@ void RunModelBench(const ModelBenchOptions& o) {
     }
     mixed_rows = decode_rows;
     mixed_rows.insert(mixed_rows.end(), chunk_rows.begin(), chunk_rows.end());
-    std::vector<uint8_t> want_dec(dec, 1), want_chunk(chunk, 0), want_mixed(dec, 1);
-    want_chunk.back() = 1;
+    std::vector<uint8_t> want_dec(dec, 1), want_mixed(dec, 1);
+    std::vector<uint8_t> want_chunk(chunk - 1, 0);
+    want_chunk.push_back(1);  // the chunk's last row: the prompt's logits
     want_mixed.insert(want_mixed.end(), want_chunk.begin(), want_chunk.end());
     std::vector<float> out((dec + 1) * c.vocab);
     std::vector<double> apart_ms, mixed_ms;

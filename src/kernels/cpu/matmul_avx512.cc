@@ -140,8 +140,8 @@ static inline void TileChunk(const bf16* a, size_t lda, const BBlock* b, size_t 
 
 // One chunk of k-tiles for a row tile of R rows over the nb blocks, NB blocks at a time:
 // R x NB accumulators, NB B vectors and a broadcast A pair fit the 32 zmm registers; 8 rows
-// x 4 blocks run as two passes of 8 x 2. (6 x 4 tiles, fewer loads per dot, streamed the 14B
-// LM head shape 9% slower than 8 x 2: docs/PERFORMANCE.md.)
+// x 4 blocks run as two passes of 8 x 2. (16 rows as 6 + 6 + 4 rows of 6 x 4 tiles, fewer
+// loads per dot, streamed the 14B LM head shape 9% slower than as 8 + 8: docs/PERFORMANCE.md.)
 template <size_t R>
 static inline void RowTileChunk(const bf16* a, size_t lda, const BBlock* b, size_t nb, size_t t0,
                                 size_t t1, float* c, size_t ldc, bool first, Prefetcher& pf) {
@@ -153,7 +153,7 @@ static inline void RowTileChunk(const bf16* a, size_t lda, const BBlock* b, size
     case 3:
       return TileChunk<R, 3>(a, lda, b, t0, t1, c, ldc, first, pf);
     default:
-      if constexpr (R <= 4) {
+      if constexpr (R <= 6) {  // R x 4 accumulators + 4 B vectors + 1 A pair <= 32
         return TileChunk<R, 4>(a, lda, b, t0, t1, c, ldc, first, pf);
       } else {
         TileChunk<R, 2>(a, lda, b, t0, t1, c, ldc, first, pf);
@@ -162,9 +162,12 @@ static inline void RowTileChunk(const bf16* a, size_t lda, const BBlock* b, size
   }
 }
 
-// Rows in tiles of 8, the last one of 8, 4, 2 or 1 rows (the smallest that covers the rest).
-// A tile may run past `rows` into the 16 readable rows of a; those rows of c are unspecified.
-static inline size_t RowTile(size_t rest) { return rest >= 5 ? 8 : rest >= 3 ? 4 : rest; }
+// Rows in tiles of 8; the last one of 8, 6, 5, 4, 2 or 1 rows, the smallest that covers the
+// rest (a 14B GQA group is 5 rows: an 8-row tile wasted 3/8 of its dots). A tile may run past
+// `rows` into the 16 readable rows of a; those rows of c are unspecified.
+static inline size_t RowTile(size_t rest) {
+  return rest >= 7 ? 8 : rest >= 5 ? rest : rest >= 3 ? 4 : rest;
+}
 
 // Register tiles a chunk runs for `rows` rows over nb blocks (prefetch pacing).
 static inline size_t TilesPerChunk(size_t rows, size_t nb) {
@@ -211,6 +214,12 @@ static void MatmulAnyRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles
       switch (rt) {
         case 8:
           RowTileChunk<8>(ar, lda, b, nb, t0, t1, cr, ldc, t0 == 0, pf);
+          break;
+        case 6:
+          RowTileChunk<6>(ar, lda, b, nb, t0, t1, cr, ldc, t0 == 0, pf);
+          break;
+        case 5:
+          RowTileChunk<5>(ar, lda, b, nb, t0, t1, cr, ldc, t0 == 0, pf);
           break;
         case 4:
           RowTileChunk<4>(ar, lda, b, nb, t0, t1, cr, ldc, t0 == 0, pf);
