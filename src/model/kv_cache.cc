@@ -1,5 +1,7 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 #include "runtime/thread_pool.h"
 
@@ -27,9 +29,26 @@ void PagedKvCache::Write(size_t slot, size_t kv_head, const bf16* k, const bf16*
   const size_t bs = layout_.block_size, t = slot % bs;
   bf16* kp = KPage(slot / bs, kv_head);
   bf16* vp = VPage(slot / bs, kv_head);
-  for (size_t d = 0; d < layout_.head_dim; ++d) {
-    kp[layout_.KIndex(t, d)] = k[d];
-    vp[layout_.VIndex(t, d)] = v[d];
+  const size_t dim = layout_.head_dim;
+  using cpu::kTileK;
+  using cpu::kTileN;
+  // Tile by tile, not KIndex per element (the TileOrder arithmetic per element was most of a
+  // prefill's q/k norm + RoPE + cache stage). K^T: token t is column t % 16 of column block
+  // t / 16, its dims pairs down the tile's rows. V: token t is k-row t of k-tile t / 32, its
+  // dims 16 per column block, every other element.
+  const cpu::TileOrder ko = layout_.KOrder(), vo = layout_.VOrder();
+  for (size_t d0 = 0; d0 < dim; d0 += kTileK) {
+    bf16* tile = kp + ko.Tile(t / kTileN, d0 / kTileK) + (t % kTileN) * 2;
+    const size_t count = std::min(kTileK, dim - d0);  // even: head_dim is
+    for (size_t e = 0; e < count; e += 2) {
+      tile[e / 2 * kTileK] = k[d0 + e];
+      tile[e / 2 * kTileK + 1] = k[d0 + e + 1];
+    }
+  }
+  for (size_t d0 = 0; d0 < dim; d0 += kTileN) {
+    bf16* tile = vp + vo.Tile(d0 / kTileN, t / kTileK) + (t % kTileK) / 2 * kTileK + t % 2;
+    const size_t count = std::min(kTileN, dim - d0);
+    for (size_t e = 0; e < count; ++e) tile[e * 2] = v[d0 + e];
   }
 }
 
