@@ -101,10 +101,8 @@ using SiluMulFn = void (*)(const float* gate, const float* up, size_t n, bf16* o
 
 // RMSNorm of one row (spec §3 stages 1 and 7, the final norm): out[i] = bf16(x[i] *
 // rsqrt(mean(x^2) + eps) * weight[i]), x bf16 (the hidden state) or fp32 (the residual).
-using RmsNormBf16Fn = void (*)(const bf16* x, const float* weight, size_t n, float eps,
-                               bf16* out);
-using RmsNormF32Fn = void (*)(const float* x, const float* weight, size_t n, float eps,
-                              bf16* out);
+using RmsNormBf16Fn = void (*)(const bf16* x, const float* weight, size_t n, float eps, bf16* out);
+using RmsNormF32Fn = void (*)(const float* x, const float* weight, size_t n, float eps, bf16* out);
 
 // One head's q/k RMSNorm then half-rotation RoPE (spec §3 stage 4), n = head_dim (even,
 // <= 256): y = x * rsqrt(mean(x^2) + eps) * weight; out[i] = bf16(y[i] cos[i] - y[i+h] sin[i]),
@@ -132,8 +130,8 @@ struct CpuKernels {
 // Each path's table is written with designated initializers and passed through Complete(),
 // so an entry left out is a compile error, never a null pointer found at run time.
 consteval CpuKernels Complete(CpuKernels k) {
-  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.softmax_tile || !k.silu_mul ||
-      !k.rms_norm_bf16 || !k.rms_norm_f32 || !k.head_norm_rope || !k.cast_bf16) {
+  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.softmax_tile ||
+      !k.silu_mul || !k.rms_norm_bf16 || !k.rms_norm_f32 || !k.head_norm_rope || !k.cast_bf16) {
     throw "CpuKernels: every entry must be set";  // not a constant expression: does not compile
   }
   return k;

@@ -120,11 +120,18 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
   }
 }
 
+// A template instance's address is not a constant under -fsanitize (it may be weak): a
+// static wrapper keeps the table checkable by Complete().
+static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                       size_t nb, float* c, size_t ldc) {
+  MatmulRowsByTiles<MatmulBlock>(a, lda, rows, k_tiles, b, nb, c, ldc);
+}
+
 }  // namespace amx
 
 extern const CpuKernels kKernelsAmx = Complete({.path = CpuPath::kAmx,
                                        .matmul_block = amx::MatmulBlock,
-                                       .matmul_rows = MatmulRowsByTiles<amx::MatmulBlock>,
+                                       .matmul_rows = amx::MatmulRows,
                                        .softmax_tile = amx::SoftmaxTile,
                                        .silu_mul = amx::SiluMul,
                                        .rms_norm_bf16 = amx::RmsNormBf16,

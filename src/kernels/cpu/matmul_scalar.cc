@@ -29,11 +29,18 @@ static void MatmulBlock(const bf16* a, size_t lda, size_t rows, size_t k_tiles, 
   }
 }
 
+// A template instance's address is not a constant under -fsanitize (it may be weak): a
+// static wrapper keeps the table checkable by Complete().
+static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, const BBlock* b,
+                       size_t nb, float* c, size_t ldc) {
+  MatmulRowsByTiles<MatmulBlock>(a, lda, rows, k_tiles, b, nb, c, ldc);
+}
+
 }  // namespace scalar
 
 extern const CpuKernels kKernelsScalar = Complete({.path = CpuPath::kScalar,
                                        .matmul_block = scalar::MatmulBlock,
-                                       .matmul_rows = MatmulRowsByTiles<scalar::MatmulBlock>,
+                                       .matmul_rows = scalar::MatmulRows,
                                        .softmax_tile = scalar::SoftmaxTile,
                                        .silu_mul = scalar::SiluMul,
                                        .rms_norm_bf16 = scalar::RmsNormBf16,
