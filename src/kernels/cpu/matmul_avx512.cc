@@ -28,20 +28,11 @@ namespace avx512 {
 
 #include "kernels/cpu/vec_kernels_avx512-inl.h"
 
-#ifndef QW_TUNE_CHUNK
+// Measured in one process against 4 and 16 k-tiles, prefetcht1, and 2 chunks ahead
+// (docs/PERFORMANCE.md): 8 k-tiles, prefetcht0, one chunk ahead streamed fastest.
 constexpr size_t kChunkTiles = 8;
-#else
-constexpr size_t kChunkTiles = QW_TUNE_CHUNK;
-#endif
-#ifndef QW_TUNE_HINT
-#define QW_TUNE_HINT _MM_HINT_T0
-#endif
-constexpr size_t kLine = 64;
-#ifndef QW_TUNE_AHEAD
 constexpr size_t kAheadChunks = 1;
-#else
-constexpr size_t kAheadChunks = QW_TUNE_AHEAD;
-#endif
+constexpr size_t kLine = 64;
 
 // Software prefetch spread over the k pairs of a call: the lines of [next, b_end), then of
 // [ext, ext_end) (attention's next KV page), per_step lines at each k pair.
@@ -55,7 +46,7 @@ struct Prefetcher {
   void Step() {
     for (size_t i = 0; i < per_step; ++i) {
       if (next < b_end) {
-        _mm_prefetch(next, QW_TUNE_HINT);
+        _mm_prefetch(next, _MM_HINT_T0);
         next += kLine;
       } else if (ext < ext_end) {
         _mm_prefetch(ext, _MM_HINT_T1);
