@@ -4,8 +4,7 @@
 //   (c) the bytes each stage must move, its GB/s and % of (a)
 //   (c') the roofline: each stage's FLOPs, the path's peak dot rate (kernels/cpu/peak_rate.h),
 //        and max(bytes / bandwidth, FLOPs / peak), the least time the stage can take
-//   (d) the same projections through oneDNN's bf16 matmul (the peer), each run right after
-//       one of our steps (interleaved, so both see the same phase of the host)
+//   (d) the same projections through oneDNN's bf16 matmul (the peer), side by side
 //   (e) what the seed's design choices are worth: fused epilogues vs an unfused schedule,
 //       flat attention dispatch vs one dispatch per user
 // --json FILE writes it all; --trace FILE a Chrome/Perfetto trace of two steps.
@@ -15,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,8 +25,8 @@
 #include "kernels/cpu/peak_rate.h"
 #include "model/stage_cost.h"
 #include "tools/layer_flags.h"
-#include "tools/model_bench.h"
 #include "tools/onednn_peer.h"
+#include "tools/model_bench.h"
 #include "tools/read_bandwidth.h"
 #include "tools/summary.h"
 #include "tools/tool_main.h"
@@ -53,13 +51,11 @@ double RooflineSeconds(double bytes, double flops, double bw_gbs, double peak) {
 
 // Steps of several program variants, interleaved round-robin (a bandwidth pass before each
 // step), so that the host's drift hits every variant alike.
-// after_round(i), when given, runs after round i's steps (the oneDNN peer, interleaved).
 std::vector<StageStats> TimeSteps(LayerHarness& h, const std::vector<DecodeLayer*>& layers,
                                   ReadBandwidthProbe& probe,
                                   const std::array<double, kNumStages>& bytes,
                                   const std::array<double, kNumStages>& flops, double peak,
-                                  size_t warmup, size_t steps,
-                                  const std::function<void(size_t)>& after_round = nullptr) {
+                                  size_t warmup, size_t steps) {
   for (size_t i = 0; i < warmup; ++i) {
     for (DecodeLayer* layer : layers) h.StepWith(*layer);
   }
@@ -71,7 +67,6 @@ std::vector<StageStats> TimeSteps(LayerHarness& h, const std::vector<DecodeLayer
       bw[i * n + v] = probe.Pass();
       h.StepWith(*layers[v], &runs[i * n + v]);
     }
-    if (after_round) after_round(i);
   }
   double total_bytes = 0, total_flops = 0;
   for (double b : bytes) total_bytes += b;
@@ -101,82 +96,66 @@ std::vector<StageStats> TimeSteps(LayerHarness& h, const std::vector<DecodeLayer
   return out;
 }
 
-// The projections of each cube stage, as oneDNN matmuls on the harness's own weights. Each
-// timed run has its own bandwidth pass, and runs right after one of our steps (TimeSteps'
-// after_round), so both sides see the same phase of the host.
-class Peer {
- public:
-  // nullptr when the stage has no projection (or the LM head is skipped).
-  static std::unique_ptr<Peer> For(LayerHarness& h, Stage stage) {
-    const Qwen3Config& c = h.config();
-    LayerTensors& t = h.tensors();
-    const size_t hid = c.hidden, q = c.QDim(), kv = c.KvDim(), inter = c.intermediate;
-    std::vector<Shape> shapes;
-    switch (stage) {
-      case Stage::kQkvProj:
-        shapes = {{hid, q, t.wq.data(), false},
-                  {hid, kv, t.wk.data(), false},
-                  {hid, kv, t.wv.data(), false}};
-        break;
-      case Stage::kOutProj:
-        shapes = {{q, hid, t.wo.data(), false}};
-        break;
-      case Stage::kGateUpSilu:
-        shapes = {{hid, inter, t.w_gate.data(), false}, {hid, inter, t.w_up.data(), false}};
-        break;
-      case Stage::kDownProj:
-        shapes = {{inter, hid, t.w_down.data(), false}};
-        break;
-      case Stage::kLmHead:
-        if (t.lm_rows == 0) return nullptr;
-        shapes = {{hid, t.lm_rows, t.lm_head.data(), true}};
-        break;
-      default:
-        return nullptr;
-    }
-    return std::unique_ptr<Peer>(new Peer(h, shapes));
-  }
+// The projections of each cube stage, as oneDNN matmuls on the harness's own weights.
+struct PeerStats {
+  Summary ms, pct;
+};
 
-  // One timed run (after an untimed first run: oneDNN's JIT and its weight reorder).
-  void Step(ReadBandwidthProbe& probe, double bytes) {
-    if (!warm_) {
-      for (auto& mm : mms_) mm->Run();
-      warm_ = true;
-    }
-    const double bw = probe.Pass();
-    const auto t0 = Clock::now();
-    for (auto& mm : mms_) mm->Run();
-    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
-    cpu::InvalidateTileConfigs();  // oneDNN may have configured AMX tiles on our main thread
-    ms_.push_back(sec * 1e3);
-    pct_.push_back(100 * bytes / sec / 1e9 / bw);
-  }
-  Summary ms() const { return Summarize(ms_); }
-  Summary pct() const { return Summarize(pct_); }
-
- private:
+std::optional<PeerStats> TimePeer(LayerHarness& h, Stage stage, ReadBandwidthProbe& probe,
+                                  double bytes, size_t warmup, size_t steps) {
+  const Qwen3Config& c = h.config();
+  LayerTensors& t = h.tensors();
+  const size_t m = h.shape().batch, hid = c.hidden, q = c.QDim(), kv = c.KvDim(),
+               inter = c.intermediate;
   struct Shape {
     size_t k, n;
     const bf16* w;
     bool out_in;
   };
-  Peer(LayerHarness& h, const std::vector<Shape>& shapes) {
-    const size_t m = h.shape().batch;
-    size_t max_k = 0;
-    for (const Shape& s : shapes) max_k = std::max(max_k, s.k);
-    src_ = AlignedBuffer<bf16>(m * max_k);  // activations: values do not change the timing
-    const LayerTensors& t = h.tensors();
-    for (size_t i = 0; i < src_.size(); ++i) src_[i] = t.hidden[i % t.hidden.size()];
-    for (const Shape& s : shapes) {
-      mms_.push_back(std::make_unique<OneDnnMatmul>(m, s.k, s.n, s.w, s.out_in, src_.data()));
+  std::vector<Shape> shapes;
+  switch (stage) {
+    case Stage::kQkvProj:
+      shapes = {{hid, q, t.wq.data(), false},
+                {hid, kv, t.wk.data(), false},
+                {hid, kv, t.wv.data(), false}};
+      break;
+    case Stage::kOutProj:
+      shapes = {{q, hid, t.wo.data(), false}};
+      break;
+    case Stage::kGateUpSilu:
+      shapes = {{hid, inter, t.w_gate.data(), false}, {hid, inter, t.w_up.data(), false}};
+      break;
+    case Stage::kDownProj:
+      shapes = {{inter, hid, t.w_down.data(), false}};
+      break;
+    case Stage::kLmHead:
+      if (t.lm_rows == 0) return std::nullopt;
+      shapes = {{hid, t.lm_rows, t.lm_head.data(), true}};
+      break;
+    default:
+      return std::nullopt;
+  }
+  size_t max_k = 0;
+  for (const Shape& s : shapes) max_k = std::max(max_k, s.k);
+  AlignedBuffer<bf16> src(m * max_k);  // activations: values do not change the timing
+  for (size_t i = 0; i < src.size(); ++i) src[i] = t.hidden[i % t.hidden.size()];
+  std::vector<std::unique_ptr<OneDnnMatmul>> mms;
+  for (const Shape& s : shapes) {
+    mms.push_back(std::make_unique<OneDnnMatmul>(m, s.k, s.n, s.w, s.out_in, src.data()));
+  }
+  std::vector<double> ms, pct;
+  for (size_t i = 0; i < warmup + steps; ++i) {
+    const double bw = i >= warmup ? probe.Pass() : 0;
+    const auto t0 = Clock::now();
+    for (auto& mm : mms) mm->Run();
+    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (i >= warmup) {
+      ms.push_back(sec * 1e3);
+      pct.push_back(100 * bytes / sec / 1e9 / bw);
     }
   }
-
-  AlignedBuffer<bf16> src_;
-  std::vector<std::unique_ptr<OneDnnMatmul>> mms_;
-  std::vector<double> ms_, pct_;
-  bool warm_ = false;
-};
+  return PeerStats{Summarize(ms), Summarize(pct)};
+}
 
 nlohmann::json SummaryJson(const Summary& s) {
   return {{"median", s.median}, {"min", s.min}, {"max", s.max}};
@@ -231,21 +210,18 @@ int Main(int argc, char** argv) {
   const auto flops = StageFlops(c, h.batch(), h.tensors().lm_rows);
   ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
   const double peak = cpu::PeakDotFlops(h.path(), h.pool());
-  std::array<std::unique_ptr<Peer>, kNumStages> peer{};
+  const StageStats ours =
+      TimeSteps(h, {&h.layer()}, probe, bytes, flops, peak, warmup, steps)[0];
+
+  std::array<std::optional<PeerStats>, kNumStages> peer{};
   if (!no_peer) {
     OneDnnMatmul::SetThreads(static_cast<int>(threads));
-    for (size_t s = 0; s < kNumStages; ++s) peer[s] = Peer::For(h, static_cast<Stage>(s));
+    for (size_t s = 0; s < kNumStages; ++s) {
+      peer[s] = TimePeer(h, static_cast<Stage>(s), probe, bytes[s], warmup, steps);
+    }
+    cpu::InvalidateTileConfigs();  // oneDNN configured AMX tiles on our main thread
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // OpenMP workers go idle
   }
-  const StageStats ours =
-      TimeSteps(h, {&h.layer()}, probe, bytes, flops, peak, warmup, steps, [&](size_t) {
-        bool ran = false;
-        for (size_t s = 0; s < kNumStages; ++s) {
-          if (peer[s]) peer[s]->Step(probe, bytes[s]), ran = true;
-        }
-        // oneDNN's OpenMP workers spin a while after a region: let them sleep before our
-        // next step shares the cores with them.
-        if (ran) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      })[0];
 
   // What the seed's design choices are worth, and the split length: every variant steps in
   // turn with the engine, so the comparison is not at the mercy of the host's drift.
@@ -265,8 +241,8 @@ int Main(int argc, char** argv) {
         variant([](auto& vo) { vo.pages_per_split = 8; })};
     const std::vector<StageStats> st =
         TimeSteps(h, layers, probe, bytes, flops, peak, warmup, steps);
-    const char* names[] = {"engine", "unfused_epilogues", "attention_per_user", "pages_per_split_1",
-                           "pages_per_split_8"};
+    const char* names[] = {"engine", "unfused_epilogues", "attention_per_user",
+                           "pages_per_split_1", "pages_per_split_8"};
     const auto idx = [](Stage x) { return static_cast<size_t>(x); };
     std::printf("\nvariants, interleaved step by step (median ms; %% of read bandwidth)\n");
     std::printf("%-22s %9s %9s %9s %10s %9s %9s %8s\n", "", "out_proj", "gate_up", "down",
@@ -287,7 +263,8 @@ int Main(int argc, char** argv) {
       std::printf("%-22s %9.3f %9.3f %9.3f %10.3f %9.3f %9.3f %7.1f%%\n", names[v],
                   s.stage[idx(Stage::kOutProj)].median, s.stage[idx(Stage::kGateUpSilu)].median,
                   s.stage[idx(Stage::kDownProj)].median, s.stage[idx(Stage::kAttention)].median,
-                  s.stage[idx(Stage::kAttentionMerge)].median, s.total.median, s.total_pct.median);
+                  s.stage[idx(Stage::kAttentionMerge)].median, s.total.median,
+                  s.total_pct.median);
     }
   }
 
@@ -319,7 +296,8 @@ int Main(int argc, char** argv) {
   j["lm_head"] = ToString(o.lm_head);
   j["steps"] = steps;
   std::printf("\n%-20s %9s %9s %9s %9s %8s %7s %9s %9s %7s %-7s %8s %7s\n", "stage", "MB", "ms",
-              "(min", "max)", "GB/s", "%bw", "GFLOP", "roof ms", "%roof", "bound", "oneDNN", "%bw");
+              "(min", "max)", "GB/s", "%bw", "GFLOP", "roof ms", "%roof", "bound", "oneDNN",
+              "%bw");
   // The least time at the median bandwidth and the peak, and which of the two limits it.
   auto roofline = [&](double b, double f, const Summary& pct, nlohmann::json& out) {
     const double sec = RooflineSeconds(b, f, read_gbs, peak);
@@ -356,12 +334,11 @@ int Main(int argc, char** argv) {
                          {"peer_gbs", nullptr}};
     char peer_col[48] = "       -";
     if (peer[s]) {
-      const Summary pm = peer[s]->ms(), pp = peer[s]->pct();
-      const double pg = bytes[s] / (pm.median * 1e-3) / 1e9;
+      const double pg = bytes[s] / (peer[s]->ms.median * 1e-3) / 1e9;
       st["peer_gbs"] = pg;
-      st["peer_ms"] = pm.median;
-      st["peer_pct_bw"] = pp.median;
-      std::snprintf(peer_col, sizeof(peer_col), "%8.2f %6.1f%%", pg, pp.median);
+      st["peer_ms"] = peer[s]->ms.median;
+      st["peer_pct_bw"] = peer[s]->pct.median;
+      std::snprintf(peer_col, sizeof(peer_col), "%8.2f %6.1f%%", pg, peer[s]->pct.median);
     }
     const std::string roof_col = roofline(bytes[s], flops[s], ours.stage_roof[s], st);
     std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s %s\n",
@@ -380,8 +357,8 @@ int Main(int argc, char** argv) {
                           {"pct_bw_max", ours.total_pct.max}};
   const std::string roof_col = roofline(total_bytes, total_flops, ours.total_roof, total);
   std::printf("%-20s %9.2f %9.3f %9.3f %9.3f %8.2f %6.1f%% %s\n", "total", total_bytes / 1e6,
-              ours.total.median, ours.total.min, ours.total.max, total_gbs, ours.total_pct.median,
-              roof_col.c_str());
+              ours.total.median, ours.total.min, ours.total.max, total_gbs,
+              ours.total_pct.median, roof_col.c_str());
   std::printf(
       "read bandwidth: %.2f GB/s median of %zu passes over %.2f GiB, one before each "
       "step [%.2f..%.2f], prefetch %zu B ahead\n",
