@@ -272,6 +272,28 @@ TEST_P(KernelsTest, MatmulBlockRowsDoNotChangeARow) {
   }
 }
 
+// A call outside a kernel's preconditions stops the process with the failed condition named
+// (a bug in the caller, never silent garbage): block counts 0 and 5, 0 and 17 rows, 0 k-tiles.
+TEST_P(KernelsTest, MatmulPreconditionsAreChecked) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::vector<bf16> a(kTileM * kTileK * 2, 0), b(kTileK * kTileN * kMaxBlocksPerCall * 2, 0);
+  std::vector<float> c(kMaxPanelRows * kTileN * kMaxBlocksPerCall);
+  BBlock blocks[kMaxBlocksPerCall + 1];
+  for (BBlock& blk : blocks) blk = {b.data(), kTileK * kTileN, kTileK};
+  const CpuKernels& k = Kernels();
+  const size_t ldc = kTileN * kMaxBlocksPerCall;
+  EXPECT_DEATH(k.matmul_block(a.data(), kTileK, kTileM, 1, blocks, 0, c.data(), ldc, nullptr, 0),
+               "nb");
+  EXPECT_DEATH(k.matmul_block(a.data(), kTileK, kTileM, 1, blocks, 5, c.data(), ldc, nullptr, 0),
+               "nb");
+  EXPECT_DEATH(k.matmul_block(a.data(), kTileK, 0, 1, blocks, 1, c.data(), ldc, nullptr, 0),
+               "rows");
+  EXPECT_DEATH(k.matmul_block(a.data(), kTileK, 17, 1, blocks, 1, c.data(), ldc, nullptr, 0),
+               "rows");
+  EXPECT_DEATH(k.matmul_block(a.data(), kTileK, kTileM, 0, blocks, 1, c.data(), ldc, nullptr, 0),
+               "k_tiles");
+}
+
 // matmul_rows (a prefill panel in one call) gives every row the bits matmul_block gives it in
 // its 16-row tile, for panels that end inside a tile.
 TEST_P(KernelsTest, MatmulRowsEqualsBlockTiles) {

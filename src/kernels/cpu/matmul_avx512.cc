@@ -9,7 +9,10 @@
 //   - within a chunk, each register tile of R rows x NB blocks keeps its accumulators in
 //     registers for the whole chunk (C is touched once per chunk, not once per k-tile), and
 //     per k pair loads NB B vectors and broadcasts R A pairs for R x NB dot instructions;
-//   - the next chunk's B is prefetched under the current chunk's math, one line per k pair.
+//   - the next chunk's B is prefetched under the current chunk's math, one line per k pair,
+//     past the end of the call too (the worker's next column group follows in memory);
+//   - matmul_rows runs a prefill panel of up to 128 rows chunk by chunk, so a chunk of B is
+//     loaded once for all of its row tiles.
 // Every output accumulates in k order, one dot per k pair, whatever the tile shape or the row
 // count: a row's result does not depend on the rows computed with it (batch invariance).
 #include <immintrin.h>
