@@ -45,20 +45,19 @@ void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const
       Groups(w),
       [&](size_t block, size_t) {
         const ColumnGroup cg = GroupOf(w, block);
-        cpu::MatmulGroup(
-            k, a, lda, rows, w, cg.j0, cg.nb,
-            [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-              for (size_t r = 0; r < tile_rows; ++r) {
-                for (size_t j = 0; j < cg.cols; ++j) {
-                  const float acc = c[r * ldc + j];
-                  if (scratch) {
-                    scratch[(row0 + r) * n + cg.col0 + j] = acc;
-                  } else {
-                    epi(row0 + r, cg.col0 + j, acc);
-                  }
-                }
-              }
-            });
+        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+                         [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                           for (size_t r = 0; r < tile_rows; ++r) {
+                             for (size_t j = 0; j < cg.cols; ++j) {
+                               const float acc = c[r * ldc + j];
+                               if (scratch) {
+                                 scratch[(row0 + r) * n + cg.col0 + j] = acc;
+                               } else {
+                                 epi(row0 + r, cg.col0 + j, acc);
+                               }
+                             }
+                           }
+                         });
       },
       name);
   if (scratch == nullptr) return;
@@ -81,21 +80,19 @@ void ProjectGateUp(ThreadPool& pool, const cpu::CpuKernels& k, const char* name,
   const size_t n = w.n();
   pool.Spmd(
       Groups(w),
-      [&](size_t block, size_t) {
-        const size_t g = block;
+      [&](size_t g, size_t) {                  // one column group per block
         const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
-        cpu::MatmulGroup(
-            k, a, lda, rows, w, cg.j0, cg.nb,
-            [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-              for (size_t r = 0; r < tile_rows; ++r) {
-                if (scratch) {
-                  std::memcpy(scratch + (row0 + r) * n + cg.col0, c + r * ldc,
-                              cg.cols * sizeof(float));
-                } else {
-                  epi(row0 + r, g * kHalf, c + r * ldc, c + r * ldc + kHalf, kHalf);
-                }
-              }
-            });
+        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+                         [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                           for (size_t r = 0; r < tile_rows; ++r) {
+                             if (scratch) {
+                               std::memcpy(scratch + (row0 + r) * n + cg.col0, c + r * ldc,
+                                           cg.cols * sizeof(float));
+                             } else {
+                               epi(row0 + r, g * kHalf, c + r * ldc, c + r * ldc + kHalf, kHalf);
+                             }
+                           }
+                         });
       },
       name);
   if (scratch == nullptr) return;
@@ -365,8 +362,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
           const float* cos = rope.cos.data() + pos * dim;
           const float* sin = rope.sin.data() + pos * dim;
           bf16 kb[cpu::kMaxHeadDim], vb[cpu::kMaxHeadDim];
-          k.head_norm_rope(k_proj_.data() + b * kv_dim + kvh * dim, w.k_norm.data(), cos, sin,
-                           dim, eps, kb);
+          k.head_norm_rope(k_proj_.data() + b * kv_dim + kvh * dim, w.k_norm.data(), cos, sin, dim,
+                           eps, kb);
           k.cast_bf16(v_proj_.data() + b * kv_dim + kvh * dim, dim, vb);
           kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
           bf16* tile = QTile(kvh, b);
@@ -402,6 +399,13 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     const size_t prev_pages = (static_cast<size_t>(batch.seq_lens[b - 1]) + bs - 1) / bs;
     return std::equal(prev, prev + prev_pages, cur);  // the same sequence's pages
   };
+  // The pages [p0, p1) of an item's split: its block's last (longest) row's.
+  const auto item_pages = [&](const AttentionItem& it) {
+    const size_t last = it.row0 + it.queries - 1;
+    const size_t pages = (static_cast<size_t>(batch.seq_lens[last]) + bs - 1) / bs;
+    const size_t p0 = it.split * row_pps_[last];
+    return std::pair<size_t, size_t>{p0, std::min(pages, p0 + row_pps_[last])};
+  };
   Timed(times, Stage::kAttention, [&] {
     items_.clear();
     block_items_.clear();
@@ -431,18 +435,13 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     // pages plus one for its fixed work (the softmax of its first page, writing the partial).
     item_cost_.resize(items_.size());
     for (size_t i = 0; i < items_.size(); ++i) {
-      const AttentionItem& it = items_[i];
-      const size_t last = it.row0 + it.queries - 1;
-      const size_t pages = (static_cast<size_t>(batch.seq_lens[last]) + bs - 1) / bs;
-      const size_t pps = row_pps_[last], p0 = it.split * pps;
-      item_cost_[i] = static_cast<uint32_t>(std::min(pages, p0 + pps) - p0 + 1);
+      const auto [p0, p1] = item_pages(items_[i]);
+      item_cost_[i] = static_cast<uint32_t>(p1 - p0 + 1);
     }
     auto partial = [&](size_t i) {
       const AttentionItem it = items_[i];
       const size_t last = it.row0 + it.queries - 1;
-      const size_t pages = (static_cast<size_t>(batch.seq_lens[last]) + bs - 1) / bs;
-      const size_t pps = row_pps_[last], p0 = it.split * pps;
-      const size_t p1 = std::min(pages, p0 + pps);
+      const auto [p0, p1] = item_pages(it);
       const int32_t* table = batch.block_table + last * batch.max_blocks_per_seq;
       const bf16* k_pages[kMaxPagesPerSplit];
       const bf16* v_pages[kMaxPagesPerSplit];
@@ -464,8 +463,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
         l[qi] = has ? part_l_.data() + part * group : nullptr;
       }
       cpu::AttentionPartialQueries(k, kv.layout(), QTile(it.kv_head, it.row0), pdim, group,
-                                   it.queries, lens, p0, k_pages, v_pages, p1 - p0, scale, o, m,
-                                   l);
+                                   it.queries, lens, p0, k_pages, v_pages, p1 - p0, scale, o, m, l);
     };
     if (!options_.attention_per_user) {
       BalancedRanges(item_cost_, pool_.NumWorkers(), item_bounds_);
@@ -516,8 +514,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
     pool_.Spmd(
         n,
         [&](size_t b, size_t) {
-          k.rms_norm_f32(resid1 + b * h, w.post_norm.data(), h, eps,
-                             post_normed_.data() + b * h);
+          k.rms_norm_f32(resid1 + b * h, w.post_norm.data(), h, eps, post_normed_.data() + b * h);
         },
         ToString(Stage::kPostNorm));
   });
@@ -554,7 +551,7 @@ void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t 
         batch,
         [&](size_t b, size_t) {
           kernels_.rms_norm_bf16(hidden + b * h, lm.final_norm.data(), h, eps,
-                             final_normed_.data() + b * h);
+                                 final_normed_.data() + b * h);
         },
         ToString(Stage::kFinalNorm));
   });

@@ -8,20 +8,13 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "kernels/cpu/amx_tile_config.h"
 #include "kernels/cpu/kernels.h"
 
 namespace qwen3::cpu {
 namespace amx {
 
 #include "kernels/cpu/vec_kernels_avx512-inl.h"
-
-struct alignas(64) TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
 
 // C (tmm0-3) and A (tmm4) have `rows` rows, B (tmm5-7) 16. The configuration is reloaded
 // when the row count changes (the attention's query group vs a 16-row batch tile), or when
@@ -31,7 +24,7 @@ static void EnsureTilesConfigured(size_t rows) {
   thread_local size_t configured_rows = 0;
   const uint64_t epoch = TileConfigEpoch();
   if (configured_epoch == epoch && configured_rows == rows) return;
-  TileConfig cfg = {};
+  AmxTileConfig cfg = {};
   cfg.palette_id = 1;
   for (int i = 0; i < 8; ++i) {
     cfg.rows[i] = static_cast<uint8_t>(i < 5 ? rows : 16);
@@ -130,13 +123,13 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 }  // namespace amx
 
 extern const CpuKernels kKernelsAmx = Complete({.path = CpuPath::kAmx,
-                                       .matmul_block = amx::MatmulBlock,
-                                       .matmul_rows = amx::MatmulRows,
-                                       .softmax_tile = amx::SoftmaxTile,
-                                       .silu_mul = amx::SiluMul,
-                                       .rms_norm_bf16 = amx::RmsNormBf16,
-                                       .rms_norm_f32 = amx::RmsNormF32,
-                                       .head_norm_rope = amx::HeadNormRope,
-                                       .cast_bf16 = amx::CastBf16});
+                                                .matmul_block = amx::MatmulBlock,
+                                                .matmul_rows = amx::MatmulRows,
+                                                .softmax_tile = amx::SoftmaxTile,
+                                                .silu_mul = amx::SiluMul,
+                                                .rms_norm_bf16 = amx::RmsNormBf16,
+                                                .rms_norm_f32 = amx::RmsNormF32,
+                                                .head_norm_rope = amx::HeadNormRope,
+                                                .cast_bf16 = amx::CastBf16});
 
 }  // namespace qwen3::cpu

@@ -8,19 +8,13 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/amx_tile_config.h"
 #include "kernels/cpu/peak_rate_loops.h"
 
 namespace qwen3::cpu {
 
 double DotLoopAmx(size_t iters) {
-  struct alignas(64) TileConfig {
-    uint8_t palette_id;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-  };
-  TileConfig cfg = {};
+  AmxTileConfig cfg = {};
   cfg.palette_id = 1;
   for (int i = 0; i < 8; ++i) {
     cfg.rows[i] = 16;
