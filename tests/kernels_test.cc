@@ -244,6 +244,20 @@ TEST_P(KernelsTest, MatmulBlockStridedTiles) {
   }
 }
 
+// One packed group of nb random column blocks, k_tiles deep (TileOrder: PackedMatrix's layout).
+struct RandomGroup {
+  RandomGroup(size_t k_tiles, size_t nb, uint64_t stream)
+      : b(RandomBf16s(100, stream, k_tiles * kTileK * nb * kTileN)) {
+    const TileOrder order{k_tiles, nb};
+    for (size_t j = 0; j < nb; ++j) blocks[j] = order.Block(b.data(), j);
+  }
+  RandomGroup(const RandomGroup&) = delete;  // blocks point into b
+  RandomGroup& operator=(const RandomGroup&) = delete;
+
+  std::vector<bf16> b;
+  BBlock blocks[kMaxBlocksPerCall] = {};
+};
+
 // Batch invariance at the kernel: row r of C is the same bits whether the call computes 1, 5,
 // 9 or 16 rows (the kernels pick register tiles by row count), and a prefetch hint (attention's
 // next page) changes nothing.
@@ -252,18 +266,16 @@ TEST_P(KernelsTest, MatmulBlockRowsDoNotChangeARow) {
   const size_t k_tiles = 11, k = k_tiles * kTileK, lda = k + 8;
   const std::vector<bf16> a = RandomBf16s(100, 90, kTileM * lda);
   for (size_t nb = 1; nb <= kMaxBlocksPerCall; ++nb) {
-    const TileOrder order{k_tiles, nb};
-    const std::vector<bf16> b = RandomBf16s(100, 91 + nb, k * nb * kTileN);
-    BBlock blocks[kMaxBlocksPerCall];
-    for (size_t j = 0; j < nb; ++j) blocks[j] = order.Block(b.data(), j);
+    const RandomGroup group(k_tiles, nb, 91 + nb);
+    const BBlock* blocks = group.blocks;
     const size_t ldc = nb * kTileN;
     std::vector<float> full(kTileM * ldc);
     Kernels().matmul_block(a.data(), lda, kTileM, k_tiles, blocks, nb, full.data(), ldc, nullptr,
                            0);
     for (size_t rows = 1; rows <= kTileM; ++rows) {
       std::vector<float> c(kTileM * ldc);
-      Kernels().matmul_block(a.data(), lda, rows, k_tiles, blocks, nb, c.data(), ldc, b.data(),
-                             b.size() * sizeof(bf16));
+      Kernels().matmul_block(a.data(), lda, rows, k_tiles, blocks, nb, c.data(), ldc,
+                             group.b.data(), group.b.size() * sizeof(bf16));
       for (size_t i = 0; i < rows * ldc; ++i) {
         ASSERT_TRUE(SameBits(c[i], full[i]))
             << "nb " << nb << ", rows " << rows << ": row " << i / ldc << " col " << i % ldc;
@@ -301,18 +313,16 @@ TEST_P(KernelsTest, MatmulRowsEqualsBlockTiles) {
   const size_t k_tiles = 10, k = k_tiles * kTileK, lda = k + 8;
   const std::vector<bf16> a = RandomBf16s(100, 95, kMaxPanelRows * lda);
   for (size_t nb = 1; nb <= kMaxBlocksPerCall; ++nb) {
-    const TileOrder order{k_tiles, nb};
-    const std::vector<bf16> b = RandomBf16s(100, 96 + nb, k * nb * kTileN);
-    BBlock blocks[kMaxBlocksPerCall];
-    for (size_t j = 0; j < nb; ++j) blocks[j] = order.Block(b.data(), j);
+    const RandomGroup group(k_tiles, nb, 96 + nb);
+    const BBlock* blocks = group.blocks;
     const size_t ldc = nb * kTileN + 3;
     for (size_t rows : {size_t{17}, size_t{40}, size_t{100}, kMaxPanelRows}) {
       std::vector<float> panel(RoundUp(rows, kTileM) * ldc), tile(kTileM * ldc);
       Kernels().matmul_rows(a.data(), lda, rows, k_tiles, blocks, nb, panel.data(), ldc);
       for (size_t r0 = 0; r0 < rows; r0 += kTileM) {
         const size_t n_rows = std::min(kTileM, rows - r0);
-        Kernels().matmul_block(a.data() + r0 * lda, lda, n_rows, k_tiles, blocks, nb,
-                               tile.data(), ldc, nullptr, 0);
+        Kernels().matmul_block(a.data() + r0 * lda, lda, n_rows, k_tiles, blocks, nb, tile.data(),
+                               ldc, nullptr, 0);
         for (size_t r = 0; r < n_rows; ++r) {
           for (size_t col = 0; col < nb * kTileN; ++col) {
             ASSERT_TRUE(SameBits(panel[(r0 + r) * ldc + col], tile[r * ldc + col]))
