@@ -62,10 +62,12 @@ struct TileOrder {
 // all 16 rows readable (callers pad with zeros); rows >= `rows` of c are unspecified. Fewer
 // rows is less work where the path can skip it (AMX: tiles configured with `rows` rows; the
 // attention runs its 5 query heads of a 14B group, not 16). c has ldc floats per row and is
-// overwritten. 1 <= nb <= kMaxBlocksPerCall. The kernel also prefetches
-// [prefetch, prefetch + prefetch_bytes) into L2 (nullptr: none), spread over its k-steps so
-// the prefetches overlap the math instead of stalling in one burst (attention hands it the
-// next KV page).
+// overwritten. 1 <= nb <= kMaxBlocksPerCall. prefetch == nullptr: the kernel streams B itself
+// (a path may prefetch past the call: packed weights continue into the worker's next group).
+// Otherwise the caller paces the stream: the kernel prefetches [prefetch, prefetch +
+// prefetch_bytes) into L2 (0 bytes: none) and nothing past the call's own B, spread over its
+// k-steps so the prefetches overlap the math (attention hands it the next KV page; past a page
+// lies another user's).
 using MatmulBlockFn = void (*)(const bf16* a, size_t lda, size_t rows, size_t k_tiles,
                                const BBlock* b, size_t nb, float* c, size_t ldc,
                                const void* prefetch, size_t prefetch_bytes);
