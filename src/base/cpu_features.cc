@@ -43,7 +43,10 @@ CpuFeatures Detect() {
   const bool avx512bw = b7 & (1u << 30), avx512vl = b7 & (1u << 31);
   f.avx2_fma = os_ymm && avx2 && fma;
   f.avx512 = f.avx2_fma && os_zmm && avx512f && avx512dq && avx512bw && avx512vl;
-  f.avx512_bf16 = f.avx512 && (a71 & (1u << 5));
+  // The path also runs the int8 (quantized-weight) kernels with vpdpbusd: every CPU with
+  // AVX512_BF16 so far has AVX512_VNNI too; one without gets the avx512 path.
+  const bool avx512vnni = c7 & (1u << 11);
+  f.avx512_bf16 = f.avx512 && avx512vnni && (a71 & (1u << 5));
   const bool amx_tile = d7 & (1u << 24), amx_bf16 = d7 & (1u << 22);
   if (!(amx_tile && amx_bf16)) {
     f.amx_status = "CPU lacks AMX-TILE/AMX-BF16 (CPUID.7.0:EDX bits 24/22)";

@@ -9,7 +9,7 @@ namespace qwen3 {
 struct CpuFeatures {
   bool avx2_fma = false;     // AVX2 + FMA, OS saves YMM
   bool avx512 = false;       // AVX-512 F/BW/VL/DQ, OS saves ZMM
-  bool avx512_bf16 = false;  // + AVX512_BF16 (vdpbf16ps)
+  bool avx512_bf16 = false;  // + AVX512_BF16 (vdpbf16ps) and AVX512_VNNI (vpdpbusd)
   bool amx_bf16 = false;     // AMX-TILE + AMX-BF16, OS saves tiles, permission granted
   std::string amx_status;    // why AMX is (not) usable, for messages
 };

@@ -16,6 +16,7 @@
 
 #include "base/aligned_buffer.h"
 #include "base/bf16.h"
+#include "base/f16.h"
 
 namespace qwen3 {
 
@@ -44,8 +45,6 @@ struct TensorView {
   AlignedBuffer<float> ToF32() const;
   std::vector<int32_t> ToI32() const;   // from I32 or I64 (range-checked)
 };
-
-float F16ToF32(uint16_t h);
 
 class SafetensorsFile {
  public:

@@ -90,6 +90,30 @@ void MatmulRowsByTiles(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
   }
 }
 
+// The int8 kernels (quantized weights, quant_matrix.h): B is one group of a QuantMatrix,
+// A is activations quantized per row (quant_rows.h).
+struct QuantGroup {
+  const uint8_t* data;  // the group's first sub-block record
+  size_t nb;            // 16-column blocks, 1..kMaxBlocksPerCall
+  size_t subs;          // sub-blocks along K
+  uint32_t bits, sub;   // codes of 4 or 8 bits; 16 or 32 weights per sub-block
+};
+struct QuantRows {
+  const int8_t* q;        // [rows][ldq] int8 codes, k = subs * sub of them per row
+  size_t ldq;
+  const float* scale;     // [rows][ld_scale]: per 32 codes, x ~= scale * q
+  size_t ld_scale;
+  const int32_t* sum16;   // [rows][ld_sum]: per 16 codes, their sum
+  size_t ld_sum;
+};
+// c[r][0, nb * 16) for rows r < rows (1..kMaxPanelRows): per output, over the sub-blocks s in
+// K order, with the exact integer dot d = sum(u * q) of the sub-block and its code sum x_s,
+//   acc = fma(scale[r][s's 32], fma(s_s, float(d), b_s * float(x_s)), acc)
+// (sum (s u + b) x over the sub-block, in one rounding per step). Every path computes exactly
+// this, so all paths give the same bits and a row's result never depends on its neighbours.
+using QMatmulFn = void (*)(const QuantRows& a, size_t rows, const QuantGroup& b, float* c,
+                           size_t ldc);
+
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
 // Columns [valid, cols) of p are zero (the masked tail); cols is a multiple of 16. raw is
@@ -121,6 +145,7 @@ struct CpuKernels {
   CpuPath path;
   MatmulBlockFn matmul_block;
   MatmulRowsFn matmul_rows;
+  QMatmulFn qmatmul;
   SoftmaxTileFn softmax_tile;
   SiluMulFn silu_mul;
   RmsNormBf16Fn rms_norm_bf16;
@@ -132,7 +157,7 @@ struct CpuKernels {
 // Each path's table is written with designated initializers and passed through Complete(),
 // so an entry left out is a compile error, never a null pointer found at run time.
 consteval CpuKernels Complete(CpuKernels k) {
-  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.softmax_tile ||
+  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.qmatmul || !k.softmax_tile ||
       !k.silu_mul || !k.rms_norm_bf16 || !k.rms_norm_f32 || !k.head_norm_rope || !k.cast_bf16) {
     throw "CpuKernels: every entry must be set";  // not a constant expression: does not compile
   }

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "kernels/cpu/amx_tile_config.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/qmatmul.h"
 
 namespace qwen3::cpu {
 namespace amx {
@@ -125,6 +126,7 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 extern const CpuKernels kKernelsAmx = Complete({.path = CpuPath::kAmx,
                                                 .matmul_block = amx::MatmulBlock,
                                                 .matmul_rows = amx::MatmulRows,
+                                                .qmatmul = QMatmulAvx512Vnni,
                                                 .softmax_tile = amx::SoftmaxTile,
                                                 .silu_mul = amx::SiluMul,
                                                 .rms_norm_bf16 = amx::RmsNormBf16,

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/qmatmul.h"
 
 namespace qwen3::cpu {
 namespace avx2 {
@@ -72,6 +73,7 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 extern const CpuKernels kKernelsAvx2 = Complete({.path = CpuPath::kAvx2,
                                        .matmul_block = avx2::MatmulBlock,
                                        .matmul_rows = avx2::MatmulRows,
+                                       .qmatmul = QMatmulAvx2,
                                        .softmax_tile = avx2::SoftmaxTileAvx2,
                                        .silu_mul = avx2::SiluMulAvx2,
                                        .rms_norm_bf16 = avx2::RmsNormBf16,

@@ -21,6 +21,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/qmatmul.h"
 
 namespace qwen3::cpu {
 #ifdef QW_AVX512_BF16
@@ -250,6 +251,7 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512Bf16,
                                                        .matmul_block = avx512bf16::MatmulBlock,
                                                        .matmul_rows = avx512bf16::MatmulRows,
+                                                       .qmatmul = QMatmulAvx512Vnni,
                                                        .softmax_tile = avx512bf16::SoftmaxTile,
                                                        .silu_mul = avx512bf16::SiluMul,
                                                        .rms_norm_bf16 = avx512bf16::RmsNormBf16,
@@ -260,6 +262,7 @@ extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512B
 extern const CpuKernels kKernelsAvx512 = Complete({.path = CpuPath::kAvx512,
                                                    .matmul_block = avx512::MatmulBlock,
                                                    .matmul_rows = avx512::MatmulRows,
+                                                   .qmatmul = QMatmulAvx512,
                                                    .softmax_tile = avx512::SoftmaxTile,
                                                    .silu_mul = avx512::SiluMul,
                                                    .rms_norm_bf16 = avx512::RmsNormBf16,

@@ -1,6 +1,7 @@
 // The scalar path: plain loops, the twin every other path is tested against.
 #include "base/error.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/qmatmul.h"
 
 namespace qwen3::cpu {
 namespace scalar {
@@ -41,6 +42,7 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 extern const CpuKernels kKernelsScalar = Complete({.path = CpuPath::kScalar,
                                        .matmul_block = scalar::MatmulBlock,
                                        .matmul_rows = scalar::MatmulRows,
+                                       .qmatmul = QMatmulScalar,
                                        .softmax_tile = scalar::SoftmaxTile,
                                        .silu_mul = scalar::SiluMul,
                                        .rms_norm_bf16 = scalar::RmsNormBf16,

@@ -1,0 +1,96 @@
+// The int8 kernel on AVX2: vpmaddubsw + vpmaddwd on nibbles (4-bit products stay inside int16;
+// 8-bit codes run as two nibble halves), 8 columns per register, tiles of up to 2 rows x one
+// 16-column block (16 ymm registers). The same integers and fp32 steps as QMatmulScalar.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/qmatmul.h"
+
+namespace qwen3::cpu {
+namespace {
+
+inline __m256i Dot(__m256i acc, __m256i u, __m256i x, bool wide) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if (!wide) return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), ones));
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i lo = _mm256_and_si256(u, nib);
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), nib);
+  const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x), ones);
+  const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x), ones);
+  return _mm256_add_epi32(acc, _mm256_add_epi32(plo, _mm256_slli_epi32(phi, 4)));
+}
+
+inline __m256i Broadcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
+
+template <size_t R>
+void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c, size_t ldc) {
+  const size_t code_bytes = QuantCodeBytes(b), record = QuantRecordBytes(b);
+  const bool wide = b.bits == 8;
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  __m256 acc[R][2];
+  for (size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (size_t s = 0; s < b.subs; ++s) {
+    const uint8_t* rec = b.data + s * record;
+    const uint8_t* codes = rec + j * code_bytes;
+    __m256i dot[R][2];
+    for (size_t r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
+    const int8_t* x[R];
+    for (size_t r = 0; r < R; ++r) x[r] = a.q + (r0 + r) * a.ldq + s * b.sub;
+    const size_t vectors = wide ? b.sub / 4 : 4;
+    for (size_t v = 0; v < vectors; ++v) {
+      for (size_t h = 0; h < 2; ++h) {
+        const __m256i raw =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + v * 64 + h * 32));
+        if (wide) {
+          for (size_t r = 0; r < R; ++r) dot[r][h] = Dot(dot[r][h], raw, Broadcast4(x[r] + 4 * v), true);
+        } else {
+          const __m256i lo = _mm256_and_si256(raw, nib);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib);
+          for (size_t r = 0; r < R; ++r) {
+            dot[r][h] = Dot(dot[r][h], lo, Broadcast4(x[r] + 4 * v), false);
+            dot[r][h] = Dot(dot[r][h], hi, Broadcast4(x[r] + 16 + 4 * v), false);
+          }
+        }
+      }
+    }
+    const float* sb = reinterpret_cast<const float*>(rec + b.nb * code_bytes) + j * 2 * kTileN;
+    for (size_t r = 0; r < R; ++r) {
+      const __m256 xsum = _mm256_set1_ps(static_cast<float>(QuantRowSum(a, r0 + r, s, b.sub)));
+      const __m256 xs = _mm256_set1_ps(QuantRowScale(a, r0 + r, s, b.sub));
+      for (size_t h = 0; h < 2; ++h) {
+        const __m256 scale = _mm256_loadu_ps(sb + h * 8);
+        const __m256 bias = _mm256_loadu_ps(sb + kTileN + h * 8);
+        const __m256 t =
+            _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot[r][h]), _mm256_mul_ps(bias, xsum));
+        acc[r][h] = _mm256_fmadd_ps(xs, t, acc[r][h]);
+      }
+    }
+  }
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(c + r * ldc + j * kTileN + h * 8, acc[r][h]);
+  }
+}
+
+}  // namespace
+
+void QMatmulAvx2(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
+  CheckQuantOperands(rows, b);
+  for (size_t r0 = 0; r0 < rows;) {
+    const size_t rt = rows - r0 >= 2 ? 2 : 1;
+    for (size_t j = 0; j < b.nb; ++j) {
+      if (rt == 2) {
+        Tile<2>(a, r0, b, j, c + r0 * ldc, ldc);
+      } else {
+        Tile<1>(a, r0, b, j, c + r0 * ldc, ldc);
+      }
+    }
+    r0 += rt;
+  }
+}
+
+}  // namespace qwen3::cpu

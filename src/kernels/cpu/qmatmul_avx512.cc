@@ -1,0 +1,185 @@
+// The int8 kernel on AVX-512. With QW_AVX512_VNNI (qmatmul_avx512vnni.cc) each 4-k step is one
+// vpdpbusd (u8 codes x s8 activations -> int32); without, vpmaddubsw + vpmaddwd on nibbles
+// (4-bit products stay inside int16; 8-bit codes run as two nibble halves), the same integers.
+//
+// Register tiles of R rows x NB blocks hold fp32 accumulators across a chunk of sub-blocks and
+// an int32 dot per sub-block; a sub-block's epilogue (kernels.h) folds the dot into the fp32
+// sum. K runs in chunks of 256 weights over all row tiles, so a chunk of the group's codes is
+// loaded into L1 once per call, and the next chunk is prefetched under the current one (past
+// the call's end too: a worker's next group follows in memory).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/qmatmul.h"
+
+namespace qwen3::cpu {
+namespace {
+
+constexpr size_t kChunkWeights = 256;
+constexpr size_t kLine = 64;
+
+#ifdef QW_AVX512_VNNI
+// u4 or u8 codes (unsigned) x s8 activations, 4 products per int32 lane.
+inline __m512i Dot4(__m512i acc, __m512i u, __m512i x) { return _mm512_dpbusd_epi32(acc, u, x); }
+inline __m512i Dot8(__m512i acc, __m512i u, __m512i x) { return _mm512_dpbusd_epi32(acc, u, x); }
+#else
+inline __m512i Dot4(__m512i acc, __m512i u, __m512i x) {  // u <= 15: |pair sums| < 2^15
+  const __m512i pairs = _mm512_maddubs_epi16(u, x);
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+}
+inline __m512i Dot8(__m512i acc, __m512i u, __m512i x) {  // u = 16 hi + lo
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  const __m512i lo = _mm512_and_si512(u, nib);
+  const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(u, 4), nib);
+  const __m512i ones = _mm512_set1_epi16(1);
+  const __m512i plo = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, x), ones);
+  const __m512i phi = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, x), ones);
+  return _mm512_add_epi32(acc, _mm512_add_epi32(plo, _mm512_slli_epi32(phi, 4)));
+}
+#endif
+
+inline __m512i Broadcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi32(v);
+}
+
+// Sub-blocks [s0, s1) for rows [r0, r0 + R) and blocks [j0, j0 + NB) of the group.
+template <size_t R, size_t NB, uint32_t BITS, uint32_t SUB>
+inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, size_t s0,
+                 size_t s1, float* c, size_t ldc, bool first, const char*& prefetch,
+                 size_t prefetch_lines) {
+  constexpr size_t kCodeBytes = SUB * kTileN * BITS / 8;
+  const size_t record = b.nb * (kCodeBytes + 2 * kTileN * sizeof(float));
+  __m512 acc[R][NB];
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t j = 0; j < NB; ++j) {
+      acc[r][j] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + j * kTileN);
+    }
+  }
+  const char* pf = prefetch;
+  for (size_t s = s0; s < s1; ++s) {
+    for (size_t i = 0; i < prefetch_lines; ++i, pf += kLine) _mm_prefetch(pf, _MM_HINT_T0);
+    const uint8_t* rec = b.data + s * record;
+    const uint8_t* codes = rec + j0 * kCodeBytes;
+    __m512i dot[R][NB];
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t j = 0; j < NB; ++j) dot[r][j] = _mm512_setzero_si512();
+    }
+    const int8_t* x[R];
+    for (size_t r = 0; r < R; ++r) x[r] = a.q + (r0 + r) * a.ldq + s * SUB;
+    if constexpr (BITS == 8) {
+      for (size_t v = 0; v < SUB / 4; ++v) {
+        __m512i u[NB];
+        for (size_t j = 0; j < NB; ++j) u[j] = _mm512_loadu_si512(codes + j * kCodeBytes + v * 64);
+        for (size_t r = 0; r < R; ++r) {
+          const __m512i xv = Broadcast4(x[r] + 4 * v);
+          for (size_t j = 0; j < NB; ++j) dot[r][j] = Dot8(dot[r][j], u[j], xv);
+        }
+      }
+    } else {
+      const __m512i nib = _mm512_set1_epi8(0x0f);
+      for (size_t v = 0; v < 4; ++v) {
+        __m512i lo[NB], hi[NB];
+        for (size_t j = 0; j < NB; ++j) {
+          const __m512i raw = _mm512_loadu_si512(codes + j * kCodeBytes + v * 64);
+          lo[j] = _mm512_and_si512(raw, nib);
+          hi[j] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nib);
+        }
+        for (size_t r = 0; r < R; ++r) {
+          const __m512i xlo = Broadcast4(x[r] + 4 * v), xhi = Broadcast4(x[r] + 16 + 4 * v);
+          for (size_t j = 0; j < NB; ++j) {
+            dot[r][j] = Dot4(dot[r][j], lo[j], xlo);
+            dot[r][j] = Dot4(dot[r][j], hi[j], xhi);
+          }
+        }
+      }
+    }
+    const float* sb = reinterpret_cast<const float*>(rec + b.nb * kCodeBytes) + j0 * 2 * kTileN;
+    for (size_t r = 0; r < R; ++r) {
+      const __m512 xsum = _mm512_set1_ps(static_cast<float>(QuantRowSum(a, r0 + r, s, SUB)));
+      const __m512 xs = _mm512_set1_ps(QuantRowScale(a, r0 + r, s, SUB));
+      for (size_t j = 0; j < NB; ++j) {
+        const __m512 scale = _mm512_loadu_ps(sb + j * 2 * kTileN);
+        const __m512 bias = _mm512_loadu_ps(sb + j * 2 * kTileN + kTileN);
+        const __m512 t =
+            _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot[r][j]), _mm512_mul_ps(bias, xsum));
+        acc[r][j] = _mm512_fmadd_ps(xs, t, acc[r][j]);
+      }
+    }
+  }
+  prefetch = pf;
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t j = 0; j < NB; ++j) _mm512_storeu_ps(c + r * ldc + j * kTileN, acc[r][j]);
+  }
+}
+
+// A row tile of R rows over all nb blocks: NB <= 2 for 4 rows (16 accumulators + 16 dots
+// would not fit the 32 registers), up to 4 for fewer rows.
+template <size_t R, uint32_t BITS, uint32_t SUB>
+inline void RowTile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t s0, size_t s1,
+                    float* c, size_t ldc, bool first, const char*& pf, size_t lines) {
+  constexpr size_t kMaxNb = R >= 4 ? 2 : 4;
+  for (size_t j0 = 0; j0 < b.nb;) {
+    const size_t nb = std::min(kMaxNb, b.nb - j0);
+    float* cj = c + j0 * kTileN;
+    switch (nb) {
+      case 4:
+        if constexpr (kMaxNb >= 4) Tile<R, 4, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        break;
+      case 3:
+        if constexpr (kMaxNb >= 3) Tile<R, 3, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        break;
+      case 2:
+        Tile<R, 2, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        break;
+      default:
+        Tile<R, 1, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        break;
+    }
+    j0 += nb;
+    lines = 0;  // the first pass over a chunk prefetches the next one
+  }
+}
+
+template <uint32_t BITS, uint32_t SUB>
+void Run(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
+  constexpr size_t kChunkSubs = kChunkWeights / SUB;
+  const size_t record = QuantRecordBytes(b);
+  const size_t lines = (record + kLine - 1) / kLine;
+  for (size_t s0 = 0; s0 < b.subs; s0 += kChunkSubs) {
+    const size_t s1 = std::min(b.subs, s0 + kChunkSubs);
+    const char* pf = reinterpret_cast<const char*>(b.data) + (s0 + kChunkSubs) * record;
+    for (size_t r0 = 0; r0 < rows;) {
+      const size_t rest = rows - r0;
+      const size_t rt = rest >= 4 ? 4 : rest >= 2 ? 2 : 1;
+      const size_t l = r0 == 0 ? lines : 0;
+      float* cr = c + r0 * ldc;
+      if (rt == 4) {
+        RowTile<4, BITS, SUB>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
+      } else if (rt == 2) {
+        RowTile<2, BITS, SUB>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
+      } else {
+        RowTile<1, BITS, SUB>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
+      }
+      r0 += rt;
+    }
+  }
+}
+
+}  // namespace
+
+#ifdef QW_AVX512_VNNI
+void QMatmulAvx512Vnni(const QuantRows& a, size_t rows, const QuantGroup& b, float* c,
+                       size_t ldc) {
+#else
+void QMatmulAvx512(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
+#endif
+  CheckQuantOperands(rows, b);
+  if (b.bits == 4) return Run<4, 32>(a, rows, b, c, ldc);
+  if (b.sub == 32) return Run<8, 32>(a, rows, b, c, ldc);
+  return Run<8, 16>(a, rows, b, c, ldc);
+}
+
+}  // namespace qwen3::cpu

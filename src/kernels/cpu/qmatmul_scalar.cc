@@ -1,0 +1,42 @@
+// The int8 kernel as plain loops: the definition the vector paths are tested against, bit
+// for bit (kernels.h, QMatmulFn).
+#include <cmath>
+
+#include "kernels/cpu/qmatmul.h"
+
+namespace qwen3::cpu {
+
+void QMatmulScalar(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
+  CheckQuantOperands(rows, b);
+  const size_t code_bytes = QuantCodeBytes(b), record = QuantRecordBytes(b);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t j = 0; j < b.nb; ++j) {
+      for (size_t col = 0; col < kTileN; ++col) {
+        float acc = 0;
+        for (size_t s = 0; s < b.subs; ++s) {
+          const uint8_t* rec = b.data + s * record;
+          const uint8_t* codes = rec + j * code_bytes;
+          const float* sb = reinterpret_cast<const float*>(rec + b.nb * code_bytes) + j * 2 * kTileN;
+          const int8_t* x = a.q + r * a.ldq + s * b.sub;
+          int32_t dot = 0;
+          for (size_t i = 0; i < b.sub; ++i) {
+            int32_t u;
+            if (b.bits == 8) {
+              u = codes[(i / 4) * 64 + col * 4 + i % 4];
+            } else {
+              const uint8_t byte = codes[((i % 16) / 4) * 64 + col * 4 + i % 4];
+              u = i < 16 ? byte & 0xf : byte >> 4;
+            }
+            dot += u * x[i];
+          }
+          const float xsum = static_cast<float>(QuantRowSum(a, r, s, b.sub));
+          const float t = std::fma(sb[col], static_cast<float>(dot), sb[kTileN + col] * xsum);
+          acc = std::fma(QuantRowScale(a, r, s, b.sub), t, acc);
+        }
+        c[r * ldc + j * kTileN + col] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace qwen3::cpu

@@ -1,0 +1,41 @@
+// Weight types, and ggml's quantized block formats (the GGUF types Q8_0, Q4_0, Q4_K, Q6_K)
+// decoded into the engine's quantized form: per sub-block of 16 or 32 weights along K,
+// unsigned codes u and an fp32 scale s and bias b with weight = s * u + b. The decoding is
+// exact: gguf-py (llama.cpp's reference dequantizer) computes fl(s * u + b) for every type, and
+// so does QuantMatrix::At.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace qwen3::cpu {
+
+enum class WeightType { kBf16, kQ8_0, kQ4_0, kQ4_K, kQ6_K };
+const char* ToString(WeightType type);  // "bf16", "q8_0", "q4_0", "q4_k", "q6_k"
+// "q8_0" or "q4_0" (the --quantize targets); anything else throws Error naming the value.
+WeightType ParseQuantizeType(const std::string& name);
+
+// How a quantized type is held: bits per code (4 or 8) and weights per sub-block (16 or 32).
+struct QuantFormat {
+  uint32_t bits = 8, sub = 32;
+  bool operator==(const QuantFormat&) const = default;
+};
+QuantFormat FormatOf(WeightType type);  // not kBf16
+size_t BlockElems(WeightType type);     // weights per ggml block: 32 (Q8_0, Q4_0) or 256
+size_t BlockBytes(WeightType type);     // bytes per ggml block: 34, 18, 144, 210
+
+struct SubBlock {
+  float scale = 0, bias = 0;
+  uint8_t codes[32] = {};  // [0, sub)
+};
+
+// The BlockElems(type) / sub sub-blocks of one ggml block, in K order.
+void DecodeBlock(WeightType type, const uint8_t* block, SubBlock* out);
+
+// llama.cpp's reference quantizers (quantize_row_q8_0_ref / q4_0_ref) of 32 weights: what
+// llama-quantize writes, so --quantize gives the same blocks as a converted GGUF file.
+void QuantizeBlockQ8_0(const float* x, uint8_t* out);
+void QuantizeBlockQ4_0(const float* x, uint8_t* out);
+
+}  // namespace qwen3::cpu

@@ -1,0 +1,38 @@
+// Activations quantized for the int8 kernels: each row in blocks of 32, x ~= scale * q with
+// scale = max|x| / 127 and q = round-to-nearest-even(x * 127 / max|x|) in [-127, 127], plus each
+// 16 codes' sum (the bias term of the weights' s * u + b). Per row and block, so a row's codes
+// never depend on the other rows of the pass (batch invariance). One implementation for every
+// path: the codes are the same bits everywhere.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/aligned_buffer.h"
+#include "base/bf16.h"
+#include "kernels/cpu/kernels.h"
+
+namespace qwen3 {
+class ThreadPool;
+}
+
+namespace qwen3::cpu {
+
+class QuantizedRows {
+ public:
+  // Rows [0, rows) of x ([rows][lda] bf16), their first k values (k a multiple of 32).
+  void Quantize(const bf16* x, size_t lda, size_t rows, size_t k, ThreadPool& pool);
+  // The same for one row, into row r (capacity must hold it: Reserve).
+  void Reserve(size_t rows, size_t k);
+  void QuantizeRow(const bf16* x, size_t r);
+  QuantRows view() const;
+  size_t k() const { return k_; }
+
+ private:
+  size_t k_ = 0, rows_cap_ = 0, k_cap_ = 0;
+  AlignedBuffer<int8_t> q_;
+  AlignedBuffer<float> scale_;
+  AlignedBuffer<int32_t> sum16_;
+};
+
+}  // namespace qwen3::cpu

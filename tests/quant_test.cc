@@ -1,0 +1,355 @@
+// Quantized weights and activations (kernels/cpu/quant_blocks.h, quant_matrix.h, quant_rows.h)
+// and the int8 kernel of every path (CpuKernels::qmatmul).
+//
+// The block decoders are checked against ggml's reference dequantization loops, rewritten here
+// from ggml's dequantize_row_* in their own shape (a different code path from DecodeBlock), and
+// against llama.cpp's GGUF files in gguf_model_test. Every path's qmatmul must equal the scalar
+// twin bit for bit (the integer dots are exact and the fp32 steps are the same fmas), and the
+// scalar twin must equal a double-precision sum of dequantized weights times dequantized
+// activations to fp32 rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/f16.h"
+#include "base/rng.h"
+#include "kernels/cpu/cpu_path.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/qmatmul.h"
+#include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/quant_matrix.h"
+#include "kernels/cpu/quant_rows.h"
+#include "runtime/thread_pool.h"
+#include "tests/error_matchers.h"
+
+namespace qwen3::cpu {
+namespace {
+
+ThreadPool& Pool() {
+  static ThreadPool pool(2);
+  return pool;
+}
+
+bool SameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+
+TEST(F16Test, RoundTripsEveryHalfAndRoundsMidpointsToEven) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = F16ToF32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(F32ToF16(f), h) << std::hex << h;
+    if ((h & 0x7fff) >= 0x7bff) continue;  // the next half up is Inf
+    const float up = F16ToF32(static_cast<uint16_t>(h + 1));
+    const double mid = (static_cast<double>(f) + up) / 2;  // exact in fp32 for halves
+    const uint16_t even = (h & 1) ? static_cast<uint16_t>(h + 1) : static_cast<uint16_t>(h);
+    ASSERT_EQ(F32ToF16(static_cast<float>(mid)), even) << std::hex << h;
+  }
+  EXPECT_EQ(F32ToF16(65520.0f), 0x7c00);
+  EXPECT_EQ(F32ToF16(65519.0f), 0x7bff);
+  EXPECT_EQ(F32ToF16(1e-10f), 0);
+}
+
+// Random ggml blocks: random bytes with a finite fp16 scale (and min) in [2^-10, 2^-4].
+std::vector<uint8_t> RandomBlocks(WeightType type, size_t blocks, uint64_t seed) {
+  const CounterRng rng(seed, 1);
+  std::vector<uint8_t> data(blocks * BlockBytes(type));
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(rng.Bits(i));
+  const auto half = [&](size_t at, uint64_t i) {
+    const uint16_t h = F32ToF16(std::ldexp(1.0f + rng.Uniform(i), -static_cast<int>(rng.Int(i + 1, 4, 10))));
+    std::memcpy(data.data() + at, &h, 2);
+  };
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t at = b * BlockBytes(type);
+    switch (type) {
+      case WeightType::kQ8_0:
+      case WeightType::kQ4_0:
+        half(at, 1000000 + 2 * b);
+        break;
+      case WeightType::kQ4_K:
+        half(at, 2000000 + 4 * b);
+        half(at + 2, 2000002 + 4 * b);
+        break;
+      case WeightType::kQ6_K:
+        half(at + 208, 3000000 + 2 * b);
+        break;
+      case WeightType::kBf16:
+        break;
+    }
+  }
+  return data;
+}
+
+// ggml's dequantize_row_* loops, one block, as float32.
+void ReferenceDequantize(WeightType type, const uint8_t* b, float* y) {
+  const auto half = [](const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return F16ToF32(h);
+  };
+  if (type == WeightType::kQ8_0) {
+    for (int j = 0; j < 32; ++j) y[j] = half(b) * static_cast<int8_t>(b[2 + j]);
+  } else if (type == WeightType::kQ4_0) {
+    for (int j = 0; j < 16; ++j) {
+      y[j] = half(b) * ((b[2 + j] & 0xf) - 8);
+      y[j + 16] = half(b) * ((b[2 + j] >> 4) - 8);
+    }
+  } else if (type == WeightType::kQ4_K) {
+    const float d = half(b), min = half(b + 2);
+    const uint8_t* scales = b + 4;
+    const uint8_t* q = b + 16;
+    auto scale_min = [&](int j, int& sc, int& m) {
+      if (j < 4) {
+        sc = scales[j] & 63;
+        m = scales[j + 4] & 63;
+      } else {
+        sc = (scales[j + 4] & 0xf) | ((scales[j - 4] >> 6) << 4);
+        m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+      }
+    };
+    int is = 0;
+    for (int j = 0; j < 256; j += 64) {
+      int sc, m;
+      scale_min(is, sc, m);
+      const float d1 = d * sc, m1 = min * m;
+      scale_min(is + 1, sc, m);
+      const float d2 = d * sc, m2 = min * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xf) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+      q += 32;
+      is += 2;
+    }
+  } else if (type == WeightType::kQ6_K) {
+    const float d = half(b + 208);
+    const uint8_t* ql = b;
+    const uint8_t* qh = b + 128;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+    for (int n = 0; n < 256; n += 128) {
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l] = d * sc[is + 0] * q1;
+        y[l + 32] = d * sc[is + 2] * q2;
+        y[l + 64] = d * sc[is + 4] * q3;
+        y[l + 96] = d * sc[is + 6] * q4;
+      }
+      y += 128;
+      ql += 64;
+      qh += 32;
+      sc += 8;
+    }
+  }
+}
+
+class QuantTypeTest : public testing::TestWithParam<WeightType> {};
+
+TEST_P(QuantTypeTest, PackedMatrixHoldsGgmlsDequantizationExactly) {
+  const WeightType type = GetParam();
+  const size_t n = 37, k = 2 * BlockElems(type) + (BlockElems(type) == 32 ? 32 * 5 : 0);
+  const size_t per_row = k / BlockElems(type);
+  const std::vector<uint8_t> data = RandomBlocks(type, n * per_row, 7);
+  const QuantMatrix m = QuantMatrix::FromGguf(type, data.data(), n, k, "w", Pool());
+  EXPECT_EQ(m.n(), n);
+  EXPECT_EQ(m.k(), k);
+  EXPECT_EQ(m.format(), FormatOf(type));
+  std::vector<float> y(BlockElems(type));
+  for (size_t r = 0; r < n; ++r) {
+    for (size_t blk = 0; blk < per_row; ++blk) {
+      ReferenceDequantize(type, data.data() + (r * per_row + blk) * BlockBytes(type), y.data());
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_TRUE(m.At(blk * BlockElems(type) + i, r) == y[i])  // +0 for ggml's -0: no matter
+            << ToString(type) << " row " << r << " k " << blk * BlockElems(type) + i << ": "
+            << m.At(blk * BlockElems(type) + i, r) << " vs " << y[i];
+      }
+    }
+  }
+}
+
+TEST_P(QuantTypeTest, InterleavedMatrixHoldsBothSourcesWidened) {
+  const WeightType type = GetParam();
+  const WeightType other = WeightType::kQ6_K;  // the widest: 8-bit codes, 16-weight sub-blocks
+  const size_t n = 64, k = 256;
+  const std::vector<uint8_t> a = RandomBlocks(type, n * k / BlockElems(type), 3);
+  const std::vector<uint8_t> b = RandomBlocks(other, n * k / BlockElems(other), 4);
+  const QuantMatrix qa = QuantMatrix::FromGguf(type, a.data(), n, k, "a", Pool());
+  const QuantMatrix qb = QuantMatrix::FromGguf(other, b.data(), n, k, "b", Pool());
+  const QuantMatrix m =
+      QuantMatrix::FromGgufInterleaved(type, a.data(), other, b.data(), n, k, "a", "b", Pool());
+  EXPECT_EQ(m.format(), FormatOf(other));
+  EXPECT_EQ(m.n(), 2 * n);
+  for (size_t nn = 0; nn < 2 * n; ++nn) {
+    const size_t col = nn / 64 * 32 + nn % 32;
+    const QuantMatrix& src = nn % 64 >= 32 ? qb : qa;
+    for (size_t kk = 0; kk < k; ++kk) ASSERT_TRUE(SameBits(m.At(kk, nn), src.At(kk, col)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, QuantTypeTest,
+                         testing::Values(WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_K,
+                                         WeightType::kQ6_K),
+                         [](const auto& info) { return std::string(ToString(info.param)); });
+
+TEST(QuantizeTest, MatchesLlamaCppsReferenceQuantizers) {
+  // Q8_0: d = amax / 127, q = roundf(x / d); Q4_0: d = -max / 8 (max: the signed extreme),
+  // q = min(15, trunc(x / d + 8.5)).
+  float x[32];
+  for (int i = 0; i < 32; ++i) x[i] = (i - 13) * 0.37f;  // extreme -4.81 at i = 0, 6.66 at 31
+  uint8_t q8[34], q4[18];
+  QuantizeBlockQ8_0(x, q8);
+  QuantizeBlockQ4_0(x, q4);
+  uint16_t d8, d4;
+  std::memcpy(&d8, q8, 2);
+  std::memcpy(&d4, q4, 2);
+  EXPECT_EQ(d8, F32ToF16(6.66f / 127.0f));
+  EXPECT_EQ(d4, F32ToF16(6.66f / -8.0f));
+  EXPECT_EQ(static_cast<int8_t>(q8[2 + 31]), 127);
+  EXPECT_EQ(static_cast<int8_t>(q8[2 + 0]), static_cast<int8_t>(std::roundf(x[0] * (127.0f / 6.66f))));
+  EXPECT_EQ(q4[2 + 15] >> 4, 0);  // x[31] / d = -8 -> 0
+  EXPECT_EQ(q4[2 + 0] & 0xf, std::min(15, static_cast<int>(static_cast<int8_t>(x[0] / (6.66f / -8.0f) + 8.5f))));
+}
+
+TEST(QuantizeTest, QuantizeRejectsBadShapesTypesAndNonFiniteWeights) {
+  std::vector<bf16> w(64 * 48, F32ToBf16(0.5f));
+  EXPECT_TRUE(ThrowsError(
+      [&] { (void)QuantMatrix::Quantize(w.data(), 64, 48, WeightType::kQ8_0, "blk.w", Pool()); },
+      {"tensor blk.w: 48 inputs per row: expected a multiple of 32"}));
+  EXPECT_TRUE(ThrowsError(
+      [&] { (void)QuantMatrix::Quantize(w.data(), 48, 64, WeightType::kQ4_K, "blk.w", Pool()); },
+      {"--quantize q4_k: expected q8_0 or q4_0"}));
+  w[3 * 64 + 5] = 0x7fc0;
+  EXPECT_TRUE(ThrowsError(
+      [&] { (void)QuantMatrix::Quantize(w.data(), 48, 64, WeightType::kQ4_0, "blk.w", Pool()); },
+      {"tensor blk.w: element [3, 5] is not finite"}));
+  EXPECT_TRUE(ThrowsError([&] { (void)ParseQuantizeType("q5_k"); },
+                          {"--quantize q5_k: expected q8_0 or q4_0"}));
+}
+
+TEST(QuantRowsTest, QuantizesPerRowBlockToNearestEven) {
+  const size_t k = 64;
+  std::vector<bf16> x(2 * k);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = F32ToBf16((static_cast<float>(i % 37) - 18.0f) / 8);
+  x[5] = F32ToBf16(0.0f);
+  for (size_t i = k; i < k + 32; ++i) x[i] = 0;  // an all-zero block: scale 0, codes 0
+  QuantizedRows q;
+  q.Quantize(x.data(), k, 2, k, Pool());
+  const QuantRows v = q.view();
+  for (size_t r = 0; r < 2; ++r) {
+    for (size_t b = 0; b < k / 32; ++b) {
+      float amax = 0;
+      for (size_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(Bf16ToF32(x[r * k + b * 32 + i])));
+      EXPECT_TRUE(SameBits(v.scale[r * v.ld_scale + b], amax / 127.0f));
+      int32_t sums[2] = {0, 0};
+      for (size_t i = 0; i < 32; ++i) {
+        const float want = amax > 0 ? std::nearbyint(Bf16ToF32(x[r * k + b * 32 + i]) * (127.0f / amax)) : 0;
+        const int8_t got = v.q[r * v.ldq + b * 32 + i];
+        ASSERT_EQ(got, static_cast<int8_t>(want)) << r << " " << b << " " << i;
+        sums[i / 16] += got;
+      }
+      EXPECT_EQ(v.sum16[r * v.ld_sum + 2 * b], sums[0]);
+      EXPECT_EQ(v.sum16[r * v.ld_sum + 2 * b + 1], sums[1]);
+    }
+  }
+}
+
+// Random activations with magnitudes over 2^-3 .. 2^3 (bf16), quantized.
+std::vector<bf16> RandomActivations(size_t rows, size_t k, uint64_t seed) {
+  const CounterRng rng(seed, 2);
+  std::vector<bf16> x(rows * k);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = F32ToBf16(std::ldexp(rng.Uniform(2 * i) * 2 - 1, static_cast<int>(rng.Int(2 * i + 1, -3, 3))));
+  }
+  return x;
+}
+
+class QMatmulTest : public testing::TestWithParam<CpuPath> {};
+
+struct QCase {
+  WeightType type;
+  size_t n, k;
+};
+
+TEST_P(QMatmulTest, EqualsTheScalarTwinBitForBitAndTheDequantizedSum) {
+  const CpuKernels& kernels = GetCpuKernels(GetParam());
+  for (const QCase& qc : {QCase{WeightType::kQ8_0, 64, 96}, QCase{WeightType::kQ4_0, 48, 288},
+                          QCase{WeightType::kQ4_K, 64, 512}, QCase{WeightType::kQ6_K, 56, 256},
+                          QCase{WeightType::kQ4_0, 16, 32}, QCase{WeightType::kQ8_0, 64, 2560}}) {
+    const std::vector<uint8_t> data = RandomBlocks(qc.type, qc.n * qc.k / BlockElems(qc.type), 11);
+    const QuantMatrix w = QuantMatrix::FromGguf(qc.type, data.data(), qc.n, qc.k, "w", Pool());
+    for (size_t rows : {1, 2, 3, 4, 5, 7, 8, 13, 16, 37, 128}) {
+      const std::vector<bf16> x = RandomActivations(rows, qc.k, rows);
+      QuantizedRows q;
+      q.Quantize(x.data(), qc.k, rows, qc.k, Pool());
+      const QuantRows a = q.view();
+      for (size_t j0 = 0; j0 < w.n_blocks(); j0 += 4) {
+        for (size_t nb = 1; nb <= std::min<size_t>(4, w.n_blocks() - j0); ++nb) {
+          const QuantGroup g = w.Group(j0, std::min<size_t>(4, w.n_blocks() - j0));
+          QuantGroup part = g;
+          part.nb = nb;  // a prefix of the group's blocks, as a caller with fewer columns
+          if (nb != g.nb) continue;  // records are laid out for the whole group
+          std::vector<float> got(rows * 64, -1.0f), want(rows * 64, -2.0f);
+          kernels.qmatmul(a, rows, part, got.data(), 64);
+          QMatmulScalar(a, rows, part, want.data(), 64);
+          for (size_t r = 0; r < rows; ++r) {
+            for (size_t col = 0; col < nb * 16; ++col) {
+              ASSERT_TRUE(SameBits(got[r * 64 + col], want[r * 64 + col]))
+                  << ToString(qc.type) << " rows " << rows << " r " << r << " col " << col
+                  << ": " << got[r * 64 + col] << " vs scalar " << want[r * 64 + col];
+            }
+          }
+          if (GetParam() != CpuPath::kScalar) continue;
+          for (size_t r = 0; r < rows; ++r) {  // the scalar twin vs dequantized sums
+            for (size_t col = 0; col < nb * 16 && (j0 * 16 + col) < qc.n; ++col) {
+              double sum = 0, mag = 0;
+              for (size_t kk = 0; kk < qc.k; ++kk) {
+                const double xv = static_cast<double>(a.scale[r * a.ld_scale + kk / 32]) * a.q[r * a.ldq + kk];
+                sum += xv * w.At(kk, j0 * 16 + col);
+                mag += std::fabs(xv * w.At(kk, j0 * 16 + col));
+              }
+              ASSERT_NEAR(want[r * 64 + col], sum, 4e-6 * mag + 1e-30) << r << " " << col;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(QMatmulTest, ARowsResultDoesNotDependOnTheRowsBesideIt) {
+  const CpuKernels& kernels = GetCpuKernels(GetParam());
+  const size_t n = 64, k = 512;
+  const std::vector<uint8_t> data = RandomBlocks(WeightType::kQ4_K, n * k / 256, 5);
+  const QuantMatrix w = QuantMatrix::FromGguf(WeightType::kQ4_K, data.data(), n, k, "w", Pool());
+  const std::vector<bf16> x = RandomActivations(16, k, 9);
+  QuantizedRows all, one;
+  all.Quantize(x.data(), k, 16, k, Pool());
+  std::vector<float> c_all(16 * 64), c_one(64);
+  kernels.qmatmul(all.view(), 16, w.Group(0, 4), c_all.data(), 64);
+  for (size_t r = 0; r < 16; ++r) {
+    one.Quantize(x.data() + r * k, k, 1, k, Pool());
+    kernels.qmatmul(one.view(), 1, w.Group(0, 4), c_one.data(), 64);
+    for (size_t col = 0; col < 64; ++col) ASSERT_TRUE(SameBits(c_all[r * 64 + col], c_one[col]));
+  }
+}
+
+TEST_P(QMatmulTest, ChecksItsPreconditions) {
+  const CpuKernels& kernels = GetCpuKernels(GetParam());
+  const std::vector<uint8_t> data = RandomBlocks(WeightType::kQ8_0, 16, 1);
+  const QuantMatrix w = QuantMatrix::FromGguf(WeightType::kQ8_0, data.data(), 16, 32, "w", Pool());
+  QuantizedRows q;
+  const std::vector<bf16> x = RandomActivations(1, 32, 1);
+  q.Quantize(x.data(), 32, 1, 32, Pool());
+  float c[16];
+  QuantGroup g = w.Group(0, 1);
+  EXPECT_DEATH(kernels.qmatmul(q.view(), 0, g, c, 16), "rows >= 1");
+  g.nb = 5;
+  EXPECT_DEATH(kernels.qmatmul(q.view(), 1, g, c, 16), "b.nb <= kMaxBlocksPerCall");
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, QMatmulTest, testing::ValuesIn(AvailableCpuPaths()),
+                         [](const auto& info) { return std::string(ToString(info.param)); });
+
+}  // namespace
+}  // namespace qwen3::cpu
