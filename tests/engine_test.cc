@@ -15,6 +15,7 @@
 #include "base/rng.h"
 #include "io/safetensors.h"
 #include "io/synthetic_checkpoint.h"
+#include "model/model_weights.h"
 #include "serve/generate_text.h"
 #include "tests/checkpoint_util.h"
 #include "tests/error_matchers.h"
@@ -140,6 +141,24 @@ TEST_F(EngineTest, ConcurrentRequestsEqualEachAlone) {
     EXPECT_EQ(together[i].usage.prompt_tokens, reqs[i].prompt.size());
   }
   ExpectIdleAndNoLeak(*e);
+}
+
+// Batch invariance holds per weight type: the int8 kernels quantize activations per row.
+TEST_F(EngineTest, ConcurrentRequestsEqualEachAloneWithQuantizedWeights) {
+  for (const char* type : {"q8_0", "q4_0"}) {
+    EngineOptions o = Options();
+    o.quantize = type;
+    auto e = Open(o);
+    EXPECT_EQ(e->weights().weight_type(), type);
+    const std::vector<GenerationRequest> reqs = MixedRequests(12);
+    std::vector<TextResult> alone;
+    for (const GenerationRequest& r : reqs) alone.push_back(GenerateText(*e, {r}).front());
+    const std::vector<TextResult> together = GenerateText(*e, reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      ExpectSameOutput(alone[i], together[i], std::string(type) + " request " + std::to_string(i));
+    }
+    ExpectIdleAndNoLeak(*e);
+  }
 }
 
 // A pool too small for all of them at once: sequences are preempted and recomputed, and every

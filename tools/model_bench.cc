@@ -76,6 +76,7 @@ void RunModelBench(const ModelBenchOptions& o) {
   // own user slots.
   EngineOptions eo;
   eo.model_dir = o.model_dir;
+  eo.quantize = o.quantize;
   eo.need_tokenizer = false;
   eo.serve = false;
   eo.threads = o.threads;
@@ -98,7 +99,11 @@ void RunModelBench(const ModelBenchOptions& o) {
       w.bytes() / 1e9, load_s, model.kv_bytes() / 1e9, cpu::ToString(path), pool.NumWorkers());
 
   ReadBandwidthProbe probe(pool, static_cast<size_t>(o.bw_gib * (1 << 30)));
-  const double peak = cpu::PeakDotFlops(path, pool);
+  // The compute roof of the weights' dot: bf16 (vdpbf16ps, ...) or the int8 one of quantized
+  // weights (vpdpbusd, ...), in ops/s either way.
+  const double bf16_peak = cpu::PeakDotFlops(path, pool);
+  const double int8_peak = cpu::PeakInt8Ops(path, pool);
+  const double peak = w.quantized() ? int8_peak : bf16_peak;
   const double kernel_peak = PeakMatmulFlops(kernels, pool);
   // Weights every decode step streams: all packed layers and the LM head (embedding rows and
   // norm vectors are noise).
@@ -133,12 +138,17 @@ void RunModelBench(const ModelBenchOptions& o) {
   j["context"] = o.context;
   j["weights_bytes"] = weight_bytes;
   j["peak_gflops"] = peak / 1e9;
+  j["peak_bf16_gflops"] = bf16_peak / 1e9;
+  j["peak_int8_gops"] = int8_peak / 1e9;
+  j["weight_type"] = w.weight_type();
   j["kernel_peak_gflops"] = kernel_peak / 1e9;
   j["decode"] = nlohmann::json::array();
   std::printf(
-      "peak dot rate (register-only loop of the path's dot instruction, all threads): %.1f "
-      "GFLOP/s; our matmul kernel in cache: %.1f GFLOP/s (%.1f%% of it)\n\n",
-      peak / 1e9, kernel_peak / 1e9, 100 * kernel_peak / peak);
+      "weights %s | peak dot rate (register-only loop of the path's dot instruction, all "
+      "threads): bf16 %.1f GFLOP/s, int8 %.1f GOP/s (the roof: %s); our bf16 matmul kernel in "
+      "cache: %.1f GFLOP/s (%.1f%% of the bf16 peak)\n\n",
+      w.weight_type().c_str(), bf16_peak / 1e9, int8_peak / 1e9, w.quantized() ? "int8" : "bf16",
+      kernel_peak / 1e9, 100 * kernel_peak / bf16_peak);
   std::printf("%5s | %9s %8s %9s %7s | %9s %9s %7s %7s %7s %7s %-7s\n", "batch", "prefill",
               "tok/s", "GFLOP/s", "%peak", "decode ms", "(min-max)", "tok/s", "GB/step", "%bw",
               "%roof", "bound");

@@ -14,6 +14,7 @@ namespace qwen3 {
 
 struct ModelBenchOptions {
   std::string model_dir;
+  std::string quantize;  // EngineOptions::quantize
   std::vector<size_t> batches = {1, 16};
   size_t context = 512;   // prompt tokens per user before the timed decode steps
   size_t steps = 20;      // timed decode steps per batch

@@ -41,9 +41,15 @@ void CopyTokenizerFiles(const std::string& from, const std::string& dir) {
   }
 }
 
+void AddQuantizeFlag(CLI::App& app, std::string& quantize) {
+  app.add_option("--quantize", quantize,
+                 "quantize the bf16 weights at load, as llama.cpp's blocks: q8_0 | q4_0");
+}
+
 void AddModelFlags(CLI::App& app, qwen3::TextModelOptions& o) {
   app.add_option("--model", o.model_dir, "Hugging Face model directory")->required();
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the model directory's)");
+  AddQuantizeFlag(app, o.quantize);
   app.add_option("--max-seq", o.max_seq, "KV cache tokens per sequence (default: as needed / 4096)");
 }
 
@@ -74,6 +80,8 @@ int Main(int argc, char** argv) {
   rp->add_option("--reference", replay.reference, "reference.safetensors")->required();
   rp->add_option("--out", replay.out, "write the computed logits_s* here (safetensors)");
   rp->add_option("--max-rows", replay.max_rows, "tokens per prefill pass (default 64)");
+  AddQuantizeFlag(*rp, replay.quantize);
+  rp->add_option("--tol", replay.max_rel_l2, "rel-L2 bound per step (default 3.5e-2)");
 
   std::string preset, out_dir, mk_tokenizer;
   int layers = 0, mk_hidden = 0, mk_inter = 0, mk_heads = 0, mk_kv_heads = 0, mk_head_dim = 0;
@@ -126,6 +134,7 @@ int Main(int argc, char** argv) {
   CLI::App* sv = app.add_subcommand("serve", "OpenAI-compatible HTTP server (continuous batching)");
   sv->add_option("--model", serve.engine.model_dir, "Hugging Face model directory")->required();
   sv->add_option("--tokenizer", serve.engine.tokenizer, "tokenizer.json (default: the model directory's)");
+  AddQuantizeFlag(*sv, serve.engine.quantize);
   sv->add_option("--host", serve.server.host, "address to listen on (default 127.0.0.1)");
   sv->add_option("--port", serve.server.port, "port (default 8000; 0: any free port)");
   sv->add_option("--api-key", serve.server.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");

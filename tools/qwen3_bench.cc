@@ -183,6 +183,8 @@ int Main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--context", mb.context, "with --model: prompt tokens per user (default 512)");
   app.add_option("--max-rows", mb.max_rows, "with --model: tokens per prefill pass (default 128)");
+  app.add_option("--quantize", mb.quantize,
+                 "with --model: quantize the bf16 weights at load (q8_0 | q4_0)");
   CLI11_PARSE(app, argc, argv);
 
   if (!mb.model_dir.empty()) {

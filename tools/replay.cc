@@ -106,9 +106,11 @@ Reference ReadReference(const ReplayOptions& o) {
 }
 
 // The weights only: no tokenizer, KV pool, model or engine thread.
-std::unique_ptr<Engine> OpenWeights(const std::string& model_dir, size_t threads) {
+std::unique_ptr<Engine> OpenWeights(const std::string& model_dir, const std::string& quantize,
+                                    size_t threads) {
   EngineOptions eo;
   eo.model_dir = model_dir;
+  eo.quantize = quantize;
   eo.need_tokenizer = false;
   eo.serve = false;
   eo.threads = threads;
@@ -180,13 +182,13 @@ ReplayResult Replay(const ReplayOptions& o, const Reference& ref, const ModelWei
 
 ReplayResult RunReplay(const ReplayOptions& o) {
   const Reference ref = ReadReference(o);
-  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, o.threads);
+  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, o.quantize, o.threads);
   return Replay(o, ref, engine->weights(), engine->kernels(), engine->pool());
 }
 
 ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, ThreadPool& pool) {
   const Reference ref = ReadReference(o);
-  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, pool.NumWorkers());
+  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, o.quantize, pool.NumWorkers());
   return Replay(o, ref, engine->weights(), kernels, pool);
 }
 

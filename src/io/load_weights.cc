@@ -4,7 +4,7 @@
 
 #include "base/error.h"
 #include "io/hf_checkpoint.h"
-#include "kernels/cpu/packed_matrix.h"
+#include "kernels/cpu/weight_matrix.h"
 
 namespace qwen3 {
 namespace {
@@ -34,15 +34,19 @@ AlignedBuffer<float> NormWeight(const HfCheckpoint& ck, const std::string& name)
   return CopyFinite(f.data(), f.size(), name);
 }
 
-cpu::PackedMatrix Linear(const HfCheckpoint& ck, const std::string& name, ThreadPool& pool) {
+cpu::WeightMatrix Linear(const HfCheckpoint& ck, const std::string& name, ThreadPool& pool,
+                         const LoadOptions& o) {
   const TensorView& t = ck.Get(name);
   const Bf16Source src(t);
+  if (o.quantize) {
+    return cpu::QuantMatrix::Quantize(src.data(), t.shape[0], t.shape[1], *o.quantize, name, pool);
+  }
   return cpu::PackedMatrix::FromOutIn(src.data(), t.shape[0], t.shape[1], name, pool);
 }
 
 }  // namespace
 
-ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool) {
+ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool, const LoadOptions& o) {
   ModelWeights w;
   const Qwen3Config& c = ck.config();
   w.config = c;
@@ -53,23 +57,28 @@ ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool) {
     l.post_norm = NormWeight(ck, name("post_attention_layernorm.weight"));
     l.q_norm = NormWeight(ck, name("self_attn.q_norm.weight"));
     l.k_norm = NormWeight(ck, name("self_attn.k_norm.weight"));
-    l.wq = Linear(ck, name("self_attn.q_proj.weight"), pool);
-    l.wk = Linear(ck, name("self_attn.k_proj.weight"), pool);
-    l.wv = Linear(ck, name("self_attn.v_proj.weight"), pool);
-    l.wo = Linear(ck, name("self_attn.o_proj.weight"), pool);
+    l.wq = Linear(ck, name("self_attn.q_proj.weight"), pool, o);
+    l.wk = Linear(ck, name("self_attn.k_proj.weight"), pool, o);
+    l.wv = Linear(ck, name("self_attn.v_proj.weight"), pool, o);
+    l.wo = Linear(ck, name("self_attn.o_proj.weight"), pool, o);
     {
       const std::string gn = name("mlp.gate_proj.weight"), un = name("mlp.up_proj.weight");
       const Bf16Source gate(ck.Get(gn)), up(ck.Get(un));
-      l.w_gate_up = cpu::PackedMatrix::FromOutInInterleaved(
-          gate.data(), up.data(), c.intermediate, c.hidden, gn, un, pool);
+      if (o.quantize) {
+        l.w_gate_up = cpu::QuantMatrix::QuantizeInterleaved(
+            gate.data(), up.data(), c.intermediate, c.hidden, *o.quantize, gn, un, pool);
+      } else {
+        l.w_gate_up = cpu::PackedMatrix::FromOutInInterleaved(
+            gate.data(), up.data(), c.intermediate, c.hidden, gn, un, pool);
+      }
     }
-    l.w_down = Linear(ck, name("mlp.down_proj.weight"), pool);
+    l.w_down = Linear(ck, name("mlp.down_proj.weight"), pool, o);
     w.layers.push_back(std::move(l));
   }
   w.lm.final_norm = NormWeight(ck, HfNames::FinalNorm());
   w.lm.rows = c.vocab;
   const std::string head = c.tied_embeddings ? HfNames::Embed() : HfNames::LmHead();
-  w.lm.weight = Linear(ck, head, pool);
+  w.lm.weight = Linear(ck, head, pool, o);
   if (!c.tied_embeddings) {
     const TensorView& e = ck.Get(HfNames::Embed());
     const Bf16Source src(e);

@@ -1,10 +1,13 @@
 // A Hugging Face checkpoint's tensors packed into the model's weights (io produces tensors,
-// model consumes them): BF16 tensors are packed straight from the file mapping, F16/F32 ones
-// are rounded to bf16 first, norm weights are kept in fp32, and a tied model stores its
+// model consumes them): BF16 tensors are packed straight from the file mapping (or quantized,
+// LoadOptions), F16/F32 ones are rounded to bf16 first, norm weights are kept in fp32, and a tied model stores its
 // embedding once, as the packed LM head. Every tensor was checked at HfCheckpoint::Open; a NaN
 // weight is an Error naming the tensor.
 #pragma once
 
+#include <optional>
+
+#include "kernels/cpu/quant_blocks.h"
 #include "model/model_weights.h"
 
 namespace qwen3 {
@@ -12,6 +15,14 @@ namespace qwen3 {
 class HfCheckpoint;
 class ThreadPool;
 
-ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool);
+struct LoadOptions {
+  // Quantize every projection and the LM head at load (--quantize q8_0|q4_0), with
+  // llama.cpp's block formats; the embedding table of an untied model stays bf16 (it is read a
+  // row per token, not streamed).
+  std::optional<cpu::WeightType> quantize;
+};
+
+ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool,
+                              const LoadOptions& options = {});
 
 }  // namespace qwen3

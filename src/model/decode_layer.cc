@@ -17,9 +17,10 @@ namespace {
 using cpu::kMaxBlocksPerCall;
 using cpu::kTileM;
 using cpu::kTileN;
-using cpu::PackedMatrix;
+using cpu::MatmulInput;
+using cpu::WeightMatrix;
 
-size_t Groups(const PackedMatrix& w, size_t blocks_per_group = kMaxBlocksPerCall) {
+size_t Groups(const WeightMatrix& w, size_t blocks_per_group = kMaxBlocksPerCall) {
   return (w.n_blocks() + blocks_per_group - 1) / blocks_per_group;
 }
 
@@ -28,7 +29,7 @@ struct ColumnGroup {
   size_t j0, nb, col0, cols;
 };
 
-ColumnGroup GroupOf(const PackedMatrix& w, size_t g, size_t blocks_per_group = kMaxBlocksPerCall) {
+ColumnGroup GroupOf(const WeightMatrix& w, size_t g, size_t blocks_per_group = kMaxBlocksPerCall) {
   const size_t j0 = g * blocks_per_group, nb = std::min(blocks_per_group, w.n_blocks() - j0);
   const size_t col0 = j0 * kTileN;
   return {j0, nb, col0, std::min(nb * kTileN, w.n() - col0)};
@@ -38,14 +39,14 @@ ColumnGroup GroupOf(const PackedMatrix& w, size_t g, size_t blocks_per_group = k
 // L1 (fused), or, given an fp32 [rows, w.n()] scratch (the benchmark's unfused variant: the
 // schedule PR #387 replaced), after the whole matmul as a second dispatch over the scratch.
 template <typename Epi>
-void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
-             size_t lda, size_t rows, const PackedMatrix& w, float* scratch, Epi epi) {
+void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const MatmulInput& x,
+             size_t rows, const WeightMatrix& w, float* scratch, Epi epi) {
   const size_t n = w.n();
   pool.Spmd(
       Groups(w),
       [&](size_t block, size_t) {
         const ColumnGroup cg = GroupOf(w, block);
-        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+        cpu::MatmulGroup(k, x, rows, w, cg.j0, cg.nb,
                          [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
                            for (size_t r = 0; r < tile_rows; ++r) {
                              for (size_t j = 0; j < cg.cols; ++j) {
@@ -74,15 +75,16 @@ void Project(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const
 // one K loop feeds both. epi(row, col, gate, up, count) for outputs [col, col + count) of a
 // row; the unfused variant uses an fp32 [rows, w.n()] scratch.
 template <typename Epi>
-void ProjectGateUp(ThreadPool& pool, const cpu::CpuKernels& k, const char* name, const bf16* a,
-                   size_t lda, size_t rows, const PackedMatrix& w, float* scratch, Epi epi) {
+void ProjectGateUp(ThreadPool& pool, const cpu::CpuKernels& k, const char* name,
+                   const MatmulInput& x, size_t rows, const WeightMatrix& w, float* scratch,
+                   Epi epi) {
   constexpr size_t kHalf = cpu::kTileK;  // 32 outputs per group
   const size_t n = w.n();
   pool.Spmd(
       Groups(w),
       [&](size_t g, size_t) {                  // one column group per block
         const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
-        cpu::MatmulGroup(k, a, lda, rows, w, cg.j0, cg.nb,
+        cpu::MatmulGroup(k, x, rows, w, cg.j0, cg.nb,
                          [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
                            for (size_t r = 0; r < tile_rows; ++r) {
                              if (scratch) {
@@ -328,7 +330,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
 
   // q, k and v: one dispatch over the 64-column groups of all three.
   Timed(times, Stage::kQkvProj, [&] {
-    const PackedMatrix* mats[3] = {&w.wq, &w.wk, &w.wv};
+    const WeightMatrix* mats[3] = {&w.wq, &w.wk, &w.wv};
+    const MatmulInput x = Input(normed_.data(), h, n, {mats, 3});
     float* outs[3] = {q_proj_.data(), k_proj_.data(), v_proj_.data()};
     const size_t lds[3] = {q_dim, kv_dim, kv_dim};
     const size_t groups[3] = {Groups(w.wq), Groups(w.wk), Groups(w.wv)};
@@ -340,7 +343,7 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
           const ColumnGroup cg = GroupOf(*mats[m], g);
           float* out = outs[m];
           const size_t ld = lds[m];
-          cpu::MatmulGroup(k, normed_.data(), h, n, *mats[m], cg.j0, cg.nb,
+          cpu::MatmulGroup(k, x, n, *mats[m], cg.j0, cg.nb,
                            [&](size_t row0, size_t rows, const float* c, size_t ldc) {
                              for (size_t r = 0; r < rows; ++r) {
                                std::memcpy(out + (row0 + r) * ld + cg.col0, c + r * ldc,
@@ -504,7 +507,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   float* scratch = options_.fused_epilogues ? nullptr : unfused_scratch_.data();
   float* resid1 = resid1_.data();
   Timed(times, Stage::kOutProj, [&] {
-    Project(pool_, k, ToString(Stage::kOutProj), attn_out_.data(), attn_ld, n, w.wo, scratch,
+    Project(pool_, k, ToString(Stage::kOutProj), Input(attn_out_.data(), attn_ld, n, w.wo), n,
+            w.wo, scratch,
             [=](size_t r, size_t c, float acc) {
               resid1[r * h + c] = acc + Bf16ToF32(hidden[r * h + c]);
             });
@@ -522,8 +526,8 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
   // gate and up in one K loop; mlp = bf16(silu(gate) * up) in the epilogue.
   bf16* mlp = mlp_.data();
   Timed(times, Stage::kGateUpSilu, [&] {
-    ProjectGateUp(pool_, k, ToString(Stage::kGateUpSilu), post_normed_.data(), h, n, w.w_gate_up,
-                  scratch,
+    ProjectGateUp(pool_, k, ToString(Stage::kGateUpSilu),
+                  Input(post_normed_.data(), h, n, w.w_gate_up), n, w.w_gate_up, scratch,
                   [&](size_t r, size_t c, const float* gate, const float* up, size_t count) {
                     k.silu_mul(gate, up, count, mlp + r * inter + c);
                   });
@@ -531,11 +535,29 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, PagedKvCache
 
   // down_proj with the residual: next_hidden = bf16(mlp . w_down + resid1).
   Timed(times, Stage::kDownProj, [&] {
-    Project(pool_, k, ToString(Stage::kDownProj), mlp, inter, n, w.w_down, scratch,
+    Project(pool_, k, ToString(Stage::kDownProj), Input(mlp, inter, n, w.w_down), n, w.w_down,
+            scratch,
             [=](size_t r, size_t c, float acc) {
               next_hidden[r * h + c] = F32ToBf16(acc + resid1[r * h + c]);
             });
   });
+}
+
+MatmulInput DecodeLayer::Input(const bf16* a, size_t lda, size_t rows,
+                               std::span<const WeightMatrix* const> weights) {
+  size_t k = 0;
+  for (const WeightMatrix* w : weights) {
+    if (w->quantized()) k = w->k();
+  }
+  if (k == 0) return {a, lda, nullptr};
+  quant_rows_.Quantize(a, lda, rows, k, pool_);
+  quant_view_ = quant_rows_.view();
+  return {a, lda, &quant_view_};
+}
+
+MatmulInput DecodeLayer::Input(const bf16* a, size_t lda, size_t rows, const WeightMatrix& w) {
+  const WeightMatrix* p = &w;
+  return Input(a, lda, rows, {&p, 1});
 }
 
 void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t batch,
@@ -557,8 +579,8 @@ void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t 
   });
   if (lm.rows == 0) return;
   Timed(times, Stage::kLmHead, [&] {
-    Project(pool_, kernels_, ToString(Stage::kLmHead), final_normed_.data(), h, batch, lm.weight,
-            nullptr, [=](size_t r, size_t c, float acc) { logits[r * ld_logits + c] = acc; });
+    Project(pool_, kernels_, ToString(Stage::kLmHead), Input(final_normed_.data(), h, batch, lm.weight),
+            batch, lm.weight, nullptr, [=](size_t r, size_t c, float acc) { logits[r * ld_logits + c] = acc; });
   });
 }
 

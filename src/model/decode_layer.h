@@ -13,12 +13,15 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
 #include "base/aligned_buffer.h"
 #include "base/bf16.h"
+#include "kernels/cpu/fused_matmul.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/quant_rows.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/layer_weights.h"
@@ -120,6 +123,11 @@ class DecodeLayer {
   }
   static size_t Splits(int32_t seq_len, size_t block_size, size_t pages_per_split);
   void ReserveParts(size_t parts);
+  // The A operand of a stage's weights: rows [0, rows) of a, quantized per row when any of
+  // the weights is (once for all of them: they share k).
+  cpu::MatmulInput Input(const bf16* a, size_t lda, size_t rows,
+                         std::span<const cpu::WeightMatrix* const> weights);
+  cpu::MatmulInput Input(const bf16* a, size_t lda, size_t rows, const cpu::WeightMatrix& w);
 
   Qwen3Config config_;
   Options options_;
@@ -128,6 +136,8 @@ class DecodeLayer {
   size_t part_capacity_ = 0;  // partials the part_* buffers hold
   // Workspace, rows padded to whole 16-row tiles.
   AlignedBuffer<bf16> normed_;            // [rows, hidden]
+  cpu::QuantizedRows quant_rows_;         // a stage's A operand, for quantized weights
+  cpu::QuantRows quant_view_;
   AlignedBuffer<float> q_proj_;           // [rows, q_dim]
   AlignedBuffer<float> k_proj_;           // [rows, kv_dim]
   AlignedBuffer<float> v_proj_;           // [rows, kv_dim]

@@ -1,12 +1,12 @@
 // The engine's weights of one decoder layer and of the LM head, packed once for the cube
-// (kernels/cpu/packed_matrix.h), and the RoPE tables. Built from the seed-layout tensors;
+// (kernels/cpu/weight_matrix.h: bf16 or quantized, per matrix), and the RoPE tables. Built from the seed-layout tensors;
 // construction checks every value is finite and throws Error naming the tensor otherwise.
 #pragma once
 
 #include <cstddef>
 
 #include "base/aligned_buffer.h"
-#include "kernels/cpu/packed_matrix.h"
+#include "kernels/cpu/weight_matrix.h"
 #include "model/config.h"
 #include "model/layer_tensors.h"
 
@@ -17,10 +17,10 @@ class ThreadPool;
 struct LayerWeights {
   AlignedBuffer<float> input_norm, post_norm;  // [hidden]
   AlignedBuffer<float> q_norm, k_norm;         // [head_dim]
-  cpu::PackedMatrix wq, wk, wv;                // hidden -> q_dim, kv_dim, kv_dim
-  cpu::PackedMatrix wo;                        // q_dim -> hidden
-  cpu::PackedMatrix w_gate_up;                 // hidden -> 2 x intermediate, interleaved by 32
-  cpu::PackedMatrix w_down;                    // intermediate -> hidden
+  cpu::WeightMatrix wq, wk, wv;                // hidden -> q_dim, kv_dim, kv_dim
+  cpu::WeightMatrix wo;                        // q_dim -> hidden
+  cpu::WeightMatrix w_gate_up;                 // hidden -> 2 x intermediate, interleaved by 32
+  cpu::WeightMatrix w_down;                    // intermediate -> hidden
 
   static LayerWeights FromSeedLayout(const Qwen3Config& c, const LayerTensors& t, ThreadPool& pool);
   size_t bytes() const;
@@ -28,7 +28,7 @@ struct LayerWeights {
 
 struct LmHeadWeights {
   AlignedBuffer<float> final_norm;  // [hidden]
-  cpu::PackedMatrix weight;         // hidden -> rows (vocab, or fewer for the seed's modes)
+  cpu::WeightMatrix weight;         // hidden -> rows (vocab, or fewer for the seed's modes)
   size_t rows = 0;
 
   // From lm_head [rows, hidden]; rows may be 0 (final norm only).

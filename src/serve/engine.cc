@@ -148,6 +148,8 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o) { return Open(o, nu
 
 std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tokenizer> tokenizer) {
   const auto t0 = Clock::now();
+  LoadOptions load;
+  if (!o.quantize.empty()) load.quantize = cpu::ParseQuantizeType(o.quantize);
   std::unique_ptr<Engine> e(new Engine(o));
   e->tokenizer_ = std::move(tokenizer);
   // Cheap checks first: the tokenizer and the checkpoint's headers before any weight is packed.
@@ -191,7 +193,7 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
   }
   e->pool_ = std::make_unique<ThreadPool>(o.threads);
   e->kernels_ = &cpu::GetCpuKernels(cpu::SelectCpuPath());
-  e->weights_ = std::make_unique<ModelWeights>(LoadModelWeights(ck, *e->pool_));
+  e->weights_ = std::make_unique<ModelWeights>(LoadModelWeights(ck, *e->pool_, load));
   e->allowed_vocab_ = e->tokenizer_ ? std::min(e->tokenizer_->size(), static_cast<size_t>(c.vocab))
                                     : static_cast<size_t>(c.vocab);
   if (eo.serve) {

@@ -44,6 +44,7 @@ class QueueFullError : public Error {
 struct EngineOptions {
   std::string model_dir;
   std::string tokenizer;        // tokenizer.json; empty: the model directory's
+  std::string quantize;         // q8_0 | q4_0: quantize bf16 weights at load; empty: as stored
   bool need_tokenizer = true;   // false: weights only (replay, benchmarks)
   size_t threads = 0;           // workers (0: all cores)
   bool serve = true;            // false: no KV pool, model or engine thread

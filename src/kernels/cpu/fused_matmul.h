@@ -7,8 +7,11 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "base/error.h"
+
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/packed_matrix.h"
+#include "kernels/cpu/weight_matrix.h"
 
 namespace qwen3::cpu {
 
@@ -34,6 +37,36 @@ void MatmulGroup(const CpuKernels& kernels, const bf16* a, size_t lda, size_t ro
   for (size_t p0 = 0; p0 < rows; p0 += kMaxPanelRows) {
     const size_t panel = std::min(kMaxPanelRows, rows - p0);
     kernels.matmul_rows(a + p0 * lda, lda, panel, w.k_tiles(), b, nb, c, kGroupCols);
+    for (size_t r0 = 0; r0 < panel; r0 += kTileM) {
+      epi(p0 + r0, std::min(kTileM, panel - r0), c + r0 * kGroupCols, kGroupCols);
+    }
+  }
+}
+
+// The A operand of a projection: bf16 rows, and for quantized weights the same rows quantized
+// (quant_rows.h; null when every weight of the stage is bf16).
+struct MatmulInput {
+  const bf16* a;
+  size_t lda;
+  const QuantRows* q;
+};
+
+// MatmulGroup for a weight of any type: quantized weights run the int8 kernel on x.q, in
+// panels of up to kMaxPanelRows rows, the epilogue on each 16-row tile.
+template <typename Epilogue>
+void MatmulGroup(const CpuKernels& kernels, const MatmulInput& x, size_t rows,
+                 const WeightMatrix& w, size_t j0, size_t nb, Epilogue&& epi) {
+  if (!w.quantized()) return MatmulGroup(kernels, x.a, x.lda, rows, w.bf16(), j0, nb, epi);
+  QW_ASSERT(x.q != nullptr);
+  const QuantGroup g = w.quant().Group(j0, nb);
+  alignas(64) float c[kMaxPanelRows * kGroupCols];
+  for (size_t p0 = 0; p0 < rows; p0 += kMaxPanelRows) {
+    const size_t panel = std::min(kMaxPanelRows, rows - p0);
+    QuantRows a = *x.q;
+    a.q += p0 * a.ldq;
+    a.scale += p0 * a.ld_scale;
+    a.sum16 += p0 * a.ld_sum;
+    kernels.qmatmul(a, panel, g, c, kGroupCols);
     for (size_t r0 = 0; r0 < panel; r0 += kTileM) {
       epi(p0 + r0, std::min(kTileM, panel - r0), c + r0 * kGroupCols, kGroupCols);
     }

@@ -40,6 +40,24 @@ DotLoopFn LoopOf(CpuPath path) {
   return DotLoopScalar;
 }
 
+DotLoopFn Int8LoopOf(CpuPath path) {
+  switch (path) {
+    case CpuPath::kAmx:
+    case CpuPath::kAvx512Bf16:
+      return Int8LoopVnni;
+    case CpuPath::kAvx512:
+      return Int8LoopAvx512;
+    case CpuPath::kAvx2:
+      return Int8LoopAvx2;
+    case CpuPath::kScalar:
+    case CpuPath::kSentinel:
+      break;
+  }
+  return Int8LoopScalar;
+}
+
+double BestRate(DotLoopFn loop, ThreadPool& pool);
+
 }  // namespace
 
 double PeakDotFlops(CpuPath path, ThreadPool& pool) {
@@ -47,7 +65,22 @@ double PeakDotFlops(CpuPath path, ThreadPool& pool) {
     throw Error(std::string("CPU path '") + ToString(path) +
                 "': expected one this machine supports (PeakDotFlops)");
   }
-  const DotLoopFn loop = LoopOf(path);
+  const double best = BestRate(LoopOf(path), pool);
+  if (path == CpuPath::kAmx) InvalidateTileConfigs();  // our tile config replaced the matmul's
+  return best;
+}
+
+double PeakInt8Ops(CpuPath path, ThreadPool& pool) {
+  if (!IsSupported(path)) {
+    throw Error(std::string("CPU path '") + ToString(path) +
+                "': expected one this machine supports (PeakInt8Ops)");
+  }
+  return BestRate(Int8LoopOf(path), pool);
+}
+
+namespace {
+
+double BestRate(DotLoopFn loop, ThreadPool& pool) {
   // A block of ~1 ms on one thread; a repetition is 10 blocks per worker (~10 ms, the pool's
   // static ranges); a worker that starts late (shared host) slows that repetition, and the
   // best repetition is the one reported.
@@ -67,8 +100,9 @@ double PeakDotFlops(CpuPath path, ThreadPool& pool) {
     const double rate = block_flops * static_cast<double>(blocks) / Since(t0);
     if (rep > 0) best = std::max(best, rate);
   }
-  if (path == CpuPath::kAmx) InvalidateTileConfigs();  // our tile config replaced the matmul's
   return best;
 }
+
+}  // namespace
 
 }  // namespace qwen3::cpu

@@ -16,5 +16,9 @@ namespace qwen3::cpu {
 // ever slows a run down). Throws Error when path is not supported. The amx path reconfigures
 // the tiles of every worker and calls InvalidateTileConfigs() afterwards.
 double PeakDotFlops(CpuPath path, ThreadPool& pool);
+// The same for the int8 dot of the quantized-weight kernels, in ops/s (a multiply-add is 2):
+// vpdpbusd on avx512bf16 and amx (whose AMX int8 tiles the kernels do not use), vpmaddubsw +
+// vpmaddwd on avx512 and avx2, integer mul + add on scalar.
+double PeakInt8Ops(CpuPath path, ThreadPool& pool);
 
 }  // namespace qwen3::cpu

@@ -16,5 +16,10 @@ double DotLoopAvx512Bf16(size_t iters);
 double DotLoopAvx512(size_t iters);
 double DotLoopAvx2(size_t iters);
 double DotLoopScalar(size_t iters);
+// The int8 dot of the quantized-weight kernels (qmatmul_*.cc), in integer ops (mul + add).
+double Int8LoopVnni(size_t iters);    // vpdpbusd zmm: the avx512bf16 and amx paths
+double Int8LoopAvx512(size_t iters);  // vpmaddubsw + vpmaddwd + vpaddd zmm
+double Int8LoopAvx2(size_t iters);    // the same on ymm
+double Int8LoopScalar(size_t iters);
 
 }  // namespace qwen3::cpu
