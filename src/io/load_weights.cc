@@ -82,14 +82,7 @@ ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool, const Lo
   if (!c.tied_embeddings) {
     const TensorView& e = ck.Get(HfNames::Embed());
     const Bf16Source src(e);
-    w.embed = AlignedBuffer<bf16>(e.Elements());
-    std::memcpy(w.embed.data(), src.data(), e.Elements() * sizeof(bf16));
-    for (size_t i = 0; i < w.embed.size(); ++i) {
-      if (!IsFiniteBf16(w.embed[i])) {
-        throw Error("tensor " + HfNames::Embed() + ": element [" + std::to_string(i / c.hidden) +
-                    ", " + std::to_string(i % c.hidden) + "] is not finite: expected finite weights");
-      }
-    }
+    w.embed = CopyFiniteBf16(src.data(), c.vocab, c.hidden, HfNames::Embed());
   }
   return w;
 }

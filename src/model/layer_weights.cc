@@ -20,6 +20,19 @@ AlignedBuffer<float> CopyFinite(const float* src, size_t n, const std::string& n
   return out;
 }
 
+AlignedBuffer<bf16> CopyFiniteBf16(const bf16* src, size_t rows, size_t cols,
+                                   const std::string& name) {
+  AlignedBuffer<bf16> out(rows * cols);
+  std::memcpy(out.data(), src, rows * cols * sizeof(bf16));
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!IsFiniteBf16(out[i])) {
+      throw Error("tensor " + name + ": element [" + std::to_string(i / cols) + ", " +
+                  std::to_string(i % cols) + "] is not finite: expected finite weights");
+    }
+  }
+  return out;
+}
+
 LayerWeights LayerWeights::FromSeedLayout(const Qwen3Config& c, const LayerTensors& t,
                                           ThreadPool& pool) {
   const size_t h = c.hidden, q = c.QDim(), kv = c.KvDim(), inter = c.intermediate;

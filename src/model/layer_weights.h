@@ -49,5 +49,8 @@ struct RopeTable {
 
 // Copies n fp32 values, throwing Error naming `name` and the index of a NaN/Inf.
 AlignedBuffer<float> CopyFinite(const float* src, size_t n, const std::string& name);
+// Copies a [rows, cols] bf16 matrix, throwing Error naming `name` and [row, col] of a NaN/Inf.
+AlignedBuffer<bf16> CopyFiniteBf16(const bf16* src, size_t rows, size_t cols,
+                                   const std::string& name);
 
 }  // namespace qwen3
