@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "serve/engine.h"
 #include "serve/generate_text.h"
+#include "serve/model_source.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -160,8 +161,7 @@ int RunGenerate(const GenerateCmdOptions& o, std::ostream& out, std::ostream& er
   if (texts.empty()) throw Error("generate: no prompt: pass --prompt TEXT or --prompts-file FILE");
   ValidateSampling(o.gen.sampling);
   // Tokenize first (a bad tokenizer fails before the weights load).
-  auto tokenizer = std::make_unique<Tokenizer>(
-      Tokenizer::FromFile(TokenizerPathFor(o.model.model_dir, o.model.tokenizer)));
+  auto tokenizer = ModelSource::Resolve(o.model.model_dir).OpenTokenizer(o.model.tokenizer);
   const Tokenizer& tok = *tokenizer;
   std::vector<std::vector<int32_t>> prompts;
   size_t longest = 0;
@@ -216,8 +216,7 @@ int RunChat(const ChatCmdOptions& o, std::istream& in, std::ostream& out, std::o
   ValidateSampling(o.gen.sampling);
   std::unique_ptr<Engine> engine =
       Load(o.model, 1, o.model.max_seq ? o.model.max_seq : 4096,
-           std::make_unique<Tokenizer>(
-               Tokenizer::FromFile(TokenizerPathFor(o.model.model_dir, o.model.tokenizer))));
+           ModelSource::Resolve(o.model.model_dir).OpenTokenizer(o.model.tokenizer));
   const Tokenizer& tok = engine->tokenizer();
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});

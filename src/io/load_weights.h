@@ -12,6 +12,7 @@
 
 namespace qwen3 {
 
+class GgufCheckpoint;
 class HfCheckpoint;
 class ThreadPool;
 
@@ -23,6 +24,10 @@ struct LoadOptions {
 };
 
 ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool,
+                              const LoadOptions& options = {});
+// A GGUF file's tensors (gguf_weights.cc): quantized ones repacked as they are (--quantize
+// applies to its float tensors only).
+ModelWeights LoadModelWeights(const GgufCheckpoint& ck, ThreadPool& pool,
                               const LoadOptions& options = {});
 
 }  // namespace qwen3

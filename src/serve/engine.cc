@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 
+#include "io/gguf_checkpoint.h"
 #include "io/hf_checkpoint.h"
 #include "io/load_weights.h"
 #include "kernels/cpu/cpu_path.h"
@@ -17,6 +19,7 @@
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
 #include "serve/kv_block_pool.h"
+#include "serve/model_source.h"
 #include "serve/scheduler.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -58,16 +61,6 @@ size_t HeldBack(std::string_view text, const std::vector<std::string>& stops) {
 }
 
 }  // namespace
-
-std::string TokenizerPathFor(const std::string& model_dir, const std::string& override) {
-  if (!override.empty()) return override;
-  const fs::path p = fs::path(model_dir) / "tokenizer.json";
-  if (!fs::exists(p)) {
-    throw Error("model directory " + model_dir +
-                ": no tokenizer.json: pass --tokenizer FILE (a Qwen3 tokenizer.json)");
-  }
-  return p.string();
-}
 
 const char* ToString(FinishReason r) {
   switch (r) {
@@ -153,20 +146,24 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
   std::unique_ptr<Engine> e(new Engine(o));
   e->tokenizer_ = std::move(tokenizer);
   // Cheap checks first: the tokenizer and the checkpoint's headers before any weight is packed.
-  if (o.need_tokenizer && !e->tokenizer_) {
-    e->tokenizer_ =
-        std::make_unique<Tokenizer>(Tokenizer::FromFile(TokenizerPathFor(o.model_dir, o.tokenizer)));
-  }
+  const ModelSource source = ModelSource::Resolve(o.model_dir);
+  if (o.need_tokenizer && !e->tokenizer_) e->tokenizer_ = source.OpenTokenizer(o.tokenizer);
   if (e->tokenizer_) {
-    const fs::path config = fs::path(o.model_dir) / "tokenizer_config.json";
-    if (fs::exists(config)) CheckQwen3ChatTemplate(config.string());
+    source.CheckChatTemplate();
     for (const char* t : {"<|im_end|>", "<|endoftext|>"}) {
       const int32_t id = e->tokenizer_->TokenId(t);
       if (id >= 0) e->eos_.push_back(id);
     }
   }
-  const HfCheckpoint ck = HfCheckpoint::Open(o.model_dir);
-  const Qwen3Config& c = ck.config();
+  // The checkpoint's headers, checked; the weights are packed further down.
+  std::optional<HfCheckpoint> hf;
+  std::optional<GgufCheckpoint> gguf;
+  if (source.gguf()) {
+    gguf.emplace(GgufCheckpoint::Open(source.gguf_file()));
+  } else {
+    hf.emplace(HfCheckpoint::Open(o.model_dir));
+  }
+  const Qwen3Config& c = gguf ? gguf->config() : hf->config();
   if (e->tokenizer_ && e->tokenizer_->size() > static_cast<size_t>(c.vocab)) {
     throw Error("model directory " + o.model_dir + ": tokenizer has " +
                 std::to_string(e->tokenizer_->size()) + " tokens: expected at most the model's " +
@@ -193,7 +190,8 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
   }
   e->pool_ = std::make_unique<ThreadPool>(o.threads);
   e->kernels_ = &cpu::GetCpuKernels(cpu::SelectCpuPath());
-  e->weights_ = std::make_unique<ModelWeights>(LoadModelWeights(ck, *e->pool_, load));
+  e->weights_ = std::make_unique<ModelWeights>(gguf ? LoadModelWeights(*gguf, *e->pool_, load)
+                                                    : LoadModelWeights(*hf, *e->pool_, load));
   e->allowed_vocab_ = e->tokenizer_ ? std::min(e->tokenizer_->size(), static_cast<size_t>(c.vocab))
                                     : static_cast<size_t>(c.vocab);
   if (eo.serve) {

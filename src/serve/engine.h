@@ -42,8 +42,8 @@ class QueueFullError : public Error {
 };
 
 struct EngineOptions {
-  std::string model_dir;
-  std::string tokenizer;        // tokenizer.json; empty: the model directory's
+  std::string model_dir;        // a Hugging Face directory or a GGUF file (model_source.h)
+  std::string tokenizer;        // tokenizer.json; empty: the model's own
   std::string quantize;         // q8_0 | q4_0: quantize bf16 weights at load; empty: as stored
   bool need_tokenizer = true;   // false: weights only (replay, benchmarks)
   size_t threads = 0;           // workers (0: all cores)
@@ -57,10 +57,6 @@ struct EngineOptions {
   size_t max_batch_tokens = 64;  // rows per step: decode rows + prefill chunks (docs/PERFORMANCE.md)
   size_t idle_prefill_tokens = 4096;  // rows of a step in which nothing decodes
 };
-
-// The tokenizer.json a model directory is opened with: `override` if given, else the
-// directory's own (an Error says how to pass one when there is none).
-std::string TokenizerPathFor(const std::string& model_dir, const std::string& override);
 
 // Of the memory available after the weights are loaded, what a default KV pool takes.
 constexpr double kKvMemoryFraction = 0.5;
