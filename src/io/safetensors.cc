@@ -1,10 +1,5 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -147,24 +142,10 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
   f->path_ = path;
   const auto fail = [&](const std::string& what) { throw Error("file " + path + ": " + what); };
 
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("not a regular file");
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    fail(std::to_string(size) + " bytes: expected at least the 8-byte header length");
-  }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) fail(std::string("mmap: ") + std::strerror(errno));
-  f->map_ = map;
-  f->map_bytes_ = size;
-  const uint8_t* base = static_cast<const uint8_t*>(map);
+  f->map_ = MappedFile::Open(path);
+  const size_t size = f->map_.size();
+  if (size < 8) fail(std::to_string(size) + " bytes: expected at least the 8-byte header length");
+  const uint8_t* base = f->map_.data();
 
   const uint64_t header_len = Load<uint64_t>(base);
   if (header_len > size - 8 || header_len > kMaxHeaderBytes) {
@@ -263,10 +244,6 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     }
   }
   return f;
-}
-
-SafetensorsFile::~SafetensorsFile() {
-  if (map_ != nullptr) ::munmap(map_, map_bytes_);
 }
 
 const TensorView* SafetensorsFile::Find(const std::string& name) const {

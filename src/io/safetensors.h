@@ -17,6 +17,7 @@
 #include "base/aligned_buffer.h"
 #include "base/bf16.h"
 #include "base/f16.h"
+#include "io/mapped_file.h"
 
 namespace qwen3 {
 
@@ -50,7 +51,6 @@ class SafetensorsFile {
  public:
   // Maps and validates path; throws Error naming it.
   static std::unique_ptr<SafetensorsFile> Open(const std::string& path);
-  ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
@@ -66,8 +66,7 @@ class SafetensorsFile {
   SafetensorsFile() = default;
 
   std::string path_;
-  void* map_ = nullptr;
-  size_t map_bytes_ = 0;
+  MappedFile map_;
   std::vector<TensorView> tensors_;  // sorted by name
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;

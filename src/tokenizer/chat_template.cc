@@ -297,6 +297,17 @@ std::string RenderQwen3Chat(const std::vector<ChatMessage>& messages,
   return out;
 }
 
+void CheckQwen3ChatTemplateText(const std::string& t, const std::string& source) {
+  // The markers of Qwen3's template: ChatML turns, the think-block handling, the switch.
+  for (const char* marker : {"<|im_start|>", "last_query_index", "reasoning_content",
+                             "enable_thinking is defined and enable_thinking is false"}) {
+    if (t.find(marker) == std::string::npos) {
+      throw Error(source + ": chat_template is not Qwen3's (no \"" + marker +
+                  "\"): only Qwen3's template is rendered");
+    }
+  }
+}
+
 void CheckQwen3ChatTemplate(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("tokenizer config " + path + ": cannot read");
@@ -308,16 +319,7 @@ void CheckQwen3ChatTemplate(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error("tokenizer config " + path + ": not valid JSON: " + e.what());
   }
-  const std::string t = j.value("chat_template", std::string());
-  // The markers of Qwen3's template: ChatML turns, the think-block handling, the switch.
-  for (const char* marker : {"<|im_start|>", "last_query_index", "reasoning_content",
-                             "enable_thinking is defined and enable_thinking is false"}) {
-    if (t.find(marker) == std::string::npos) {
-      throw Error("tokenizer config " + path +
-                  ": chat_template is not Qwen3's (no \"" + marker +
-                  "\"): only Qwen3's template is rendered");
-    }
-  }
+  CheckQwen3ChatTemplateText(j.value("chat_template", std::string()), "tokenizer config " + path);
 }
 
 }  // namespace qwen3

@@ -79,5 +79,8 @@ std::string JinjaToJson(std::string_view json_text);
 // Checks that a tokenizer_config.json's chat_template is Qwen3's (the one rendered here);
 // throws Error naming the file otherwise.
 void CheckQwen3ChatTemplate(const std::string& tokenizer_config_path);
+// The same check on the template text itself (e.g. a GGUF's tokenizer.chat_template); errors
+// start with source.
+void CheckQwen3ChatTemplateText(const std::string& template_text, const std::string& source);
 
 }  // namespace qwen3

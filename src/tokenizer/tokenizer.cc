@@ -14,6 +14,10 @@ namespace {
 
 using json = nlohmann::json;
 
+[[noreturn]] void Fail(const std::string& source, const std::string& what) {
+  throw Error("tokenizer " + source + ": " + what);
+}
+
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
@@ -156,7 +160,7 @@ Tokenizer Tokenizer::FromFile(const std::string& path) {
 }
 
 Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source) {
-  const auto fail = [&](const std::string& what) { throw Error("tokenizer " + source + ": " + what); };
+  const auto fail = [&](const std::string& what) { Fail(source, what); };
   json j;
   LoadSax sax(j);
   try {
@@ -167,7 +171,8 @@ Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source
     fail(std::string("not valid JSON: ") + e.what());
   }
   if (!j.is_object()) fail("expected a JSON object");
-  Tokenizer t;
+  bool nfc = false;
+  std::vector<Added> added;
   try {
     const json& model = j.at("model");
     if (model.at("type") != "BPE") fail("model.type " + model.at("type").dump() + ": expected \"BPE\"");
@@ -175,7 +180,7 @@ Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source
     const json& norm = j.at("normalizer");
     if (!norm.is_null()) {
       if (norm.at("type") != "NFC") fail("normalizer " + norm.dump() + ": expected NFC or null");
-      t.nfc_ = true;
+      nfc = true;
     }
     const json& pre = j.at("pre_tokenizer");
     json split;
@@ -198,52 +203,135 @@ Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source
       fail("pre_tokenizer Split pattern " + json(pattern).dump().substr(0, 80) +
            "...: expected the Qwen2 pattern, Isolated");
     }
-    ByteChars(t.byte_char_);
-    for (int b = 0; b < 256; ++b) t.char_byte_[t.byte_char_[b]] = static_cast<uint8_t>(b);
-
     if (sax.vocab.empty()) fail("model.vocab: missing or empty");
-    t.vocab_.reserve(sax.vocab.size() * 2);
-    int32_t max_id = -1;
-    for (auto& [tok, id] : sax.vocab) {
-      if (id < 0 || id > INT32_MAX) fail("vocab entry " + json(tok).dump() + " has id " + std::to_string(id));
-      max_id = std::max(max_id, static_cast<int32_t>(id));
-      t.vocab_.emplace(std::move(tok), static_cast<int32_t>(id));
-    }
     for (const json& a : j.at("added_tokens")) {
-      const int32_t id = a.at("id").get<int32_t>();
-      t.added_.push_back({a.at("content").get<std::string>(), id, a.value("special", false)});
-      max_id = std::max(max_id, id);
-    }
-    t.id_to_token_.assign(static_cast<size_t>(max_id) + 1, std::string());
-    t.added_flags_.assign(static_cast<size_t>(max_id) + 1, 0);
-    for (const auto& [tok, id] : t.vocab_) t.id_to_token_[id] = tok;
-    for (const Added& a : t.added_) {
-      t.id_to_token_[a.id] = a.content;
-      t.added_flags_[a.id] = a.special ? 2 : 1;
-    }
-    std::stable_sort(t.added_.begin(), t.added_.end(), [](const Added& a, const Added& b) {
-      return a.content.size() > b.content.size();
-    });
-    for (int b = 0; b < 256; ++b) {
-      std::string s;
-      AppendUtf8(t.byte_char_[b], s);
-      const auto it = t.vocab_.find(s);
-      if (it == t.vocab_.end()) fail("vocab lacks the byte token for byte " + std::to_string(b));
-      t.byte_token_[b] = it->second;
-    }
-    t.merges_.reserve(sax.merges.size() * 2);
-    int32_t rank = 0;
-    std::string joined;
-    for (const auto& [left, right] : sax.merges) {
-      joined.assign(left).append(right);
-      const auto a = t.vocab_.find(left), b = t.vocab_.find(right), c = t.vocab_.find(joined);
-      if (a == t.vocab_.end() || b == t.vocab_.end() || c == t.vocab_.end()) {
-        fail("merge " + std::to_string(rank) + " (" + left + " " + right + "): not in the vocab");
-      }
-      t.merges_.emplace(PairKey(a->second, b->second), std::make_pair(rank++, c->second));
+      added.push_back({a.at("content").get<std::string>(), a.at("id").get<int32_t>(),
+                       a.value("special", false)});
     }
   } catch (const json::exception& e) {
     fail(std::string("unexpected structure: ") + e.what());
+  }
+  return Build(std::move(sax.vocab), std::move(added), sax.merges, nfc, 0, source);
+}
+
+Tokenizer Tokenizer::FromVocab(const std::vector<std::string>& tokens,
+                               const std::vector<int32_t>& token_types,
+                               const std::vector<std::string>& merges, const std::string& source) {
+  if (tokens.size() != token_types.size()) {
+    Fail(source, std::to_string(tokens.size()) + " tokens but " +
+                     std::to_string(token_types.size()) + " token types: expected one per token");
+  }
+  if (tokens.empty() || tokens.size() > static_cast<size_t>(INT32_MAX)) {
+    Fail(source,
+         std::to_string(tokens.size()) + " tokens: expected 1 to " + std::to_string(INT32_MAX));
+  }
+  std::vector<std::pair<std::string, int64_t>> vocab;
+  vocab.reserve(tokens.size());
+  std::vector<Added> added;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t id = static_cast<int32_t>(i);
+    switch (token_types[i]) {  // llama.cpp's llama_token_type
+      case 1:  // NORMAL
+        vocab.emplace_back(tokens[i], id);
+        break;
+      case 3:  // CONTROL: Qwen's special added tokens (<|im_end|>)
+        added.push_back({tokens[i], id, true});
+        break;
+      case 4:  // USER_DEFINED: the other added tokens (<think>)
+        added.push_back({tokens[i], id, false});
+        break;
+      case 5:  // UNUSED: padding ids past the tokenizer's ([PAD151669]); decode to nothing
+        break;
+      default:
+        Fail(source, "token " + std::to_string(i) + " " + json(tokens[i]).dump() + " has type " +
+                         std::to_string(token_types[i]) +
+                         ": expected 1 (normal), 3 (control), 4 (user-defined) or 5 (unused)");
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> pairs;
+  pairs.reserve(merges.size());
+  for (size_t r = 0; r < merges.size(); ++r) {
+    const size_t sp = merges[r].find(' ');
+    if (sp == std::string::npos) {
+      Fail(source, "merge " + std::to_string(r) + " " + json(merges[r]).dump() +
+                       ": expected two tokens separated by a space");
+    }
+    pairs.emplace_back(merges[r].substr(0, sp), merges[r].substr(sp + 1));
+  }
+  // Qwen's tokenizer.json normalizes to NFC; the GGUF's pre "qwen2" stands for that pipeline.
+  return Build(std::move(vocab), std::move(added), pairs, true, tokens.size(), source);
+}
+
+Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
+                           std::vector<Added> added,
+                           const std::vector<std::pair<std::string, std::string>>& merges,
+                           bool nfc, size_t min_size, const std::string& source) {
+  const auto fail = [&](const std::string& what) { Fail(source, what); };
+  Tokenizer t;
+  t.nfc_ = nfc;
+  ByteChars(t.byte_char_);
+  for (int b = 0; b < 256; ++b) t.char_byte_[t.byte_char_[b]] = static_cast<uint8_t>(b);
+
+  t.vocab_.reserve(vocab.size() * 2);
+  int32_t max_id = static_cast<int32_t>(min_size) - 1;
+  for (auto& [tok, id] : vocab) {
+    if (id < 0 || id > INT32_MAX) {
+      fail("vocab entry " + json(tok).dump() + " has id " + std::to_string(id));
+    }
+    max_id = std::max(max_id, static_cast<int32_t>(id));
+    const auto [it, inserted] = t.vocab_.emplace(std::move(tok), static_cast<int32_t>(id));
+    if (!inserted) {
+      fail("vocab entry " + json(it->first).dump() + " appears twice (ids " +
+           std::to_string(it->second) + " and " + std::to_string(id) + ")");
+    }
+  }
+  for (const Added& a : added) {
+    if (a.content.empty() || a.id < 0) {
+      fail("added token " + json(a.content).dump() + " (id " + std::to_string(a.id) +
+           "): expected a non-empty text and an id >= 0");
+    }
+    max_id = std::max(max_id, a.id);
+  }
+  t.id_to_token_.assign(static_cast<size_t>(max_id) + 1, std::string());
+  t.added_flags_.assign(static_cast<size_t>(max_id) + 1, 0);
+  std::vector<uint8_t> used(static_cast<size_t>(max_id) + 1, 0);
+  for (const auto& [tok, id] : t.vocab_) {
+    if (used[id]) fail("id " + std::to_string(id) + " is given to two vocab entries");
+    used[id] = 1;
+    t.id_to_token_[id] = tok;
+  }
+  for (const Added& a : added) {
+    // An added token may restate its vocab entry (same text, same id), nothing else.
+    const int32_t other = t.TokenId(a.content);
+    if ((other >= 0 && other != a.id) || (used[a.id] && t.id_to_token_[a.id] != a.content)) {
+      fail("added token " + json(a.content).dump() + " (id " + std::to_string(a.id) +
+           ") clashes with another token's text or id");
+    }
+    used[a.id] = 1;
+    t.id_to_token_[a.id] = a.content;
+    t.added_flags_[a.id] = a.special ? 2 : 1;
+    t.added_.push_back(a);
+  }
+  std::stable_sort(t.added_.begin(), t.added_.end(), [](const Added& a, const Added& b) {
+    return a.content.size() > b.content.size();
+  });
+  for (int b = 0; b < 256; ++b) {
+    std::string s;
+    AppendUtf8(t.byte_char_[b], s);
+    const auto it = t.vocab_.find(s);
+    if (it == t.vocab_.end()) fail("vocab lacks the byte token for byte " + std::to_string(b));
+    t.byte_token_[b] = it->second;
+  }
+  t.merges_.reserve(merges.size() * 2);
+  int32_t rank = 0;
+  std::string joined;
+  for (const auto& [left, right] : merges) {
+    joined.assign(left).append(right);
+    const auto a = t.vocab_.find(left), b = t.vocab_.find(right), c = t.vocab_.find(joined);
+    if (a == t.vocab_.end() || b == t.vocab_.end() || c == t.vocab_.end()) {
+      fail("merge " + std::to_string(rank) + " (" + left + " " + right + "): not in the vocab");
+    }
+    t.merges_.emplace(PairKey(a->second, b->second), std::make_pair(rank++, c->second));
   }
   return t;
 }

@@ -1,6 +1,7 @@
-// Qwen2/Qwen3's byte-level BPE tokenizer from a Hugging Face tokenizer.json: added tokens
-// matched in the raw text first, NFC on the rest, the Split pre-tokenizer (pretokenizer.h),
-// GPT-2's byte-to-unicode map, then merges by rank. Decoding maps back to bytes; StreamDecoder
+// Qwen2/Qwen3's byte-level BPE tokenizer from a Hugging Face tokenizer.json, or from the same
+// vocabulary and merges in a GGUF's metadata (FromVocab): added tokens matched in the raw text
+// first, NFC on the rest, the Split pre-tokenizer (pretokenizer.h), GPT-2's byte-to-unicode
+// map, then merges by rank. Decoding maps back to bytes; StreamDecoder
 // emits text as tokens arrive without ever splitting a UTF-8 sequence.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace qwen3 {
@@ -18,6 +20,15 @@ class Tokenizer {
   // Throws Error naming the file (and the field) for anything it cannot use.
   static Tokenizer FromFile(const std::string& path);
   static Tokenizer FromJson(const std::string& text, const std::string& source);
+  // The same tokenizer from a GGUF's tokenizer.ggml.* arrays (model gpt2, pre qwen2): token id
+  // = index, merges "a b" by rank, NFC. token_types are llama.cpp's: 1 normal (a byte-level
+  // vocab entry), 3 control (an added token, special), 4 user-defined (added, not special),
+  // 5 unused (an id with no text, e.g. padding up to the model's vocab; decodes to nothing).
+  // size() is tokens.size(). Throws Error naming source for other types, a merge without a
+  // space or naming unknown tokens, duplicated tokens, or a missing byte token.
+  static Tokenizer FromVocab(const std::vector<std::string>& tokens,
+                             const std::vector<int32_t>& token_types,
+                             const std::vector<std::string>& merges, const std::string& source);
 
   // parse_special: added tokens in the text map to their ids (else they are plain text).
   std::vector<int32_t> Encode(std::string_view text, bool parse_special = true) const;
@@ -39,6 +50,12 @@ class Tokenizer {
     int32_t id;
     bool special;
   };
+  // The state both loaders fill, checked: vocab (byte-level string, id), added tokens, merges
+  // by rank; at least min_size ids.
+  static Tokenizer Build(std::vector<std::pair<std::string, int64_t>> vocab,
+                         std::vector<Added> added,
+                         const std::vector<std::pair<std::string, std::string>>& merges, bool nfc,
+                         size_t min_size, const std::string& source);
   void Bpe(std::string_view piece, std::vector<int32_t>& out) const;
   void EncodeText(std::string_view text, std::vector<int32_t>& out,
                   std::unordered_map<std::string, std::vector<int32_t>>& cache) const;

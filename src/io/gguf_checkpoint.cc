@@ -1,0 +1,216 @@
+#include "io/gguf_checkpoint.h"
+
+#include <algorithm>
+#include <climits>
+
+#include "base/error.h"
+
+namespace qwen3 {
+namespace {
+
+constexpr GgmlType kMatrixTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
+                                     GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
+                                     GgmlType::kQ6_K};
+constexpr GgmlType kVectorTypes[] = {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16};
+
+[[noreturn]] void Fail(const GgufFile& f, const std::string& what) {
+  throw Error("file " + f.path() + ": " + what);
+}
+
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+void ExpectString(const GgufFile& f, const std::string& key, const std::string& want) {
+  const std::string& got = f.GetString(key);
+  if (got != want)
+    Fail(f, "metadata key " + key + " = " + Quoted(got) + ": expected " + Quoted(want));
+}
+
+int IntKey(const GgufFile& f, const std::string& key) {
+  const uint64_t v = f.GetUint(key);
+  if (v > INT_MAX) {
+    Fail(f, "metadata key " + key + " = " + std::to_string(v) + ": expected at most " +
+                std::to_string(INT_MAX));
+  }
+  return static_cast<int>(v);
+}
+
+// A token id key: absent is -1, else an id of the vocabulary.
+int64_t TokenIdKey(const GgufFile& f, const std::string& key, size_t tokens) {
+  if (!f.Has(key)) return -1;
+  const int64_t id = f.GetInt(key);
+  if (id < 0 || static_cast<uint64_t>(id) >= tokens) {
+    Fail(f, "metadata key " + key + " = " + std::to_string(id) + ": expected a token id below " +
+                std::to_string(tokens));
+  }
+  return id;
+}
+
+std::string DimsString(const std::vector<uint64_t>& dims) {
+  GgufTensor t;
+  t.dims = dims;
+  return t.DimsString();
+}
+
+template <size_t N>
+void ExpectType(const GgufTensor& t, const GgmlType (&allowed)[N]) {
+  if (std::find(std::begin(allowed), std::end(allowed), t.type) != std::end(allowed)) return;
+  std::string names;
+  for (GgmlType a : allowed) names += (names.empty() ? "" : ", ") + ToString(a);
+  throw Error(t.Where() + ": type " + ToString(t.type) + ": supported are " + names);
+}
+
+GgufTokenizerData ReadTokenizer(const GgufFile& f, int vocab) {
+  GgufTokenizerData d;
+  if (!f.Has("tokenizer.ggml.model")) return d;
+  ExpectString(f, "tokenizer.ggml.model", "gpt2");  // byte-level BPE
+  ExpectString(f, "tokenizer.ggml.pre", "qwen2");   // the Qwen2 split pattern
+  d.model = "gpt2";
+  d.pre = "qwen2";
+  d.tokens = f.GetStringArray("tokenizer.ggml.tokens");
+  if (d.tokens.size() != static_cast<size_t>(vocab)) {
+    Fail(f, "metadata key tokenizer.ggml.tokens: " + std::to_string(d.tokens.size()) +
+                " tokens, expected " + std::to_string(vocab) + " (the rows of " +
+                GgufNames::Embed() + ")");
+  }
+  const std::vector<int64_t> types = f.GetIntArray("tokenizer.ggml.token_type");
+  if (types.size() != d.tokens.size()) {
+    Fail(f, "metadata key tokenizer.ggml.token_type: " + std::to_string(types.size()) +
+                " entries, expected one per token (" + std::to_string(d.tokens.size()) + ")");
+  }
+  d.token_types.reserve(types.size());
+  for (size_t i = 0; i < types.size(); ++i) {
+    if (types[i] < INT32_MIN || types[i] > INT32_MAX) {
+      Fail(f, "metadata key tokenizer.ggml.token_type: element " + std::to_string(i) + " = " +
+                  std::to_string(types[i]) + ": expected a 32-bit integer");
+    }
+    d.token_types.push_back(static_cast<int32_t>(types[i]));
+  }
+  d.merges = f.GetStringArray("tokenizer.ggml.merges");
+  d.eos_id = TokenIdKey(f, "tokenizer.ggml.eos_token_id", d.tokens.size());
+  d.bos_id = TokenIdKey(f, "tokenizer.ggml.bos_token_id", d.tokens.size());
+  d.pad_id = TokenIdKey(f, "tokenizer.ggml.padding_token_id", d.tokens.size());
+  if (f.Has("tokenizer.ggml.add_bos_token")) d.add_bos = f.GetBool("tokenizer.ggml.add_bos_token");
+  return d;
+}
+
+}  // namespace
+
+const std::vector<std::string>& GgufNames::LayerLeaves() {
+  static const std::vector<std::string> leaves = {
+      "attn_norm.weight", "ffn_norm.weight",    "attn_q.weight",      "attn_k.weight",
+      "attn_v.weight",    "attn_output.weight", "attn_q_norm.weight", "attn_k_norm.weight",
+      "ffn_gate.weight",  "ffn_up.weight",      "ffn_down.weight"};
+  return leaves;
+}
+
+std::map<std::string, std::vector<uint64_t>> ExpectedGgufTensors(const Qwen3Config& c) {
+  const uint64_t h = c.hidden, q = c.QDim(), kv = c.KvDim(), inter = c.intermediate,
+                 hd = c.head_dim, vocab = c.vocab;
+  std::map<std::string, std::vector<uint64_t>> t;
+  t[GgufNames::Embed()] = {h, vocab};
+  t[GgufNames::FinalNorm()] = {h};
+  if (!c.tied_embeddings) t[GgufNames::LmHead()] = {h, vocab};
+  // ne0 first: the HF [out, in] shapes of HfNames::LayerLeaves(), reversed.
+  const std::vector<std::vector<uint64_t>> dims = {
+      {h}, {h}, {h, q}, {h, kv}, {h, kv}, {q, h}, {hd}, {hd}, {h, inter}, {h, inter}, {inter, h}};
+  for (int i = 0; i < c.layers; ++i) {
+    for (size_t j = 0; j < dims.size(); ++j) {
+      t[GgufNames::Layer(i, GgufNames::LayerLeaves()[j])] = dims[j];
+    }
+  }
+  return t;
+}
+
+Qwen3Config ReadGgufConfig(const GgufFile& f) {
+  ExpectString(f, "general.architecture", "qwen3");
+  Qwen3Config c;
+  c.name = f.path();
+  c.layers = IntKey(f, "qwen3.block_count");
+  c.hidden = IntKey(f, "qwen3.embedding_length");
+  c.intermediate = IntKey(f, "qwen3.feed_forward_length");
+  c.heads = IntKey(f, "qwen3.attention.head_count");
+  // llama.cpp's defaults where a key is optional: kv heads = heads, theta 10000.
+  c.kv_heads =
+      f.Has("qwen3.attention.head_count_kv") ? IntKey(f, "qwen3.attention.head_count_kv") : c.heads;
+  c.head_dim = f.Has("qwen3.attention.key_length") ? IntKey(f, "qwen3.attention.key_length")
+               : c.heads > 0                       ? c.hidden / c.heads
+                                                   : 0;
+  if (f.Has("qwen3.attention.value_length")) {
+    const int v = IntKey(f, "qwen3.attention.value_length");
+    if (v != c.head_dim) {
+      Fail(f, "metadata key qwen3.attention.value_length = " + std::to_string(v) +
+                  ": expected the key length " + std::to_string(c.head_dim));
+    }
+  }
+  c.rope_theta = f.Has("qwen3.rope.freq_base") ? f.GetFloat("qwen3.rope.freq_base") : 10000.0;
+  c.rms_norm_eps = f.GetFloat("qwen3.attention.layer_norm_rms_epsilon");
+  c.max_position_embeddings = IntKey(f, "qwen3.context_length");
+  if (f.Has("qwen3.rope.scaling.type")) {
+    const std::string& type = f.GetString("qwen3.rope.scaling.type");
+    if (type != "none") {
+      Fail(f, "metadata key qwen3.rope.scaling.type = " + Quoted(type) +
+                  ": RoPE scaling is not supported (expected \"none\")");
+    }
+  }
+  for (const char* key : {"qwen3.rope.scaling.factor", "qwen3.rope.scale_linear"}) {
+    // llama.cpp reads 0 as "no scaling", like 1.
+    if (f.Has(key) && f.GetFloat(key) != 0 && f.GetFloat(key) != 1) {
+      Fail(f, "metadata key " + std::string(key) + " = " + std::to_string(f.GetFloat(key)) +
+                  ": RoPE scaling is not supported (expected 1)");
+    }
+  }
+  const GgufTensor* embed = f.Find(GgufNames::Embed());
+  if (embed == nullptr) {
+    throw Error("tensor " + GgufNames::Embed() + ": missing from " + f.path() +
+                " (its dims[1] is the vocabulary size)");
+  }
+  if (embed->dims.size() != 2 || embed->dims[1] > INT_MAX) {
+    throw Error(embed->Where() + ": dims " + embed->DimsString() + ", expected [" +
+                std::to_string(c.hidden) + ", vocab]");
+  }
+  c.vocab = static_cast<int>(embed->dims[1]);
+  c.tied_embeddings = f.Find(GgufNames::LmHead()) == nullptr;
+  ValidateConfig(c);
+  return c;
+}
+
+GgufCheckpoint GgufCheckpoint::Open(const std::string& path) {
+  GgufCheckpoint ck;
+  ck.file_ = GgufFile::Open(path);
+  const GgufFile& f = *ck.file_;
+  ck.config_ = ReadGgufConfig(f);
+  const auto expected = ExpectedGgufTensors(ck.config_);
+  for (const auto& [name, dims] : expected) {
+    const GgufTensor* t = f.Find(name);
+    if (t == nullptr) {
+      throw Error("tensor " + name + ": missing from " + path + " (a " +
+                  std::to_string(ck.config_.layers) + "-layer Qwen3 model needs it)");
+    }
+    if (t->dims != dims) {
+      throw Error(t->Where() + ": dims " + t->DimsString() + ", expected " + DimsString(dims) +
+                  " (ne0 first)");
+    }
+    if (dims.size() == 1) {
+      ExpectType(*t, kVectorTypes);
+    } else {
+      ExpectType(*t, kMatrixTypes);
+    }
+  }
+  for (const GgufTensor& t : f.tensors()) {
+    if (!expected.count(t.name)) {
+      throw Error(t.Where() + ": unexpected for a " + std::to_string(ck.config_.layers) +
+                  "-layer Qwen3 model");
+    }
+  }
+  ck.tokenizer_ = ReadTokenizer(f, ck.config_.vocab);
+  if (f.Has("tokenizer.chat_template")) ck.chat_template_ = f.GetString("tokenizer.chat_template");
+  return ck;
+}
+
+size_t GgufCheckpoint::bytes() const {
+  size_t n = 0;
+  for (const GgufTensor& t : file_->tensors()) n += t.bytes;
+  return n;
+}
+
+}  // namespace qwen3

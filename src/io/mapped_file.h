@@ -1,0 +1,31 @@
+// A file mapped read-only for the model readers (safetensors, GGUF): tensors are views into
+// the map, so it lives as long as the reader.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace qwen3 {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  // Throws Error "file PATH: ..." when path cannot be opened, is not a regular file, or cannot
+  // be mapped. An empty file maps to no bytes (data() == nullptr).
+  static MappedFile Open(const std::string& path);
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return static_cast<const uint8_t*>(map_); }
+  size_t size() const { return size_; }
+
+ private:
+  void* map_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace qwen3
