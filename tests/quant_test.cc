@@ -232,24 +232,28 @@ TEST(QuantRowsTest, QuantizesPerRowBlockToNearestEven) {
   std::vector<bf16> x(2 * k);
   for (size_t i = 0; i < x.size(); ++i) x[i] = F32ToBf16((static_cast<float>(i % 37) - 18.0f) / 8);
   x[5] = F32ToBf16(0.0f);
-  for (size_t i = k; i < k + 32; ++i) x[i] = 0;  // an all-zero block: scale 0, codes 0
+  for (size_t i = k; i < k + 16; ++i) x[i] = 0;  // an all-zero block: scale 0, codes 0
   QuantizedRows q;
   q.Quantize(x.data(), k, 2, k, Pool());
   const QuantRows v = q.view();
   for (size_t r = 0; r < 2; ++r) {
-    for (size_t b = 0; b < k / 32; ++b) {
+    for (size_t b = 0; b < k / 16; ++b) {
       float amax = 0;
-      for (size_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(Bf16ToF32(x[r * k + b * 32 + i])));
-      EXPECT_TRUE(SameBits(v.scale[r * v.ld_scale + b], amax / 127.0f));
-      int32_t sums[2] = {0, 0};
-      for (size_t i = 0; i < 32; ++i) {
-        const float want = amax > 0 ? std::nearbyint(Bf16ToF32(x[r * k + b * 32 + i]) * (127.0f / amax)) : 0;
-        const int8_t got = v.q[r * v.ldq + b * 32 + i];
+      for (size_t i = 0; i < 16; ++i) amax = std::max(amax, std::fabs(Bf16ToF32(x[r * k + b * 16 + i])));
+      EXPECT_TRUE(SameBits(v.scale[r * v.ld16 + b], amax / 127.0f));
+      int32_t sum = 0;
+      for (size_t i = 0; i < 16; ++i) {
+        const float want =
+            amax > 0 ? std::nearbyint(Bf16ToF32(x[r * k + b * 16 + i]) * (127.0f / amax)) : 0;
+        const int8_t got = v.q[r * v.ldq + b * 16 + i];
         ASSERT_EQ(got, static_cast<int8_t>(want)) << r << " " << b << " " << i;
-        sums[i / 16] += got;
+        sum += got;
       }
-      EXPECT_EQ(v.sum16[r * v.ld_sum + 2 * b], sums[0]);
-      EXPECT_EQ(v.sum16[r * v.ld_sum + 2 * b + 1], sums[1]);
+      EXPECT_TRUE(SameBits(v.bias16[r * v.ld16 + b], v.scale[r * v.ld16 + b] * static_cast<float>(sum)));
+    }
+    for (size_t b = 0; b < k / 32; ++b) {
+      EXPECT_TRUE(SameBits(v.bias32[r * v.ld32 + b],
+                           v.bias16[r * v.ld16 + 2 * b] + v.bias16[r * v.ld16 + 2 * b + 1]));
     }
   }
 }
@@ -304,7 +308,7 @@ TEST_P(QMatmulTest, EqualsTheScalarTwinBitForBitAndTheDequantizedSum) {
             for (size_t col = 0; col < nb * 16 && (j0 * 16 + col) < qc.n; ++col) {
               double sum = 0, mag = 0;
               for (size_t kk = 0; kk < qc.k; ++kk) {
-                const double xv = static_cast<double>(a.scale[r * a.ld_scale + kk / 32]) * a.q[r * a.ldq + kk];
+                const double xv = static_cast<double>(a.scale[r * a.ld16 + kk / 16]) * a.q[r * a.ldq + kk];
                 sum += xv * w.At(kk, j0 * 16 + col);
                 mag += std::fabs(xv * w.At(kk, j0 * 16 + col));
               }

@@ -64,8 +64,9 @@ void MatmulGroup(const CpuKernels& kernels, const MatmulInput& x, size_t rows,
     const size_t panel = std::min(kMaxPanelRows, rows - p0);
     QuantRows a = *x.q;
     a.q += p0 * a.ldq;
-    a.scale += p0 * a.ld_scale;
-    a.sum16 += p0 * a.ld_sum;
+    a.scale += p0 * a.ld16;
+    a.bias16 += p0 * a.ld16;
+    a.bias32 += p0 * a.ld32;
     kernels.qmatmul(a, panel, g, c, kGroupCols);
     for (size_t r0 = 0; r0 < panel; r0 += kTileM) {
       epi(p0 + r0, std::min(kTileM, panel - r0), c + r0 * kGroupCols, kGroupCols);

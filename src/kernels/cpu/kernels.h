@@ -99,18 +99,20 @@ struct QuantGroup {
   uint32_t bits, sub;   // codes of 4 or 8 bits; 16 or 32 weights per sub-block
 };
 struct QuantRows {
-  const int8_t* q;        // [rows][ldq] int8 codes, k = subs * sub of them per row
+  const int8_t* q;      // [rows][ldq] int8 codes, k = subs * sub of them per row
   size_t ldq;
-  const float* scale;     // [rows][ld_scale]: per 32 codes, x ~= scale * q
-  size_t ld_scale;
-  const int32_t* sum16;   // [rows][ld_sum]: per 16 codes, their sum
-  size_t ld_sum;
+  const float* scale;   // [rows][ld16]: per 16 codes, x ~= scale * q
+  const float* bias16;  // [rows][ld16]: per 16 codes, scale * their sum
+  size_t ld16;
+  const float* bias32;  // [rows][ld32]: per 32 codes, bias16 of the first 16 + of the second
+  size_t ld32;
 };
 // c[r][0, nb * 16) for rows r < rows (1..kMaxPanelRows): per output, over the sub-blocks s in
-// K order, with the exact integer dot d = sum(u * q) of the sub-block and its code sum x_s,
-//   acc = fma(scale[r][s's 32], fma(s_s, float(d), b_s * float(x_s)), acc)
-// (sum (s u + b) x over the sub-block, in one rounding per step). Every path computes exactly
-// this, so all paths give the same bits and a row's result never depends on its neighbours.
+// K order, with the exact integer dot d_h = sum(u * q) of each 16 codes h of the sub-block,
+//   t = scale[h0] * float(d_h0);  t = fma(scale[h1], float(d_h1), t)  (32-weight sub-blocks)
+//   acc = fma(s_s, t, acc);  acc = fma(b_s, bias16 or bias32 of the sub-block, acc)
+// (sum (s u + b) x over the sub-block). Every path computes exactly this, so all paths give
+// the same bits and a row's result never depends on its neighbours.
 using QMatmulFn = void (*)(const QuantRows& a, size_t rows, const QuantGroup& b, float* c,
                            size_t ldc);
 

@@ -23,13 +23,13 @@ inline size_t QuantCodeBytes(const QuantGroup& b) { return b.sub * kTileN * b.bi
 inline size_t QuantRecordBytes(const QuantGroup& b) {
   return b.nb * (QuantCodeBytes(b) + 2 * kTileN * sizeof(float));
 }
-// The code sum of sub-block s of row r, and its scale.
-inline int32_t QuantRowSum(const QuantRows& a, size_t r, size_t s, uint32_t sub) {
-  const int32_t* p = a.sum16 + r * a.ld_sum;
-  return sub == 32 ? p[2 * s] + p[2 * s + 1] : p[s];
+// Row r's scale of its 16 codes h (h counts from the row's start), and the bias term of
+// sub-block s.
+inline float QuantRowScale(const QuantRows& a, size_t r, size_t h) {
+  return a.scale[r * a.ld16 + h];
 }
-inline float QuantRowScale(const QuantRows& a, size_t r, size_t s, uint32_t sub) {
-  return a.scale[r * a.ld_scale + s * sub / 32];
+inline float QuantRowBias(const QuantRows& a, size_t r, size_t s, uint32_t sub) {
+  return sub == 32 ? a.bias32[r * a.ld32 + s] : a.bias16[r * a.ld16 + s];
 }
 
 }  // namespace qwen3::cpu

@@ -37,37 +37,37 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
   for (size_t s = 0; s < b.subs; ++s) {
     const uint8_t* rec = b.data + s * record;
     const uint8_t* codes = rec + j * code_bytes;
-    __m256i dot[R][2];
-    for (size_t r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
     const int8_t* x[R];
     for (size_t r = 0; r < R; ++r) x[r] = a.q + (r0 + r) * a.ldq + s * b.sub;
-    const size_t vectors = wide ? b.sub / 4 : 4;
-    for (size_t v = 0; v < vectors; ++v) {
-      for (size_t h = 0; h < 2; ++h) {
-        const __m256i raw =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + v * 64 + h * 32));
-        if (wide) {
-          for (size_t r = 0; r < R; ++r) dot[r][h] = Dot(dot[r][h], raw, Broadcast4(x[r] + 4 * v), true);
-        } else {
-          const __m256i lo = _mm256_and_si256(raw, nib);
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib);
+    __m256 t[R][2];  // (zeroed only to quiet GCC: g == 0 writes it first)
+    for (size_t r = 0; r < R; ++r) t[r][0] = t[r][1] = _mm256_setzero_ps();
+    for (size_t g = 0; g < b.sub / 16; ++g) {  // each 16 codes has its own activation scale
+      __m256i dot[R][2];
+      for (size_t r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
+      for (size_t v = 0; v < 4; ++v) {
+        for (size_t h = 0; h < 2; ++h) {  // columns 8h .. 8h + 7
+          const size_t vec = wide ? g * 4 + v : v;
+          __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + vec * 64 + h * 32));
+          if (!wide) u = _mm256_and_si256(g == 0 ? u : _mm256_srli_epi16(u, 4), nib);
           for (size_t r = 0; r < R; ++r) {
-            dot[r][h] = Dot(dot[r][h], lo, Broadcast4(x[r] + 4 * v), false);
-            dot[r][h] = Dot(dot[r][h], hi, Broadcast4(x[r] + 16 + 4 * v), false);
+            dot[r][h] = Dot(dot[r][h], u, Broadcast4(x[r] + g * 16 + 4 * v), wide);
           }
+        }
+      }
+      for (size_t r = 0; r < R; ++r) {
+        const __m256 xs = _mm256_set1_ps(QuantRowScale(a, r0 + r, s * b.sub / 16 + g));
+        for (size_t h = 0; h < 2; ++h) {
+          const __m256 d = _mm256_cvtepi32_ps(dot[r][h]);
+          t[r][h] = g == 0 ? _mm256_mul_ps(xs, d) : _mm256_fmadd_ps(xs, d, t[r][h]);
         }
       }
     }
     const float* sb = reinterpret_cast<const float*>(rec + b.nb * code_bytes) + j * 2 * kTileN;
     for (size_t r = 0; r < R; ++r) {
-      const __m256 xsum = _mm256_set1_ps(static_cast<float>(QuantRowSum(a, r0 + r, s, b.sub)));
-      const __m256 xs = _mm256_set1_ps(QuantRowScale(a, r0 + r, s, b.sub));
+      const __m256 xb = _mm256_set1_ps(QuantRowBias(a, r0 + r, s, b.sub));
       for (size_t h = 0; h < 2; ++h) {
-        const __m256 scale = _mm256_loadu_ps(sb + h * 8);
-        const __m256 bias = _mm256_loadu_ps(sb + kTileN + h * 8);
-        const __m256 t =
-            _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot[r][h]), _mm256_mul_ps(bias, xsum));
-        acc[r][h] = _mm256_fmadd_ps(xs, t, acc[r][h]);
+        acc[r][h] = _mm256_fmadd_ps(_mm256_loadu_ps(sb + h * 8), t[r][h], acc[r][h]);
+        acc[r][h] = _mm256_fmadd_ps(_mm256_loadu_ps(sb + kTileN + h * 8), xb, acc[r][h]);
       }
     }
   }

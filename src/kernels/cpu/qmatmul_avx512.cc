@@ -63,49 +63,46 @@ inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, 
     for (size_t i = 0; i < prefetch_lines; ++i, pf += kLine) _mm_prefetch(pf, _MM_HINT_T0);
     const uint8_t* rec = b.data + s * record;
     const uint8_t* codes = rec + j0 * kCodeBytes;
-    __m512i dot[R][NB];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t j = 0; j < NB; ++j) dot[r][j] = _mm512_setzero_si512();
-    }
     const int8_t* x[R];
     for (size_t r = 0; r < R; ++r) x[r] = a.q + (r0 + r) * a.ldq + s * SUB;
-    if constexpr (BITS == 8) {
-      for (size_t v = 0; v < SUB / 4; ++v) {
+    __m512 t[R][NB];
+    for (size_t h = 0; h < SUB / 16; ++h) {  // each 16 codes has its own activation scale
+      __m512i dot[R][NB];
+      for (size_t r = 0; r < R; ++r) {
+        for (size_t j = 0; j < NB; ++j) dot[r][j] = _mm512_setzero_si512();
+      }
+      for (size_t v = 0; v < 4; ++v) {
         __m512i u[NB];
-        for (size_t j = 0; j < NB; ++j) u[j] = _mm512_loadu_si512(codes + j * kCodeBytes + v * 64);
+        for (size_t j = 0; j < NB; ++j) {
+          if constexpr (BITS == 8) {
+            u[j] = _mm512_loadu_si512(codes + j * kCodeBytes + (h * 4 + v) * 64);
+          } else {  // vector v: k = 4v + i in the low nibbles, 16 + 4v + i in the high
+            const __m512i raw = _mm512_loadu_si512(codes + j * kCodeBytes + v * 64);
+            u[j] = _mm512_and_si512(h == 0 ? raw : _mm512_srli_epi16(raw, 4),
+                                    _mm512_set1_epi8(0x0f));
+          }
+        }
         for (size_t r = 0; r < R; ++r) {
-          const __m512i xv = Broadcast4(x[r] + 4 * v);
-          for (size_t j = 0; j < NB; ++j) dot[r][j] = Dot8(dot[r][j], u[j], xv);
+          const __m512i xv = Broadcast4(x[r] + h * 16 + 4 * v);
+          for (size_t j = 0; j < NB; ++j) {
+            dot[r][j] = BITS == 8 ? Dot8(dot[r][j], u[j], xv) : Dot4(dot[r][j], u[j], xv);
+          }
         }
       }
-    } else {
-      const __m512i nib = _mm512_set1_epi8(0x0f);
-      for (size_t v = 0; v < 4; ++v) {
-        __m512i lo[NB], hi[NB];
+      for (size_t r = 0; r < R; ++r) {
+        const __m512 xs = _mm512_set1_ps(QuantRowScale(a, r0 + r, s * SUB / 16 + h));
         for (size_t j = 0; j < NB; ++j) {
-          const __m512i raw = _mm512_loadu_si512(codes + j * kCodeBytes + v * 64);
-          lo[j] = _mm512_and_si512(raw, nib);
-          hi[j] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nib);
-        }
-        for (size_t r = 0; r < R; ++r) {
-          const __m512i xlo = Broadcast4(x[r] + 4 * v), xhi = Broadcast4(x[r] + 16 + 4 * v);
-          for (size_t j = 0; j < NB; ++j) {
-            dot[r][j] = Dot4(dot[r][j], lo[j], xlo);
-            dot[r][j] = Dot4(dot[r][j], hi[j], xhi);
-          }
+          const __m512 d = _mm512_cvtepi32_ps(dot[r][j]);
+          t[r][j] = h == 0 ? _mm512_mul_ps(xs, d) : _mm512_fmadd_ps(xs, d, t[r][j]);
         }
       }
     }
     const float* sb = reinterpret_cast<const float*>(rec + b.nb * kCodeBytes) + j0 * 2 * kTileN;
     for (size_t r = 0; r < R; ++r) {
-      const __m512 xsum = _mm512_set1_ps(static_cast<float>(QuantRowSum(a, r0 + r, s, SUB)));
-      const __m512 xs = _mm512_set1_ps(QuantRowScale(a, r0 + r, s, SUB));
+      const __m512 xb = _mm512_set1_ps(QuantRowBias(a, r0 + r, s, SUB));
       for (size_t j = 0; j < NB; ++j) {
-        const __m512 scale = _mm512_loadu_ps(sb + j * 2 * kTileN);
-        const __m512 bias = _mm512_loadu_ps(sb + j * 2 * kTileN + kTileN);
-        const __m512 t =
-            _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot[r][j]), _mm512_mul_ps(bias, xsum));
-        acc[r][j] = _mm512_fmadd_ps(xs, t, acc[r][j]);
+        acc[r][j] = _mm512_fmadd_ps(_mm512_loadu_ps(sb + j * 2 * kTileN), t[r][j], acc[r][j]);
+        acc[r][j] = _mm512_fmadd_ps(_mm512_loadu_ps(sb + j * 2 * kTileN + kTileN), xb, acc[r][j]);
       }
     }
   }

@@ -18,20 +18,24 @@ void QMatmulScalar(const QuantRows& a, size_t rows, const QuantGroup& b, float* 
           const uint8_t* codes = rec + j * code_bytes;
           const float* sb = reinterpret_cast<const float*>(rec + b.nb * code_bytes) + j * 2 * kTileN;
           const int8_t* x = a.q + r * a.ldq + s * b.sub;
-          int32_t dot = 0;
-          for (size_t i = 0; i < b.sub; ++i) {
-            int32_t u;
-            if (b.bits == 8) {
-              u = codes[(i / 4) * 64 + col * 4 + i % 4];
-            } else {
-              const uint8_t byte = codes[((i % 16) / 4) * 64 + col * 4 + i % 4];
-              u = i < 16 ? byte & 0xf : byte >> 4;
+          float t = 0;
+          for (size_t h = 0; h < b.sub / 16; ++h) {
+            int32_t dot = 0;
+            for (size_t i = h * 16; i < h * 16 + 16; ++i) {
+              int32_t u;
+              if (b.bits == 8) {
+                u = codes[(i / 4) * 64 + col * 4 + i % 4];
+              } else {
+                const uint8_t byte = codes[((i % 16) / 4) * 64 + col * 4 + i % 4];
+                u = i < 16 ? byte & 0xf : byte >> 4;
+              }
+              dot += u * x[i];
             }
-            dot += u * x[i];
+            const float xs = QuantRowScale(a, r, s * b.sub / 16 + h);
+            t = h == 0 ? xs * static_cast<float>(dot) : std::fma(xs, static_cast<float>(dot), t);
           }
-          const float xsum = static_cast<float>(QuantRowSum(a, r, s, b.sub));
-          const float t = std::fma(sb[col], static_cast<float>(dot), sb[kTileN + col] * xsum);
-          acc = std::fma(QuantRowScale(a, r, s, b.sub), t, acc);
+          acc = std::fma(sb[col], t, acc);
+          acc = std::fma(sb[kTileN + col], QuantRowBias(a, r, s, b.sub), acc);
         }
         c[r * ldc + j * kTileN + col] = acc;
       }

@@ -15,30 +15,32 @@ void QuantizedRows::Reserve(size_t rows, size_t k) {
   rows_cap_ = std::max(rows, rows_cap_);
   k_cap_ = std::max(k, k_cap_);
   q_ = AlignedBuffer<int8_t>(rows_cap_ * k_cap_);
-  scale_ = AlignedBuffer<float>(rows_cap_ * k_cap_ / 32);
-  sum16_ = AlignedBuffer<int32_t>(rows_cap_ * k_cap_ / 16);
+  scale_ = AlignedBuffer<float>(rows_cap_ * k_cap_ / 16);
+  bias16_ = AlignedBuffer<float>(rows_cap_ * k_cap_ / 16);
+  bias32_ = AlignedBuffer<float>(rows_cap_ * k_cap_ / 32);
 }
 
 void QuantizedRows::QuantizeRow(const bf16* x, size_t r) {
   int8_t* q = q_.data() + r * k_cap_;
-  float* scale = scale_.data() + r * (k_cap_ / 32);
-  int32_t* sum = sum16_.data() + r * (k_cap_ / 16);
-  for (size_t b = 0; b < k_ / 32; ++b) {
-    float v[32], amax = 0;
-    for (size_t i = 0; i < 32; ++i) {
-      v[i] = Bf16ToF32(x[b * 32 + i]);
+  float* scale = scale_.data() + r * (k_cap_ / 16);
+  float* bias16 = bias16_.data() + r * (k_cap_ / 16);
+  float* bias32 = bias32_.data() + r * (k_cap_ / 32);
+  for (size_t b = 0; b < k_ / 16; ++b) {
+    float v[16], amax = 0;
+    for (size_t i = 0; i < 16; ++i) {
+      v[i] = Bf16ToF32(x[b * 16 + i]);
       amax = std::max(amax, std::fabs(v[i]));
     }
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
     scale[b] = amax / 127.0f;
-    int32_t s[2] = {0, 0};
-    for (size_t i = 0; i < 32; ++i) {
+    int32_t sum = 0;
+    for (size_t i = 0; i < 16; ++i) {
       const int c = static_cast<int>(std::nearbyint(v[i] * inv));  // the default mode: RNE
-      q[b * 32 + i] = static_cast<int8_t>(std::clamp(c, -127, 127));
-      s[i / 16] += q[b * 32 + i];
+      q[b * 16 + i] = static_cast<int8_t>(std::clamp(c, -127, 127));
+      sum += q[b * 16 + i];
     }
-    sum[2 * b] = s[0];
-    sum[2 * b + 1] = s[1];
+    bias16[b] = scale[b] * static_cast<float>(sum);
+    if (b % 2 == 1) bias32[b / 2] = bias16[b - 1] + bias16[b];
   }
 }
 
@@ -48,7 +50,8 @@ void QuantizedRows::Quantize(const bf16* x, size_t lda, size_t rows, size_t k, T
 }
 
 QuantRows QuantizedRows::view() const {
-  return {q_.data(), k_cap_, scale_.data(), k_cap_ / 32, sum16_.data(), k_cap_ / 16};
+  return {q_.data(), k_cap_, scale_.data(), bias16_.data(), k_cap_ / 16, bias32_.data(),
+          k_cap_ / 32};
 }
 
 }  // namespace qwen3::cpu
