@@ -1,0 +1,129 @@
+// A GGUF model's weights (io/gguf_weights.cc) against llama.cpp's files and their references
+// (../shared/testdata/gguf): every quantized tensor held exactly as gguf-py dequantizes it, and
+// each file's logits replayed on every kernel path within the tolerance of its activations'
+// rounding (bf16: 3.5e-2; int8 activations in blocks of 16: 8e-2, the bound).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "io/gguf_checkpoint.h"
+#include "io/hf_checkpoint.h"
+#include "io/load_weights.h"
+#include "io/safetensors.h"
+#include "kernels/cpu/cpu_path.h"
+#include "kernels/cpu/kernels.h"
+#include "model/model_weights.h"
+#include "runtime/thread_pool.h"
+#include "tools/replay.h"
+
+namespace qwen3 {
+namespace {
+
+const std::string kGguf = std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/";
+
+ThreadPool& Pool() {
+  static ThreadPool pool(2);
+  return pool;
+}
+
+// Every element of a [rows][cols] reference equals at(row, col) (+0 and -0 alike).
+template <typename At>
+void ExpectEqualsReference(const SafetensorsFile& ref, const std::string& name, At at) {
+  const TensorView& t = ref.Get("dequantized." + name + ".weight");
+  ASSERT_EQ(t.shape.size(), 2u) << name;
+  const AlignedBuffer<float> want = t.ToF32();
+  const size_t rows = t.shape[0], cols = t.shape[1];
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) {
+      ASSERT_TRUE(at(r, c) == want[r * cols + c])
+          << name << " [" << r << ", " << c << "]: " << at(r, c) << " vs " << want[r * cols + c];
+    }
+  }
+}
+
+class GgufFileTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(GgufFileTest, WeightsAreGgufPysDequantization) {
+  const std::string file = kGguf + "tiny-a." + GetParam() + ".gguf";
+  const GgufCheckpoint ck = GgufCheckpoint::Open(file);
+  const ModelWeights w = LoadModelWeights(ck, Pool());
+  const auto ref = SafetensorsFile::Open(kGguf + "tiny-a." + GetParam() + ".reference.safetensors");
+  const size_t h = w.config.hidden;
+  ExpectEqualsReference(*ref, "token_embd", [&](size_t token, size_t k) {
+    return w.embed_q.n() ? w.embed_q.At(k, token) : Bf16ToF32(w.embed[token * h + k]);
+  });
+  ExpectEqualsReference(*ref, "blk.0.attn_q", [&](size_t o, size_t k) { return w.layers[0].wq.At(k, o); });
+  ExpectEqualsReference(*ref, "blk.0.ffn_down", [&](size_t o, size_t k) { return w.layers[0].w_down.At(k, o); });
+  ExpectEqualsReference(*ref, "blk.1.ffn_gate", [&](size_t o, size_t k) {  // interleaved by 32
+    return w.layers[1].w_gate_up.At(k, o / 32 * 64 + o % 32);
+  });
+}
+
+TEST_P(GgufFileTest, HoldsTheFilesTypes) {
+  const GgufCheckpoint ck = GgufCheckpoint::Open(kGguf + "tiny-a." + GetParam() + ".gguf");
+  const ModelWeights w = LoadModelWeights(ck, Pool());
+  const std::map<std::string, std::string> want = {
+      {"bf16", "bf16"}, {"q8_0", "q8_0"}, {"q4_k_m", "q4_k+q6_k"}, {"q4_0", "q4_0+q6_k"}};
+  EXPECT_EQ(w.weight_type(), want.at(GetParam()));
+  EXPECT_FALSE(w.config.tied_embeddings);
+  // Memory: the file's bytes, up to the packed scales (6 bits per 4-bit weight, 10-12 per 8-bit).
+  EXPECT_LT(static_cast<double>(w.bytes()), 1.5 * static_cast<double>(ck.bytes()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, GgufFileTest, testing::Values("bf16", "q8_0", "q4_k_m", "q4_0"));
+
+class GgufReplayTest : public testing::TestWithParam<std::tuple<std::string, cpu::CpuPath>> {};
+
+TEST_P(GgufReplayTest, MatchesTheDequantizedReferenceWithinTolerance) {
+  const auto& [type, path] = GetParam();
+  if (!cpu::IsSupported(path)) GTEST_SKIP() << cpu::ToString(path) << " not supported here";
+  ReplayOptions o;
+  o.model_dir = kGguf + "tiny-a." + type + ".gguf";
+  o.reference = kGguf + "tiny-a." + type + ".reference.safetensors";
+  o.max_rows = 48;
+  o.max_rel_l2 = type == "bf16" ? 3.5e-2 : 8e-2;
+  const ReplayResult r = RunReplay(o, cpu::GetCpuKernels(path), Pool());
+  EXPECT_TRUE(r.pass);
+  ASSERT_GE(r.steps.size(), 5u);
+  for (const ReplayStep& s : r.steps) {
+    EXPECT_LE(s.rel_l2, o.max_rel_l2);
+    EXPECT_EQ(s.guarded_mismatches, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Files, GgufReplayTest,
+    testing::Combine(testing::Values("bf16", "q8_0", "q4_k_m", "q4_0"),
+                     testing::Values(cpu::CpuPath::kAmx, cpu::CpuPath::kAvx512Bf16,
+                                     cpu::CpuPath::kAvx512, cpu::CpuPath::kAvx2,
+                                     cpu::CpuPath::kScalar)),
+    [](const auto& info) {
+      return std::get<0>(info.param) + "_" + cpu::ToString(std::get<1>(info.param));
+    });
+
+// The BF16 file holds tiny-a's safetensors bit for bit, so quantizing either at load gives the
+// same matrices: the same bits of every weight.
+TEST(GgufQuantizeTest, QuantizingTheBf16FileEqualsQuantizingTheHfCheckpoint) {
+  LoadOptions o;
+  o.quantize = cpu::WeightType::kQ4_0;
+  const ModelWeights a = LoadModelWeights(GgufCheckpoint::Open(kGguf + "tiny-a.bf16.gguf"), Pool(), o);
+  const ModelWeights b = LoadModelWeights(
+      HfCheckpoint::Open(std::string(QWEN3_SHARED_DIR) + "/testdata/hf-qwen3/tiny-a"), Pool(), o);
+  EXPECT_EQ(a.weight_type(), "q4_0");
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    const cpu::QuantMatrix& x = a.layers[i].w_gate_up.quant();
+    const cpu::QuantMatrix& y = b.layers[i].w_gate_up.quant();
+    ASSERT_EQ(x.bytes(), y.bytes());
+    for (size_t n = 0; n < x.n(); n += 7) {
+      for (size_t k = 0; k < x.k(); k += 5) ASSERT_EQ(x.At(k, n), y.At(k, n)) << i << " " << k << " " << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qwen3
