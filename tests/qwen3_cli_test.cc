@@ -159,6 +159,24 @@ TEST_F(Qwen3TextCliTest, ChatTakesTurnsFromStdin) {
   EXPECT_EQ(turns, 2u) << r.err;
 }
 
+// A GGUF file alone is a whole model: weights, tokenizer and chat template from its metadata.
+TEST(Qwen3CliTest, ChatRunsFromAGgufFileAlone) {
+  const std::string gguf = std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-a.q4_k_m.gguf";
+  const std::string in = Dir().Write("gguf_chat_in.txt", "hello\nagain\n/exit\n");
+  const RunResult r = RunTool("qwen3", "chat --model " + gguf + " --max-tokens 5 --no-think", "", in);
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t turns = 0;
+  for (size_t at = 0; (at = r.err.find("[prefill", at)) != std::string::npos; ++at) ++turns;
+  EXPECT_EQ(turns, 2u) << r.err;
+  const RunResult bad = RunTool("qwen3", "chat --model " + gguf + " --quantize q5_k", "", in);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--quantize q5_k: expected q8_0 or q4_0"), std::string::npos) << bad.err;
+  const RunResult missing = RunTool("qwen3", "chat --model /nonexistent.gguf", "", in);
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("--model /nonexistent.gguf: no such file or directory"),
+            std::string::npos) << missing.err;
+}
+
 // SIGINT during an answer stops that answer; the chat goes on to the next line. The signal is
 // sent once the answer is streaming (a slow start, e.g. under ASan, must not race it), and
 // /exit once the chat reported the stop.

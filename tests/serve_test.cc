@@ -4,6 +4,7 @@
 // a tiny synthetic checkpoint with the real Qwen3 tokenizer (qwen3 make-checkpoint --tokenizer).
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "serve/engine.h"
 #include "serve/http_server.h"
@@ -45,10 +47,11 @@ const std::string& ModelDir() {
 // A `qwen3 serve` child process on a free port; SIGTERM at Stop().
 class ServerProcess {
  public:
-  ServerProcess(const std::string& name, const std::string& args) {
+  ServerProcess(const std::string& name, const std::string& args,
+                const std::string& model = ModelDir()) {
     log_ = Dir().File(name + ".log");
     const std::string cmd = "exec '" + std::string(QWEN3_BIN_DIR) + "/qwen3' serve --model '" +
-                            ModelDir() + "' --port 0 --threads 2 " + args + " 2>'" + log_ + "'";
+                            model + "' --port 0 --threads 2 " + args + " 2>'" + log_ + "'";
     pid_ = fork();
     if (pid_ == 0) {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
@@ -142,6 +145,40 @@ TEST(ServeTest, SigtermUnderLoadExitsCleanly) {
   EXPECT_EQ(code, 0) << s.log();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   EXPECT_NE(s.log().find("draining"), std::string::npos) << s.log();
+}
+
+// A quantized GGUF model served (Q4_K and Q6_K kernels, its own tokenizer and template):
+// requests sent together get the same text and logprobs as each sent alone.
+TEST(ServeTest, QuantizedGgufModelIsBatchInvariant) {
+  ServerProcess s("server_gguf", "--kv-blocks 128 --block-size 32 --max-seq 512 --max-running 8",
+                  std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-a.q4_k_m.gguf");
+  ASSERT_GT(s.port(), 0);
+  const auto body = [](int i) {
+    return R"({"messages": [{"role": "user", "content": "request )" + std::to_string(i) +
+           std::string(i % 2 ? " with a longer prompt to prefill" : "") +
+           R"("}], "max_tokens": )" + std::to_string(6 + i % 5) +
+           R"(, "logprobs": true, "top_logprobs": 2, "temperature": 0})";
+  };
+  const auto post = [&](int i) {
+    httplib::Client c("127.0.0.1", s.port());
+    c.set_read_timeout(60);
+    const auto res = c.Post("/v1/chat/completions", body(i), "application/json");
+    if (!res || res->status != 200) return std::string("HTTP error");
+    auto j = nlohmann::json::parse(res->body);
+    return j["choices"][0]["message"]["content"].dump() + j["choices"][0]["logprobs"].dump();
+  };
+  constexpr int kRequests = 8;
+  std::string alone[kRequests], together[kRequests];
+  for (int i = 0; i < kRequests; ++i) alone[i] = post(i);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kRequests; ++i) clients.emplace_back([&, i] { together[i] = post(i); });
+  for (std::thread& t : clients) t.join();
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_NE(alone[i], "HTTP error") << s.log();
+    EXPECT_NE(alone[i].find("top_logprobs"), std::string::npos) << alone[i];
+    EXPECT_EQ(alone[i], together[i]) << "request " << i;
+  }
+  EXPECT_EQ(s.Stop(), 0) << s.log();
 }
 
 // /health is 503 until the engine is attached, every API route too; then 200.

@@ -47,7 +47,8 @@ void AddQuantizeFlag(CLI::App& app, std::string& quantize) {
 }
 
 void AddModelFlags(CLI::App& app, qwen3::TextModelOptions& o) {
-  app.add_option("--model", o.model_dir, "Hugging Face model directory")->required();
+  app.add_option("--model", o.model_dir, "Hugging Face model directory, or a GGUF file")
+      ->required();
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the model directory's)");
   AddQuantizeFlag(app, o.quantize);
   app.add_option("--max-seq", o.max_seq, "KV cache tokens per sequence (default: as needed / 4096)");
@@ -67,7 +68,7 @@ void AddGenerationFlags(CLI::App& app, qwen3::GenerateOptions& g) {
 
 int Main(int argc, char** argv) {
   using namespace qwen3;
-  CLI::App app{"qwen3: Qwen3 models from Hugging Face checkpoints"};
+  CLI::App app{"qwen3: Qwen3 models from Hugging Face checkpoints and GGUF files"};
   app.require_subcommand(1);
   app.fallthrough();  // --threads after the subcommand too
   size_t threads = 0;
@@ -76,7 +77,8 @@ int Main(int argc, char** argv) {
   ReplayOptions replay;
   CLI::App* rp = app.add_subcommand(
       "replay", "prefill + teacher-forced decode of a transformers reference, compared per step");
-  rp->add_option("--model", replay.model_dir, "Hugging Face model directory")->required();
+  rp->add_option("--model", replay.model_dir, "Hugging Face model directory, or a GGUF file")
+      ->required();
   rp->add_option("--reference", replay.reference, "reference.safetensors")->required();
   rp->add_option("--out", replay.out, "write the computed logits_s* here (safetensors)");
   rp->add_option("--max-rows", replay.max_rows, "tokens per prefill pass (default 64)");
@@ -132,7 +134,9 @@ int Main(int argc, char** argv) {
 
   ServeCmdOptions serve;
   CLI::App* sv = app.add_subcommand("serve", "OpenAI-compatible HTTP server (continuous batching)");
-  sv->add_option("--model", serve.engine.model_dir, "Hugging Face model directory")->required();
+  sv->add_option("--model", serve.engine.model_dir,
+                 "Hugging Face model directory, or a GGUF file")
+      ->required();
   sv->add_option("--tokenizer", serve.engine.tokenizer, "tokenizer.json (default: the model directory's)");
   AddQuantizeFlag(*sv, serve.engine.quantize);
   sv->add_option("--host", serve.server.host, "address to listen on (default 127.0.0.1)");
