@@ -39,6 +39,9 @@ TEST(PeakRate, PositiveAndFiniteOnEveryAvailablePath) {
     EXPECT_GT(peak, 0.0) << ToString(path);
     EXPECT_TRUE(std::isfinite(peak)) << ToString(path);
     EXPECT_EQ(SmallMatmul(k), want) << ToString(path);
+    const double int8 = PeakInt8Ops(path, pool);
+    EXPECT_GT(int8, 0.0) << ToString(path);
+    EXPECT_TRUE(std::isfinite(int8)) << ToString(path);
   }
 }
 
@@ -49,6 +52,7 @@ TEST(PeakRate, UnsupportedPathThrows) {
     const CpuPath path = static_cast<CpuPath>(i);
     if (std::find(ok.begin(), ok.end(), path) != ok.end()) continue;
     EXPECT_TRUE(ThrowsError([&] { PeakDotFlops(path, pool); }, {ToString(path), "expected"}));
+    EXPECT_TRUE(ThrowsError([&] { PeakInt8Ops(path, pool); }, {ToString(path), "expected"}));
   }
 }
 
