@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "io/safetensors.h"
 #include "kernels/cpu/cpu_path.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/quant_blocks.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
 #include "tools/replay.h"
@@ -104,6 +106,34 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) {
       return std::get<0>(info.param) + "_" + cpu::ToString(std::get<1>(info.param));
     });
+
+// --quantize writes what llama-quantize wrote: the Q8_0 and Q4_0 files' blocks, byte for byte,
+// from the BF16 file's weights.
+TEST(GgufQuantizeTest, QuantizersMatchLlamaQuantizeByteForByte) {
+  const GgufCheckpoint bf = GgufCheckpoint::Open(kGguf + "tiny-a.bf16.gguf");
+  for (const auto& [file, type] : {std::pair{"q8_0", cpu::WeightType::kQ8_0},
+                                   std::pair{"q4_0", cpu::WeightType::kQ4_0}}) {
+    const GgufCheckpoint q = GgufCheckpoint::Open(kGguf + "tiny-a." + file + ".gguf");
+    for (const std::string name : {"blk.0.attn_q.weight", "blk.3.ffn_up.weight"}) {
+      const GgufTensor& src = bf.Get(name);
+      const GgufTensor& want = q.Get(name);
+      ASSERT_EQ(want.bytes, src.Elements() / 32 * cpu::BlockBytes(type)) << file << " " << name;
+      std::vector<uint8_t> block(cpu::BlockBytes(type));
+      for (size_t b = 0; b < src.Elements() / 32; ++b) {
+        float x[32];
+        for (size_t i = 0; i < 32; ++i) {
+          bf16 v;
+          std::memcpy(&v, src.data + 2 * (b * 32 + i), 2);
+          x[i] = Bf16ToF32(v);
+        }
+        type == cpu::WeightType::kQ8_0 ? cpu::QuantizeBlockQ8_0(x, block.data())
+                                       : cpu::QuantizeBlockQ4_0(x, block.data());
+        ASSERT_EQ(std::memcmp(block.data(), want.data + b * block.size(), block.size()), 0)
+            << file << " " << name << " block " << b;
+      }
+    }
+  }
+}
 
 // The BF16 file holds tiny-a's safetensors bit for bit, so quantizing either at load gives the
 // same matrices: the same bits of every weight.
