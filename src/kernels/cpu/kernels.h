@@ -97,7 +97,12 @@ struct QuantGroup {
   size_t nb;            // 16-column blocks, 1..kMaxBlocksPerCall
   size_t subs;          // sub-blocks along K
   uint32_t bits, sub;   // codes of 4 or 8 bits; 16 or 32 weights per sub-block
+  uint32_t offset;      // 0: fp32 s[16], b[16] per block; else fp16 s[16] and b = -offset * s
 };
+// Bytes of one block's s (and b) in a sub-block record.
+constexpr size_t QuantScaleBytes(uint32_t offset) {
+  return offset ? kTileN * sizeof(uint16_t) : 2 * kTileN * sizeof(float);
+}
 struct QuantRows {
   const int8_t* q;      // [rows][ldq] int8 codes, k = subs * sub of them per row
   size_t ldq;

@@ -17,11 +17,11 @@ void QMatmulAvx512Vnni(const QuantRows& a, size_t rows, const QuantGroup& b, flo
 inline void CheckQuantOperands(size_t rows, const QuantGroup& b) {
   QW_ASSERT(rows >= 1 && rows <= kMaxPanelRows && b.nb >= 1 && b.nb <= kMaxBlocksPerCall &&
             b.subs >= 1 && (b.bits == 4 || b.bits == 8) && (b.sub == 16 || b.sub == 32) &&
-            !(b.bits == 4 && b.sub == 16));
+            !(b.bits == 4 && b.sub == 16) && (b.offset == 0 || b.sub == 32));
 }
 inline size_t QuantCodeBytes(const QuantGroup& b) { return b.sub * kTileN * b.bits / 8; }
 inline size_t QuantRecordBytes(const QuantGroup& b) {
-  return b.nb * (QuantCodeBytes(b) + 2 * kTileN * sizeof(float));
+  return b.nb * (QuantCodeBytes(b) + QuantScaleBytes(b.offset));
 }
 // Row r's scale of its 16 codes h (h counts from the row's start), and the bias term of
 // sub-block s.

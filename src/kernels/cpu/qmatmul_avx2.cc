@@ -62,12 +62,22 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
         }
       }
     }
-    const float* sb = reinterpret_cast<const float*>(rec + b.nb * code_bytes) + j * 2 * kTileN;
+    const uint8_t* sb = rec + b.nb * code_bytes + j * QuantScaleBytes(b.offset);
+    __m256 ws[2], wb[2];
+    for (size_t h = 0; h < 2; ++h) {
+      if (b.offset) {  // fp16 d; b = -offset d, exact
+        ws[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb + h * 16)));
+        wb[h] = _mm256_mul_ps(ws[h], _mm256_set1_ps(-static_cast<float>(b.offset)));
+      } else {
+        ws[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + h * 8);
+        wb[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + kTileN + h * 8);
+      }
+    }
     for (size_t r = 0; r < R; ++r) {
       const __m256 xb = _mm256_set1_ps(QuantRowBias(a, r0 + r, s, b.sub));
       for (size_t h = 0; h < 2; ++h) {
-        acc[r][h] = _mm256_fmadd_ps(_mm256_loadu_ps(sb + h * 8), t[r][h], acc[r][h]);
-        acc[r][h] = _mm256_fmadd_ps(_mm256_loadu_ps(sb + kTileN + h * 8), xb, acc[r][h]);
+        acc[r][h] = _mm256_fmadd_ps(ws[h], t[r][h], acc[r][h]);
+        acc[r][h] = _mm256_fmadd_ps(wb[h], xb, acc[r][h]);
       }
     }
   }

@@ -46,12 +46,14 @@ inline __m512i Broadcast4(const int8_t* p) {
 }
 
 // Sub-blocks [s0, s1) for rows [r0, r0 + R) and blocks [j0, j0 + NB) of the group.
-template <size_t R, size_t NB, uint32_t BITS, uint32_t SUB>
+template <size_t R, size_t NB, uint32_t BITS, uint32_t SUB, bool OFF>
 inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, size_t s0,
                  size_t s1, float* c, size_t ldc, bool first, const char*& prefetch,
                  size_t prefetch_lines) {
   constexpr size_t kCodeBytes = SUB * kTileN * BITS / 8;
-  const size_t record = b.nb * (kCodeBytes + 2 * kTileN * sizeof(float));
+  constexpr size_t kScaleBytes = QuantScaleBytes(OFF ? 1 : 0);
+  const size_t record = b.nb * (kCodeBytes + kScaleBytes);
+  const __m512 neg_offset = _mm512_set1_ps(-static_cast<float>(b.offset));
   __m512 acc[R][NB];
   for (size_t r = 0; r < R; ++r) {
     for (size_t j = 0; j < NB; ++j) {
@@ -97,12 +99,22 @@ inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, 
         }
       }
     }
-    const float* sb = reinterpret_cast<const float*>(rec + b.nb * kCodeBytes) + j0 * 2 * kTileN;
+    const uint8_t* sb = rec + b.nb * kCodeBytes + j0 * kScaleBytes;
+    __m512 ws[NB], wb[NB];
+    for (size_t j = 0; j < NB; ++j) {
+      if constexpr (OFF) {  // fp16 d; b = -offset d, exact
+        ws[j] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + j * kScaleBytes)));
+        wb[j] = _mm512_mul_ps(ws[j], neg_offset);
+      } else {
+        ws[j] = _mm512_loadu_ps(reinterpret_cast<const float*>(sb + j * kScaleBytes));
+        wb[j] = _mm512_loadu_ps(reinterpret_cast<const float*>(sb + j * kScaleBytes) + kTileN);
+      }
+    }
     for (size_t r = 0; r < R; ++r) {
       const __m512 xb = _mm512_set1_ps(QuantRowBias(a, r0 + r, s, SUB));
       for (size_t j = 0; j < NB; ++j) {
-        acc[r][j] = _mm512_fmadd_ps(_mm512_loadu_ps(sb + j * 2 * kTileN), t[r][j], acc[r][j]);
-        acc[r][j] = _mm512_fmadd_ps(_mm512_loadu_ps(sb + j * 2 * kTileN + kTileN), xb, acc[r][j]);
+        acc[r][j] = _mm512_fmadd_ps(ws[j], t[r][j], acc[r][j]);
+        acc[r][j] = _mm512_fmadd_ps(wb[j], xb, acc[r][j]);
       }
     }
   }
@@ -114,7 +126,7 @@ inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, 
 
 // A row tile of R rows over all nb blocks: NB <= 2 for 4 rows (16 accumulators + 16 dots
 // would not fit the 32 registers), up to 4 for fewer rows.
-template <size_t R, uint32_t BITS, uint32_t SUB>
+template <size_t R, uint32_t BITS, uint32_t SUB, bool OFF>
 inline void RowTile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t s0, size_t s1,
                     float* c, size_t ldc, bool first, const char*& pf, size_t lines) {
   constexpr size_t kMaxNb = R >= 4 ? 2 : 4;
@@ -123,16 +135,16 @@ inline void RowTile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t s
     float* cj = c + j0 * kTileN;
     switch (nb) {
       case 4:
-        if constexpr (kMaxNb >= 4) Tile<R, 4, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        if constexpr (kMaxNb >= 4) Tile<R, 4, BITS, SUB, OFF>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
         break;
       case 3:
-        if constexpr (kMaxNb >= 3) Tile<R, 3, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        if constexpr (kMaxNb >= 3) Tile<R, 3, BITS, SUB, OFF>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
         break;
       case 2:
-        Tile<R, 2, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        Tile<R, 2, BITS, SUB, OFF>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
         break;
       default:
-        Tile<R, 1, BITS, SUB>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
+        Tile<R, 1, BITS, SUB, OFF>(a, r0, b, j0, s0, s1, cj, ldc, first, pf, lines);
         break;
     }
     j0 += nb;
@@ -140,7 +152,7 @@ inline void RowTile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t s
   }
 }
 
-template <uint32_t BITS, uint32_t SUB>
+template <uint32_t BITS, uint32_t SUB, bool OFF>
 void Run(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
   constexpr size_t kChunkSubs = kChunkWeights / SUB;
   const size_t record = QuantRecordBytes(b);
@@ -154,11 +166,11 @@ void Run(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t 
       const size_t l = r0 == 0 ? lines : 0;
       float* cr = c + r0 * ldc;
       if (rt == 4) {
-        RowTile<4, BITS, SUB>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
+        RowTile<4, BITS, SUB, OFF>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
       } else if (rt == 2) {
-        RowTile<2, BITS, SUB>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
+        RowTile<2, BITS, SUB, OFF>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
       } else {
-        RowTile<1, BITS, SUB>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
+        RowTile<1, BITS, SUB, OFF>(a, r0, b, s0, s1, cr, ldc, s0 == 0, pf, l);
       }
       r0 += rt;
     }
@@ -174,9 +186,10 @@ void QMatmulAvx512Vnni(const QuantRows& a, size_t rows, const QuantGroup& b, flo
 void QMatmulAvx512(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
 #endif
   CheckQuantOperands(rows, b);
-  if (b.bits == 4) return Run<4, 32>(a, rows, b, c, ldc);
-  if (b.sub == 32) return Run<8, 32>(a, rows, b, c, ldc);
-  return Run<8, 16>(a, rows, b, c, ldc);
+  const bool off = b.offset != 0;
+  if (b.bits == 4) return off ? Run<4, 32, true>(a, rows, b, c, ldc) : Run<4, 32, false>(a, rows, b, c, ldc);
+  if (b.sub == 32) return off ? Run<8, 32, true>(a, rows, b, c, ldc) : Run<8, 32, false>(a, rows, b, c, ldc);
+  return Run<8, 16, false>(a, rows, b, c, ldc);
 }
 
 }  // namespace qwen3::cpu

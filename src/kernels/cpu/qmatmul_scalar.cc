@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/qmatmul.h"
+#include "kernels/cpu/quant_matrix.h"
 
 namespace qwen3::cpu {
 
@@ -16,7 +17,9 @@ void QMatmulScalar(const QuantRows& a, size_t rows, const QuantGroup& b, float* 
         for (size_t s = 0; s < b.subs; ++s) {
           const uint8_t* rec = b.data + s * record;
           const uint8_t* codes = rec + j * code_bytes;
-          const float* sb = reinterpret_cast<const float*>(rec + b.nb * code_bytes) + j * 2 * kTileN;
+          float ws, wb;
+          QuantScaleBias(rec + b.nb * code_bytes + j * QuantScaleBytes(b.offset), b.offset, col, ws,
+                         wb);
           const int8_t* x = a.q + r * a.ldq + s * b.sub;
           float t = 0;
           for (size_t h = 0; h < b.sub / 16; ++h) {
@@ -34,8 +37,8 @@ void QMatmulScalar(const QuantRows& a, size_t rows, const QuantGroup& b, float* 
             const float xs = QuantRowScale(a, r, s * b.sub / 16 + h);
             t = h == 0 ? xs * static_cast<float>(dot) : std::fma(xs, static_cast<float>(dot), t);
           }
-          acc = std::fma(sb[col], t, acc);
-          acc = std::fma(sb[kTileN + col], QuantRowBias(a, r, s, b.sub), acc);
+          acc = std::fma(ws, t, acc);
+          acc = std::fma(wb, QuantRowBias(a, r, s, b.sub), acc);
         }
         c[r * ldc + j * kTileN + col] = acc;
       }

@@ -58,12 +58,13 @@ WeightType ParseQuantizeType(const std::string& name) {
 QuantFormat FormatOf(WeightType type) {
   switch (type) {
     case WeightType::kQ8_0:
-      return {8, 32};
+      return {8, 32, 128};
     case WeightType::kQ4_0:
+      return {4, 32, 8};
     case WeightType::kQ4_K:
-      return {4, 32};
+      return {4, 32, 0};
     case WeightType::kQ6_K:
-      return {8, 16};
+      return {8, 16, 0};
     case WeightType::kBf16:
       break;
   }

@@ -16,9 +16,11 @@ const char* ToString(WeightType type);  // "bf16", "q8_0", "q4_0", "q4_k", "q6_k
 // "q8_0" or "q4_0" (the --quantize targets); anything else throws Error naming the value.
 WeightType ParseQuantizeType(const std::string& name);
 
-// How a quantized type is held: bits per code (4 or 8) and weights per sub-block (16 or 32).
+// How a quantized type is held: bits per code (4 or 8), weights per sub-block (16 or 32), and
+// the bias: offset 0 holds fp32 s and b per sub-block; Q8_0 and Q4_0 (b = -128 d, -8 d with d an
+// fp16) hold just d as fp16 and their offset, so they take the file's own bits per weight.
 struct QuantFormat {
-  uint32_t bits = 8, sub = 32;
+  uint32_t bits = 8, sub = 32, offset = 0;
   bool operator==(const QuantFormat&) const = default;
 };
 QuantFormat FormatOf(WeightType type);  // not kBf16

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/f16.h"
 #include "runtime/thread_pool.h"
 
 namespace qwen3::cpu {
@@ -78,7 +79,8 @@ class GgufRows {
 };
 
 QuantFormat Wider(QuantFormat a, QuantFormat b) {
-  return {std::max(a.bits, b.bits), std::min(a.sub, b.sub)};
+  if (a == b) return a;
+  return {std::max(a.bits, b.bits), std::min(a.sub, b.sub), 0};  // explicit fp32 s and b
 }
 
 // Column nn of a [k, 2n] interleaved matrix: column `col` of the first or the second source.
@@ -138,9 +140,16 @@ QuantMatrix QuantMatrix::Pack(size_t k, size_t n, QuantFormat format, WeightType
         const SubBlock& sb = source(nn, s);
         uint8_t* rec = base + s * record;
         uint8_t* codes = rec + jb * code_bytes;
-        float* sc = reinterpret_cast<float*>(rec + nb * code_bytes) + jb * 2 * kTileN;
-        sc[c] = sb.scale;
-        sc[kTileN + c] = sb.bias;
+        uint8_t* scales = rec + nb * code_bytes + jb * QuantScaleBytes(format.offset);
+        if (format.offset) {  // d is an fp16 and b = -offset d by the type's definition
+          const uint16_t h = F32ToF16(sb.scale);
+          QW_ASSERT(F16ToF32(h) == sb.scale && sb.bias == -static_cast<float>(format.offset) * sb.scale);
+          std::memcpy(scales + c * sizeof(h), &h, sizeof(h));
+        } else {
+          float* sc = reinterpret_cast<float*>(scales);
+          sc[c] = sb.scale;
+          sc[kTileN + c] = sb.bias;
+        }
         for (size_t i = 0; i < format.sub; ++i) {
           if (format.bits == 8) {
             codes[(i / 4) * 64 + c * 4 + i % 4] = sb.codes[i];
@@ -211,7 +220,7 @@ QuantMatrix QuantMatrix::QuantizeInterleaved(const bf16* a, const bf16* b, size_
 QuantGroup QuantMatrix::Group(size_t j0, size_t nb) const {
   QW_ASSERT(j0 % kGroup == 0 && nb >= 1 && j0 + nb <= n_blocks_ &&
             nb <= std::min(kGroup, n_blocks_ - j0));
-  return {data_.data() + GroupOffset(j0), nb, subs(), format_.bits, format_.sub};
+  return {data_.data() + GroupOffset(j0), nb, subs(), format_.bits, format_.sub, format_.offset};
 }
 
 float QuantMatrix::At(size_t kk, size_t nn) const {
@@ -220,7 +229,7 @@ float QuantMatrix::At(size_t kk, size_t nn) const {
   const size_t nb = std::min(kGroup, n_blocks_ - j0), s = kk / format_.sub, i = kk % format_.sub;
   const uint8_t* rec = data_.data() + GroupOffset(j0) + s * RecordBytes(nb);
   const uint8_t* codes = rec + jb * CodeBytes();
-  const float* sc = reinterpret_cast<const float*>(rec + nb * CodeBytes()) + jb * 2 * kTileN;
+  const uint8_t* scales = rec + nb * CodeBytes() + jb * QuantScaleBytes(format_.offset);
   uint8_t u;
   if (format_.bits == 8) {
     u = codes[(i / 4) * 64 + c * 4 + i % 4];
@@ -228,7 +237,9 @@ float QuantMatrix::At(size_t kk, size_t nn) const {
     const uint8_t byte = codes[((i % 16) / 4) * 64 + c * 4 + i % 4];
     u = i < 16 ? byte & 0xf : byte >> 4;
   }
-  return std::fma(sc[c], static_cast<float>(u), sc[kTileN + c]);
+  float ws, wb;
+  QuantScaleBias(scales, format_.offset, c, ws, wb);
+  return std::fma(ws, static_cast<float>(u), wb);
 }
 
 }  // namespace qwen3::cpu

@@ -6,10 +6,12 @@
 // Layout: 16-column blocks in groups of 4 (the last group may be smaller), like the bf16
 // TileOrder, and within a group one record per sub-block, in K order:
 //   [codes of block 0] ... [codes of block nb-1] [s[16], b[16] of block 0] ... [of block nb-1]
+// (s as fp16 and no b for Q8_0 / Q4_0: QuantFormat::offset)
 // so a call over one group streams one linear range. A block's codes for a sub-block are
 // 64-byte vectors, one per 4 consecutive k (the vpdpbusd operand: byte 4c + i of vector v is
 // column c at k = 4v + i); 4-bit codes pack vector v (low nibbles) with v + 4 (high nibbles).
-// Memory: 4-bit 6 bits per weight, 8-bit 10 (sub 32) or 12 (sub 16: Q6_K).
+// Memory: Q4_0 4.5 bits per weight and Q8_0 8.5 (fp16 d, as in the file); with fp32 s and b,
+// Q4_K 6 and Q6_K 12.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +20,7 @@
 
 #include "base/aligned_buffer.h"
 #include "base/bf16.h"
+#include "base/f16.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/quant_blocks.h"
 
@@ -26,6 +29,19 @@ class ThreadPool;
 }
 
 namespace qwen3::cpu {
+
+// Column c's s and b in one block's scales of a sub-block record (QuantFormat::offset).
+inline void QuantScaleBias(const uint8_t* scales, uint32_t offset, size_t c, float& s, float& b) {
+  if (offset) {
+    uint16_t h;
+    __builtin_memcpy(&h, scales + c * sizeof(h), sizeof(h));
+    s = F16ToF32(h);
+    b = s * -static_cast<float>(offset);  // exact: a power of two
+  } else {
+    __builtin_memcpy(&s, scales + c * sizeof(float), sizeof(float));
+    __builtin_memcpy(&b, scales + (kTileN + c) * sizeof(float), sizeof(float));
+  }
+}
 
 class QuantMatrix {
  public:
@@ -62,7 +78,9 @@ class QuantMatrix {
   float At(size_t kk, size_t nn) const;
   // Bytes of one 16-column block's codes, and of a sub-block record of a group of nb blocks.
   size_t CodeBytes() const { return format_.sub * kTileN * format_.bits / 8; }
-  size_t RecordBytes(size_t nb) const { return nb * (CodeBytes() + 2 * kTileN * sizeof(float)); }
+  size_t RecordBytes(size_t nb) const {
+    return nb * (CodeBytes() + QuantScaleBytes(format_.offset));
+  }
 
  private:
   // sub(nn, s, out): sub-block s of output column nn, in this matrix's format.
