@@ -366,7 +366,7 @@ TEST_F(EngineTest, FullQueueRefuses) {
   auto e = Open(o);
   // One runs (a long answer), two wait: the fourth finds the queue full.
   auto running = e->Submit({Request({1, 2, 3}, 300)});
-  for (int i = 0; i < 400 && e->stats().running == 0; ++i) {
+  for (int i = 0; i < 20000 && e->stats().running == 0; ++i) {  // a loaded CI host: up to 20 s
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const auto two = e->Submit({Request({4, 5}, 2), Request({6, 7}, 2)});
