@@ -70,10 +70,16 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 
 }  // namespace avx2
 
+// The int8 kernel (another file): a static wrapper keeps the table checkable by Complete()
+// under -fsanitize, where another file's function address is not a constant.
+static void QMatmul(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
+  QMatmulAvx2(a, rows, b, c, ldc);
+}
+
 extern const CpuKernels kKernelsAvx2 = Complete({.path = CpuPath::kAvx2,
                                        .matmul_block = avx2::MatmulBlock,
                                        .matmul_rows = avx2::MatmulRows,
-                                       .qmatmul = QMatmulAvx2,
+                                       .qmatmul = QMatmul,
                                        .softmax_tile = avx2::SoftmaxTileAvx2,
                                        .silu_mul = avx2::SiluMulAvx2,
                                        .rms_norm_bf16 = avx2::RmsNormBf16,

@@ -247,11 +247,21 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 
 }  // namespace avx512 / avx512bf16
 
+// The int8 kernel (qmatmul_avx512*.cc): a static wrapper keeps the table checkable by
+// Complete() under -fsanitize, where another file's function address is not a constant.
+static void QMatmul(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
+#ifdef QW_AVX512_BF16
+  QMatmulAvx512Vnni(a, rows, b, c, ldc);
+#else
+  QMatmulAvx512(a, rows, b, c, ldc);
+#endif
+}
+
 #ifdef QW_AVX512_BF16
 extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512Bf16,
                                                        .matmul_block = avx512bf16::MatmulBlock,
                                                        .matmul_rows = avx512bf16::MatmulRows,
-                                                       .qmatmul = QMatmulAvx512Vnni,
+                                                       .qmatmul = QMatmul,
                                                        .softmax_tile = avx512bf16::SoftmaxTile,
                                                        .silu_mul = avx512bf16::SiluMul,
                                                        .rms_norm_bf16 = avx512bf16::RmsNormBf16,
@@ -262,7 +272,7 @@ extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512B
 extern const CpuKernels kKernelsAvx512 = Complete({.path = CpuPath::kAvx512,
                                                    .matmul_block = avx512::MatmulBlock,
                                                    .matmul_rows = avx512::MatmulRows,
-                                                   .qmatmul = QMatmulAvx512,
+                                                   .qmatmul = QMatmul,
                                                    .softmax_tile = avx512::SoftmaxTile,
                                                    .silu_mul = avx512::SiluMul,
                                                    .rms_norm_bf16 = avx512::RmsNormBf16,

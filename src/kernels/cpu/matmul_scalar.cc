@@ -39,10 +39,16 @@ static void MatmulRows(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 
 }  // namespace scalar
 
+// The int8 kernel (another file): a static wrapper keeps the table checkable by Complete()
+// under -fsanitize, where another file's function address is not a constant.
+static void QMatmul(const QuantRows& a, size_t rows, const QuantGroup& b, float* c, size_t ldc) {
+  QMatmulScalar(a, rows, b, c, ldc);
+}
+
 extern const CpuKernels kKernelsScalar = Complete({.path = CpuPath::kScalar,
                                        .matmul_block = scalar::MatmulBlock,
                                        .matmul_rows = scalar::MatmulRows,
-                                       .qmatmul = QMatmulScalar,
+                                       .qmatmul = QMatmul,
                                        .softmax_tile = scalar::SoftmaxTile,
                                        .silu_mul = scalar::SiluMul,
                                        .rms_norm_bf16 = scalar::RmsNormBf16,
