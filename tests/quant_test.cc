@@ -234,7 +234,7 @@ TEST(QuantRowsTest, QuantizesPerRowBlockToNearestEven) {
   x[5] = F32ToBf16(0.0f);
   for (size_t i = k; i < k + 16; ++i) x[i] = 0;  // an all-zero block: scale 0, codes 0
   QuantizedRows q;
-  q.Quantize(x.data(), k, 2, k, Pool());
+  q.Quantize(GetCpuKernels(CpuPath::kScalar), x.data(), k, 2, k, Pool());
   const QuantRows v = q.view();
   for (size_t r = 0; r < 2; ++r) {
     for (size_t b = 0; b < k / 16; ++b) {
@@ -285,7 +285,7 @@ TEST_P(QMatmulTest, EqualsTheScalarTwinBitForBitAndTheDequantizedSum) {
     for (size_t rows : {1, 2, 3, 4, 5, 7, 8, 13, 16, 37, 128}) {
       const std::vector<bf16> x = RandomActivations(rows, qc.k, rows);
       QuantizedRows q;
-      q.Quantize(x.data(), qc.k, rows, qc.k, Pool());
+      q.Quantize(kernels, x.data(), qc.k, rows, qc.k, Pool());
       const QuantRows a = q.view();
       for (size_t j0 = 0; j0 < w.n_blocks(); j0 += 4) {
         for (size_t nb = 1; nb <= std::min<size_t>(4, w.n_blocks() - j0); ++nb) {
@@ -321,6 +321,27 @@ TEST_P(QMatmulTest, EqualsTheScalarTwinBitForBitAndTheDequantizedSum) {
   }
 }
 
+TEST_P(QMatmulTest, QuantizeRowEqualsTheScalarTwin) {
+  const size_t k = 5120;
+  std::vector<bf16> x = RandomActivations(3, k, 4);
+  for (size_t i = 32; i < 48; ++i) x[i] = 0;  // an all-zero block
+  x[100] = F32ToBf16(-1e30f);                  // a huge value beside small ones
+  QuantizedRows got, want;
+  got.Quantize(GetCpuKernels(GetParam()), x.data(), k, 3, k, Pool());
+  want.Quantize(GetCpuKernels(CpuPath::kScalar), x.data(), k, 3, k, Pool());
+  const QuantRows g = got.view(), w = want.view();
+  for (size_t r = 0; r < 3; ++r) {
+    ASSERT_EQ(std::memcmp(g.q + r * g.ldq, w.q + r * w.ldq, k), 0) << r;
+    for (size_t b = 0; b < k / 16; ++b) {
+      ASSERT_TRUE(SameBits(g.scale[r * g.ld16 + b], w.scale[r * w.ld16 + b])) << r << " " << b;
+      ASSERT_TRUE(SameBits(g.bias16[r * g.ld16 + b], w.bias16[r * w.ld16 + b])) << r << " " << b;
+    }
+    for (size_t b = 0; b < k / 32; ++b) {
+      ASSERT_TRUE(SameBits(g.bias32[r * g.ld32 + b], w.bias32[r * w.ld32 + b])) << r << " " << b;
+    }
+  }
+}
+
 TEST_P(QMatmulTest, ARowsResultDoesNotDependOnTheRowsBesideIt) {
   const CpuKernels& kernels = GetCpuKernels(GetParam());
   const size_t n = 64, k = 512;
@@ -328,11 +349,11 @@ TEST_P(QMatmulTest, ARowsResultDoesNotDependOnTheRowsBesideIt) {
   const QuantMatrix w = QuantMatrix::FromGguf(WeightType::kQ4_K, data.data(), n, k, "w", Pool());
   const std::vector<bf16> x = RandomActivations(16, k, 9);
   QuantizedRows all, one;
-  all.Quantize(x.data(), k, 16, k, Pool());
+  all.Quantize(kernels, x.data(), k, 16, k, Pool());
   std::vector<float> c_all(16 * 64), c_one(64);
   kernels.qmatmul(all.view(), 16, w.Group(0, 4), c_all.data(), 64);
   for (size_t r = 0; r < 16; ++r) {
-    one.Quantize(x.data() + r * k, k, 1, k, Pool());
+    one.Quantize(kernels, x.data() + r * k, k, 1, k, Pool());
     kernels.qmatmul(one.view(), 1, w.Group(0, 4), c_one.data(), 64);
     for (size_t col = 0; col < 64; ++col) ASSERT_TRUE(SameBits(c_all[r * 64 + col], c_one[col]));
   }
@@ -344,7 +365,7 @@ TEST_P(QMatmulTest, ChecksItsPreconditions) {
   const QuantMatrix w = QuantMatrix::FromGguf(WeightType::kQ8_0, data.data(), 16, 32, "w", Pool());
   QuantizedRows q;
   const std::vector<bf16> x = RandomActivations(1, 32, 1);
-  q.Quantize(x.data(), 32, 1, 32, Pool());
+  q.Quantize(kernels, x.data(), 32, 1, 32, Pool());
   float c[16];
   QuantGroup g = w.Group(0, 1);
   EXPECT_DEATH(kernels.qmatmul(q.view(), 0, g, c, 16), "rows >= 1");

@@ -550,7 +550,7 @@ MatmulInput DecodeLayer::Input(const bf16* a, size_t lda, size_t rows,
     if (w->quantized()) k = w->k();
   }
   if (k == 0) return {a, lda, nullptr};
-  quant_rows_.Quantize(a, lda, rows, k, pool_);
+  quant_rows_.Quantize(kernels_, a, lda, rows, k, pool_);
   quant_view_ = quant_rows_.view();
   return {a, lda, &quant_view_};
 }

@@ -121,6 +121,13 @@ struct QuantRows {
 using QMatmulFn = void (*)(const QuantRows& a, size_t rows, const QuantGroup& b, float* c,
                            size_t ldc);
 
+// One row of activations for the int8 kernels (quant_rows.h), k a multiple of 32: per 16 values
+// scale = max|x| / 127, q = round-to-nearest-even(x * (127 / max|x|)) (an all-zero block: scale
+// 0, q 0), bias16 = scale * sum(q); per 32, bias32 = bias16 of its first 16 + of its second.
+// Every path gives the same bits (its rounding is cvtss2si / vcvtps2dq under the default MXCSR).
+using QuantizeRowFn = void (*)(const bf16* x, size_t k, int8_t* q, float* scale, float* bias16,
+                               float* bias32);
+
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
 // Columns [valid, cols) of p are zero (the masked tail); cols is a multiple of 16. raw is
@@ -153,6 +160,7 @@ struct CpuKernels {
   MatmulBlockFn matmul_block;
   MatmulRowsFn matmul_rows;
   QMatmulFn qmatmul;
+  QuantizeRowFn quantize_row;
   SoftmaxTileFn softmax_tile;
   SiluMulFn silu_mul;
   RmsNormBf16Fn rms_norm_bf16;
@@ -164,7 +172,8 @@ struct CpuKernels {
 // Each path's table is written with designated initializers and passed through Complete(),
 // so an entry left out is a compile error, never a null pointer found at run time.
 consteval CpuKernels Complete(CpuKernels k) {
-  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.qmatmul || !k.softmax_tile ||
+  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.qmatmul || !k.quantize_row ||
+      !k.softmax_tile ||
       !k.silu_mul || !k.rms_norm_bf16 || !k.rms_norm_f32 || !k.head_norm_rope || !k.cast_bf16) {
     throw "CpuKernels: every entry must be set";  // not a constant expression: does not compile
   }

@@ -3,6 +3,9 @@
 // kernels are in vec_kernels_avx2-inl.h.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "base/error.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/qmatmul.h"
@@ -80,6 +83,7 @@ extern const CpuKernels kKernelsAvx2 = Complete({.path = CpuPath::kAvx2,
                                        .matmul_block = avx2::MatmulBlock,
                                        .matmul_rows = avx2::MatmulRows,
                                        .qmatmul = QMatmul,
+                                       .quantize_row = avx2::QuantizeRow,
                                        .softmax_tile = avx2::SoftmaxTileAvx2,
                                        .silu_mul = avx2::SiluMulAvx2,
                                        .rms_norm_bf16 = avx2::RmsNormBf16,

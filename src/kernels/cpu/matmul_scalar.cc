@@ -1,4 +1,9 @@
 // The scalar path: plain loops, the twin every other path is tested against.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
 #include "base/error.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/qmatmul.h"
@@ -49,6 +54,7 @@ extern const CpuKernels kKernelsScalar = Complete({.path = CpuPath::kScalar,
                                        .matmul_block = scalar::MatmulBlock,
                                        .matmul_rows = scalar::MatmulRows,
                                        .qmatmul = QMatmul,
+                                       .quantize_row = scalar::QuantizeRow,
                                        .softmax_tile = scalar::SoftmaxTile,
                                        .silu_mul = scalar::SiluMul,
                                        .rms_norm_bf16 = scalar::RmsNormBf16,

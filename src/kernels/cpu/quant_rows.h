@@ -4,7 +4,7 @@
 // 16 rather than llama.cpp's 32: on tiny-a's Q8_0 GGUF the worst replay step went from 8.4e-2
 // to 6.5e-2 rel-L2 (docs/ACCURACY.md). Per row and block, so a row's codes
 // never depend on the other rows of the pass (batch invariance). One implementation for every
-// path: the codes are the same bits everywhere.
+// path's kernel (CpuKernels::quantize_row): the codes are the same bits everywhere.
 #pragma once
 
 #include <cstddef>
@@ -22,11 +22,11 @@ namespace qwen3::cpu {
 
 class QuantizedRows {
  public:
-  // Rows [0, rows) of x ([rows][lda] bf16), their first k values (k a multiple of 32).
-  void Quantize(const bf16* x, size_t lda, size_t rows, size_t k, ThreadPool& pool);
-  // The same for one row, into row r (capacity must hold it: Reserve).
+  // Rows [0, rows) of x ([rows][lda] bf16), their first k values (k a multiple of 32), with
+  // the path's quantize_row (every path gives the same bits).
+  void Quantize(const CpuKernels& kernels, const bf16* x, size_t lda, size_t rows, size_t k,
+                ThreadPool& pool);
   void Reserve(size_t rows, size_t k);
-  void QuantizeRow(const bf16* x, size_t r);
   QuantRows view() const;
   size_t k() const { return k_; }
 

@@ -64,6 +64,30 @@ static inline uint16_t RoundToBf16Bits(float f) {
   }
 }
 
+// cvtss2si rounds to nearest even under the default MXCSR, as the vector paths' vcvtps2dq; an
+// intrinsic, so no compiler can fuse the product into something else (std::nearbyint was a
+// libm call per element).
+static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, float* bias16,
+                        float* bias32) {
+  for (size_t b = 0; b < k / 16; ++b) {
+    float v[16], amax = 0;
+    for (size_t i = 0; i < 16; ++i) {
+      v[i] = Bf16ToF32(x[b * 16 + i]);
+      amax = std::max(amax, std::fabs(v[i]));
+    }
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    scale[b] = amax / 127.0f;
+    int32_t sum = 0;
+    for (size_t i = 0; i < 16; ++i) {
+      const int32_t c = std::clamp(_mm_cvtss_si32(_mm_set_ss(v[i] * inv)), -127, 127);
+      q[b * 16 + i] = static_cast<int8_t>(c);
+      sum += c;
+    }
+    bias16[b] = scale[b] * static_cast<float>(sum);
+    if (b % 2 == 1) bias32[b / 2] = bias16[b - 1] + bias16[b];
+  }
+}
+
 static void SiluMul(const float* gate, const float* up, size_t n, bf16* out) {
   for (size_t i = 0; i < n; ++i) {
     const float g = gate[i];

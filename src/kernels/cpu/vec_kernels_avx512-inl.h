@@ -57,6 +57,28 @@ static inline float ReduceAdd16(__m512 v) {
   return sum;
 }
 
+// QuantizeRowFn (kernels.h): one 16-value block per vector, the same steps as the scalar twin.
+static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, float* bias16,
+                        float* bias32) {
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (size_t b = 0; b < k / 16; ++b) {
+    const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * 16))), 16));
+    const float amax = ReduceMax16(_mm512_abs_ps(v));
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    scale[b] = amax / 127.0f;
+    const __m512i c =
+        _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(inv))), lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 16), _mm512_cvtepi32_epi8(c));
+    alignas(64) int32_t t[16];
+    _mm512_store_si512(t, c);
+    int32_t sum = 0;
+    for (int i = 0; i < 16; ++i) sum += t[i];
+    bias16[b] = scale[b] * static_cast<float>(sum);
+    if (b % 2 == 1) bias32[b / 2] = bias16[b - 1] + bias16[b];
+  }
+}
+
 static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
                         float scale, bf16* p, size_t ldp, float* row_max, float* row_sum) {
   QW_ASSERT(rows <= kTileM && valid <= cols && cols % kTileN == 0);
