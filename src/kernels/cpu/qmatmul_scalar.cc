@@ -25,14 +25,7 @@ void QMatmulScalar(const QuantRows& a, size_t rows, const QuantGroup& b, float* 
           for (size_t h = 0; h < b.sub / 16; ++h) {
             int32_t dot = 0;
             for (size_t i = h * 16; i < h * 16 + 16; ++i) {
-              int32_t u;
-              if (b.bits == 8) {
-                u = codes[(i / 4) * 64 + col * 4 + i % 4];
-              } else {
-                const uint8_t byte = codes[((i % 16) / 4) * 64 + col * 4 + i % 4];
-                u = i < 16 ? byte & 0xf : byte >> 4;
-              }
-              dot += u * x[i];
+              dot += static_cast<int32_t>(QuantCodeAt(codes, b.bits, i, col)) * x[i];
             }
             const float xs = QuantRowScale(a, r, s * b.sub / 16 + h);
             t = h == 0 ? xs * static_cast<float>(dot) : std::fma(xs, static_cast<float>(dot), t);

@@ -230,13 +230,7 @@ float QuantMatrix::At(size_t kk, size_t nn) const {
   const uint8_t* rec = data_.data() + GroupOffset(j0) + s * RecordBytes(nb);
   const uint8_t* codes = rec + jb * CodeBytes();
   const uint8_t* scales = rec + nb * CodeBytes() + jb * QuantScaleBytes(format_.offset);
-  uint8_t u;
-  if (format_.bits == 8) {
-    u = codes[(i / 4) * 64 + c * 4 + i % 4];
-  } else {
-    const uint8_t byte = codes[((i % 16) / 4) * 64 + c * 4 + i % 4];
-    u = i < 16 ? byte & 0xf : byte >> 4;
-  }
+  const uint32_t u = QuantCodeAt(codes, format_.bits, i, c);
   float ws, wb;
   QuantScaleBias(scales, format_.offset, c, ws, wb);
   return std::fma(ws, static_cast<float>(u), wb);

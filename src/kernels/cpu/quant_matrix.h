@@ -30,6 +30,13 @@ class ThreadPool;
 
 namespace qwen3::cpu {
 
+// Code i (k within the sub-block) of column c in one block's codes of a sub-block record.
+inline uint32_t QuantCodeAt(const uint8_t* codes, uint32_t bits, size_t i, size_t c) {
+  if (bits == 8) return codes[(i / 4) * 64 + c * 4 + i % 4];
+  const uint8_t byte = codes[((i % 16) / 4) * 64 + c * 4 + i % 4];
+  return i < 16 ? byte & 0xf : byte >> 4;
+}
+
 // Column c's s and b in one block's scales of a sub-block record (QuantFormat::offset).
 inline void QuantScaleBias(const uint8_t* scales, uint32_t offset, size_t c, float& s, float& b) {
   if (offset) {
