@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs (only those missing) and builds the project.
 #   scripts/setup.sh [BUILD_DIR] [extra cmake args...]    (default BUILD_DIR: build)
+#   QWEN3_BUILD_TARGET=T scripts/setup.sh ...              builds only target T and what it needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
@@ -21,4 +22,4 @@ if ((${#missing[@]})); then
 fi
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQWEN3_WERROR=ON "$@" >/dev/null
-cmake --build "$build_dir"
+cmake --build "$build_dir" ${QWEN3_BUILD_TARGET:+--target "$QWEN3_BUILD_TARGET"}

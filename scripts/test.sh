@@ -2,10 +2,34 @@
 # Builds and runs the whole test suite.
 #   scripts/test.sh              Release build in build/
 #   scripts/test.sh --sanitize   ASan + UBSan build in build-asan/
+#   scripts/test.sh --tsan       ThreadSanitizer build in build-tsan/: the concurrency tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/npm-deps.sh  # the reference tokenizer and chat-template engine the tests compare with
-if [ "${1:-}" = "--sanitize" ]; then
+if [ "${1:-}" = "--tsan" ]; then
+  # Only the tests labelled `concurrency` (tests/CMakeLists.txt), and only what they need is
+  # built; -O2 -g with asserts on (docs/RELIABILITY.md). Reports go to files, also those of the
+  # `qwen3` children that the serve and CLI tests start: any report fails the run, even where a
+  # test does not check a child's exit code.
+  QWEN3_BUILD_TARGET=concurrency_tests scripts/setup.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g" -DQWEN3_TSAN=ON
+  reports="$PWD/build-tsan/tsan-reports"
+  rm -rf "$reports"
+  mkdir -p "$reports"
+  # ignore_noninstrumented_modules: the memory accesses that uninstrumented libraries (Debian's
+  # compiled cpp-httplib, libstdc++, ICU) make through interceptors are not checked; their
+  # locks still are, and so is every access of our code. Else their own function-local statics
+  # read as races (docs/RELIABILITY.md).
+  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1 log_path=$reports/tsan"
+  status=0
+  ctest --test-dir build-tsan -L concurrency --no-tests=error --output-on-failure || status=$?
+  if compgen -G "$reports/tsan*" >/dev/null; then
+    cat "$reports"/tsan*
+    echo "test.sh --tsan: ThreadSanitizer reports above (also in $reports)" >&2
+    exit 1
+  fi
+  exit "$status"
+elif [ "${1:-}" = "--sanitize" ]; then
   # Asserts stay on (no NDEBUG); -O2 keeps the 14B-dims tests within minutes.
   scripts/setup.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g" -DQWEN3_SANITIZE=ON
