@@ -1,13 +1,15 @@
 // The serving engine end to end on a small synthetic checkpoint with the real Qwen3 tokenizer:
 // batch invariance (a request's tokens and logprobs bit for bit the same alone, among 31
 // others, after preemption, with a cached prefix), stops, streaming, n choices, cancellation,
-// the queue bound, validation, no leaked blocks; and greedy decoding of the shared tiny models
-// reproducing transformers' greedy tokens.
+// the queue bound, validation, no leaked blocks, many threads submitting, cancelling, observing
+// and shutting down at once; and greedy decoding of the shared tiny models reproducing
+// transformers' greedy tokens. Under ThreadSanitizer the request counts shrink (tsan_util.h).
 #include "serve/engine.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -19,6 +21,7 @@
 #include "serve/generate_text.h"
 #include "tests/checkpoint_util.h"
 #include "tests/error_matchers.h"
+#include "tests/tsan_util.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
@@ -58,8 +61,10 @@ class EngineTest : public testing::Test {
     o.max_batch_tokens = 64;
     return o;
   }
+  // With a copy of the loaded tokenizer: parsing tokenizer.json again costs more (seconds under
+  // TSan); Options().tokenizer names the same file.
   static std::unique_ptr<Engine> Open(const EngineOptions& o = Options()) {
-    return Engine::Open(o);
+    return Engine::Open(o, std::make_unique<Tokenizer>(*tok_));
   }
   static std::vector<int32_t> Ids(const std::string& text) { return tok_->Encode(text); }
   static GenerationRequest Request(std::vector<int32_t> prompt, size_t max_tokens) {
@@ -128,7 +133,7 @@ std::vector<GenerationRequest> MixedRequests(size_t n) {
 
 TEST_F(EngineTest, ConcurrentRequestsEqualEachAlone) {
   auto e = Open();
-  const std::vector<GenerationRequest> reqs = MixedRequests(32);
+  const std::vector<GenerationRequest> reqs = MixedRequests(testing_tsan::Size(32, 8));
   std::vector<TextResult> alone;
   for (const GenerationRequest& r : reqs) alone.push_back(GenerateText(*e, {r}).front());
   const uint64_t steps_alone = e->stats().steps;
@@ -150,7 +155,7 @@ TEST_F(EngineTest, ConcurrentRequestsEqualEachAloneWithQuantizedWeights) {
     o.quantize = type;
     auto e = Open(o);
     EXPECT_EQ(e->weights().weight_type(), type);
-    const std::vector<GenerationRequest> reqs = MixedRequests(12);
+    const std::vector<GenerationRequest> reqs = MixedRequests(testing_tsan::Size(12, 4));
     std::vector<TextResult> alone;
     for (const GenerationRequest& r : reqs) alone.push_back(GenerateText(*e, {r}).front());
     const std::vector<TextResult> together = GenerateText(*e, reqs);
@@ -165,9 +170,10 @@ TEST_F(EngineTest, ConcurrentRequestsEqualEachAloneWithQuantizedWeights) {
 // output is still what it is alone.
 TEST_F(EngineTest, PreemptionKeepsOutputs) {
   EngineOptions o = Options();
-  o.kv_blocks = 12;  // 384 tokens for 16 requests of up to ~170
+  // 384 tokens for 16 requests of up to ~170 (TSan: 192 for 6)
+  o.kv_blocks = testing_tsan::Size(12, 6);
   auto e = Open(o);
-  std::vector<GenerationRequest> reqs = MixedRequests(16);
+  std::vector<GenerationRequest> reqs = MixedRequests(testing_tsan::Size(16, 6));
   std::vector<TextResult> alone;
   for (const GenerationRequest& r : reqs) alone.push_back(GenerateText(*e, {r}).front());
   const std::vector<TextResult> together = GenerateText(*e, reqs);
@@ -235,7 +241,7 @@ TEST_F(EngineTest, NextChatTurnReusesTheConversation) {
 
 TEST_F(EngineTest, SameSeedSameTextOtherSeedOtherText) {
   auto e = Open();
-  GenerationRequest r = Request(Ids("Once upon a time"), 24);
+  GenerationRequest r = Request(Ids("Once upon a time"), testing_tsan::Size(24, 8));
   r.sampling.temperature = 0.9f;
   r.sampling.top_p = 0.95f;
   r.sampling.seed = 7;
@@ -378,6 +384,140 @@ TEST_F(EngineTest, FullQueueRefuses) {
     EXPECT_EQ(ev.finish, FinishReason::kLength);
   }
   ExpectIdleAndNoLeak(*e);
+}
+
+// Reads a stream to its end (its final event); cancels it first if `cancel`, or after its first
+// output if `cancel_later`.
+StreamEvent ReadToEnd(RequestStream& s, bool cancel, bool cancel_later) {
+  if (cancel) s.Cancel();
+  StreamEvent last, ev;
+  size_t completion = 0;
+  while (!last.finished()) {
+    if (!s.Wait(ev, std::chrono::milliseconds(100))) continue;
+    completion += ev.tokens.size();
+    if (cancel_later) s.Cancel();
+    last = std::move(ev);
+  }
+  EXPECT_EQ(last.usage.completion_tokens, completion) << "tokens streamed != usage";
+  return last;
+}
+
+// Many threads at once against one engine: clients submitting (each request cancelled at once,
+// after its first output, or read to its end; some refused by the full queue), an observer
+// reading stats and rendering metrics meanwhile; then a drain (Shutdown(false) from one more
+// thread) while clients still submit: every stream ends, what was accepted runs to its end,
+// nothing is accepted after. The ThreadSanitizer build checks the engine thread against them.
+TEST_F(EngineTest, ConcurrentSubmitCancelObserveAndDrain) {
+  EngineOptions o = Options();
+  o.max_running = 4;
+  o.max_queue = 6;
+  auto e = Open(o);
+  constexpr size_t kClients = 4;
+  const size_t rounds = testing_tsan::Size(12, 4);
+  const auto request = [](size_t client, size_t round) {
+    GenerationRequest r;
+    r.prompt = {static_cast<int32_t>(1000 + client), static_cast<int32_t>(2000 + round), 3000};
+    r.max_tokens = 2 + (client + round) % 4;
+    return r;
+  };
+  std::atomic<bool> stop_observer{false};
+  std::atomic<size_t> observed{0};
+  std::thread observer([&] {
+    while (!stop_observer.load()) {
+      const EngineStats st = e->stats();
+      EXPECT_LE(st.blocks_free, st.blocks_total);
+      EXPECT_NE(e->metrics().RenderPrometheus().find("qwen3:num_requests_running"),
+                std::string::npos);
+      observed.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::atomic<size_t> refused{0}, ran_to_end{0};
+  std::vector<std::thread> clients;
+  for (size_t c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (size_t i = 0; i < rounds; ++i) {
+        const GenerationRequest r = request(c, i);
+        std::shared_ptr<RequestStream> s;
+        try {
+          s = e->Submit({r}).front();
+        } catch (const QueueFullError&) {
+          refused.fetch_add(1);
+          continue;
+        }
+        const size_t mode = (c + i) % 3;  // 0: cancel at once, 1: after the first output, 2: read
+        const StreamEvent end = ReadToEnd(*s, mode == 0, mode == 1);
+        if (mode == 2) {
+          EXPECT_EQ(end.finish, FinishReason::kLength);
+          EXPECT_EQ(end.usage.completion_tokens, r.max_tokens);
+          ran_to_end.fetch_add(1);
+        } else {
+          EXPECT_TRUE(end.finish == FinishReason::kCancelled || end.finish == FinishReason::kLength)
+              << ToString(end.finish);
+        }
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  stop_observer.store(true);
+  observer.join();
+  EXPECT_GT(ran_to_end.load(), 0u);
+  EXPECT_GT(observed.load(), 0u);
+  ExpectIdleAndNoLeak(*e);
+
+  // Drain: requests in flight (and those clients get in before it) finish; then Submit refuses.
+  std::vector<std::shared_ptr<RequestStream>> in_flight;
+  for (size_t i = 0; i < 4; ++i) in_flight.push_back(e->Submit({request(9, i)}).front());
+  std::atomic<bool> refused_after_drain{false};
+  std::vector<std::thread> late;
+  for (size_t c = 0; c < 2; ++c) {
+    late.emplace_back([&, c] {
+      for (size_t i = 0;; ++i) {
+        std::shared_ptr<RequestStream> s;
+        try {
+          s = e->Submit({request(c, i)}).front();
+        } catch (const QueueFullError&) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        } catch (const Error& err) {
+          EXPECT_NE(std::string(err.what()).find("shutting down"), std::string::npos) << err.what();
+          refused_after_drain.store(true);
+          return;
+        }
+        EXPECT_EQ(ReadToEnd(*s, false, false).finish, FinishReason::kLength);
+      }
+    });
+  }
+  std::thread drain([&] { e->Shutdown(false); });
+  for (auto& s : in_flight) EXPECT_EQ(ReadToEnd(*s, false, false).finish, FinishReason::kLength);
+  drain.join();
+  for (std::thread& t : late) t.join();
+  EXPECT_TRUE(refused_after_drain.load());
+  EXPECT_TRUE(ThrowsError([&] { e->Submit({request(0, 0)}); }, {"shutting down"}));
+}
+
+// Shutdown(true) while other threads wait on running and queued requests: each stream ends,
+// cancelled, and the engine thread is joined.
+TEST_F(EngineTest, ShutdownCancelsWhatRunsAndWaits) {
+  EngineOptions o = Options();
+  o.max_running = 2;
+  auto e = Open(o);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int32_t i = 0; i < 4; ++i) streams.push_back(e->Submit({Request({100 + i, 7}, 400)}).front());
+  for (int i = 0; i < 20000 && e->stats().running == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::vector<std::thread> readers;
+  std::atomic<size_t> cancelled{0};
+  for (auto& s : streams) {
+    readers.emplace_back([&, s] {
+      if (ReadToEnd(*s, false, false).finish == FinishReason::kCancelled) cancelled.fetch_add(1);
+    });
+  }
+  e->Shutdown(true);
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(cancelled.load(), streams.size());
+  e->Shutdown(true);  // idempotent
 }
 
 TEST_F(EngineTest, BadRequestsAreErrors) {

@@ -1,7 +1,8 @@
 // `qwen3 serve` end to end: the official `openai` npm client (tests/npm/openai_client_test.mjs)
 // against two running servers on loopback (one with an API key and a large pool, one with a
-// small pool and queue), /health while loading, SIGTERM under load, and bad flags. The model is
-// a tiny synthetic checkpoint with the real Qwen3 tokenizer (qwen3 make-checkpoint --tokenizer).
+// small pool and queue), /health while loading, SIGTERM under load, clients hammering an
+// in-process server through loading, serving and draining, and bad flags. The model is a tiny
+// synthetic checkpoint with the real Qwen3 tokenizer (qwen3 make-checkpoint --tokenizer).
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +21,7 @@
 #include "serve/engine.h"
 #include "serve/http_server.h"
 #include "tests/cli_util.h"
+#include "tests/tsan_util.h"
 
 namespace qwen3 {
 namespace {
@@ -58,7 +61,8 @@ class ServerProcess {
       _exit(127);
     }
     const std::string listening = "listening on http://127.0.0.1:";
-    for (int i = 0; i < 600; ++i) {  // up to 60 s (sanitizer builds load slowly)
+    const size_t polls = testing_tsan::Size(600, 2400);  // 60 s, 240 s under TSan
+    for (size_t i = 0; i < polls; ++i) {  // sanitizer builds load slowly
       const std::string log = ReadFile(log_);
       const size_t at = log.find(listening);
       if (port_ == 0 && at != std::string::npos) {
@@ -73,7 +77,7 @@ class ServerProcess {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    ADD_FAILURE() << "qwen3 serve not ready after 60 s:\n" << ReadFile(log_);
+    ADD_FAILURE() << "qwen3 serve not ready after " << polls / 10 << " s:\n" << ReadFile(log_);
   }
   ~ServerProcess() { Stop(); }
   int port() const { return port_; }
@@ -115,9 +119,13 @@ TEST(ServeTest, OpenAiClientSuite) {
   ASSERT_GT(a.port(), 0);
   ASSERT_GT(b.port(), 0);
   const std::string out = Dir().File("openai_client.txt");
+  // Under TSan every step is ~10x slower: the suite's timeouts 4x longer, its largest batch smaller.
+  const size_t scale = testing_tsan::Size(1, 4);
   const std::string cmd = "cd '" + kNpm + "' && QWEN3_URL_A=" + a.url() + " QWEN3_URL_B=" +
                           b.url() + " QWEN3_API_KEY=testkey QWEN3_MODEL=qwen3-test " +
-                          "timeout 600 node openai_client_test.mjs >'" + out + "' 2>&1";
+                          "QWEN3_TIME_SCALE=" + std::to_string(scale) + " timeout " +
+                          std::to_string(600 * scale) + " node openai_client_test.mjs >'" + out +
+                          "' 2>&1";
   const int status = std::system(cmd.c_str());
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << ReadFile(out) << "\n--- server A log:\n" << a.log() << "\n--- server B log:\n" << b.log();
@@ -216,6 +224,127 @@ TEST(ServeTest, UnavailableWhileLoading) {
   auto late = c.Post("/v1/completions", R"({"prompt": "x", "max_tokens": 2})", "application/json");
   ASSERT_TRUE(late);
   EXPECT_EQ(late->status, 503);
+  server.Stop();
+}
+
+// Clients at once against an in-process server while it loads (503), once the engine is
+// attached (completions, streams dropped after their first chunk, /health, /metrics) and while
+// it drains (503): every reply is whole and one of those, dropped streams are cancelled in the
+// engine, and Stop returns. The ThreadSanitizer build checks the HTTP threads against
+// SetEngine, SetDraining, Stop and the engine thread.
+TEST(ServeTest, ConcurrentClientsWhileLoadingServingAndDraining) {
+  ServerOptions so;
+  so.port = 0;
+  so.model_name = "m";
+  so.http_threads = 16;
+  HttpServer server(so);
+  const int port = server.Bind();
+  server.Start();
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> loading{0}, completed{0}, dropped{0}, draining{0}, other{0};
+  const auto classify = [&](int status, const std::string& body) {
+    if (status == 503 && body.find("Loading model") != std::string::npos) {
+      loading.fetch_add(1);
+    } else if (status == 503 && body.find("shutting down") != std::string::npos) {
+      draining.fetch_add(1);
+    } else if (status != 200) {
+      ADD_FAILURE() << status << " " << body;
+    }
+    if (status == 503) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // not a spin
+  };
+  const auto count = [&](const httplib::Result& r) {
+    if (r) {
+      classify(r->status, r->body);
+    } else {
+      other.fetch_add(1);
+    }
+  };
+  const auto client = [&](size_t id) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(120);
+    for (size_t i = 0; !stop.load(); ++i) {
+      switch ((id + i) % 4) {
+        case 0: count(c.Get("/health")); break;
+        case 1: count(c.Get((i / 4) % 2 ? "/metrics" : "/v1/models")); break;
+        case 2: {
+          const auto r = c.Post("/v1/completions",
+                                R"({"prompt": "a b c", "max_tokens": 3, "ignore_eos": true})",
+                                "application/json");
+          count(r);
+          if (r && r->status == 200) {
+            EXPECT_EQ(nlohmann::json::parse(r->body)["usage"]["completion_tokens"], 3) << r->body;
+            completed.fetch_add(1);
+          }
+          break;
+        }
+        default: {  // a long stream the client drops at its first chunk
+          httplib::Request req;
+          req.method = "POST";
+          req.path = "/v1/completions";
+          req.set_header("Content-Type", "application/json");
+          req.body = R"({"prompt": "x", "max_tokens": 400, "ignore_eos": true, "stream": true})";
+          int status = 0;
+          std::string body;
+          req.response_handler = [&](const httplib::Response& res) {
+            status = res.status;
+            return true;
+          };
+          req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+            body.append(data, n);
+            return status != 200;  // drop a stream at its first chunk; read a 503 whole
+          };
+          const auto r = c.send(req);
+          if (status == 200) {
+            dropped.fetch_add(1);
+          } else if (r) {
+            classify(status, body);
+          } else {
+            other.fetch_add(1);
+          }
+          c.stop();  // a fresh connection next time
+        }
+      }
+    }
+  };
+  const std::string model_dir = ModelDir();
+  std::vector<std::thread> clients;
+  for (size_t id = 0; id < 4; ++id) clients.emplace_back(client, id);
+  const auto wait_for = [](const std::atomic<size_t>& n, size_t at_least) {
+    for (int i = 0; i < 120000 && n.load() < at_least; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_GE(n.load(), at_least);
+  };
+  EngineOptions eo;
+  eo.model_dir = model_dir;
+  eo.threads = 2;
+  eo.kv_blocks = 64;
+  eo.block_size = 32;
+  eo.max_seq = 512;
+  eo.max_running = 8;
+  auto engine = Engine::Open(eo);
+  wait_for(loading, 4);
+  server.SetEngine(engine.get());
+  wait_for(completed, testing_tsan::Size(16, 6));
+  wait_for(dropped, testing_tsan::Size(8, 3));
+  server.SetDraining();
+  wait_for(draining, 4);
+  stop.store(true);
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(other.load(), 0u) << "requests without a reply";
+  // The dropped streams end cancelled ("abort"), not after their 400 tokens.
+  const std::string abort = "qwen3:request_success_total{finished_reason=\"abort\"} ";
+  size_t aborted = 0;
+  EngineStats st;
+  for (int i = 0; i < 12000; ++i) {
+    st = engine->stats();
+    const std::string m = engine->metrics().RenderPrometheus();
+    aborted = std::stoul(m.substr(m.find(abort) + abort.size()));
+    if (st.running == 0 && st.waiting == 0 && aborted >= dropped.load()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(st.running + st.waiting, 0u);
+  EXPECT_GE(aborted, dropped.load()) << "a dropped stream was not cancelled";
   server.Stop();
 }
 

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
+
+#include "runtime/trace.h"
 
 namespace qwen3 {
 namespace {
@@ -51,6 +55,52 @@ TEST(ThreadPoolTest, ExceptionPropagatesAndPoolSurvives) {
   std::atomic<int> count{0};
   pool.Spmd(10, [&](size_t, size_t) { count.fetch_add(1); });
   EXPECT_EQ(count.load(), 10);
+}
+
+// A block that throws on another worker than the caller: its exception reaches the caller
+// (written by that worker, read after the dispatch), every time, and the pool goes on.
+TEST(ThreadPoolTest, ExceptionOnAnotherWorkerPropagates) {
+  ThreadPool pool(3);
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<size_t> thrower{99};
+    EXPECT_THROW(pool.Spmd(90, [&](size_t block, size_t worker) {
+                   if (block == 80) {  // worker 2's range is [60, 90)
+                     thrower.store(worker);
+                     throw std::runtime_error("block 80");
+                   }
+                 }),
+                 std::runtime_error);
+    EXPECT_EQ(thrower.load(), 2u);
+  }
+  std::atomic<int> count{0};
+  pool.Spmd(9, [&](size_t, size_t) { count.fetch_add(1); });
+  EXPECT_EQ(count.load(), 9);
+}
+
+// Between dispatches the workers outlast their spin and sleep (an idle server); each dispatch
+// wakes them, they see what the caller wrote before it, and the caller sees what they wrote.
+// Plain memory on purpose: the ThreadSanitizer build (scripts/test.sh --tsan) checks that the
+// dispatch and the join order those accesses.
+TEST(ThreadPoolTest, WorkersWakeFromSleepAndSeeTheCallersWrites) {
+  ThreadPool pool(3);
+  std::vector<size_t> in(64), out(64);
+  for (size_t round = 0; round < 20; ++round) {
+    for (size_t i = 0; i < in.size(); ++i) in[i] = i * round;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // 20x the spin
+    pool.Spmd(in.size(), [&](size_t block, size_t) { out[block] = in[block] + 1; });
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], i * round + 1) << "round " << round;
+  }
+}
+
+// With a tracer, each worker records its blocks on its own track while the others run.
+TEST(ThreadPoolTest, TracerRecordsEveryBlockAndDispatch) {
+  ThreadPool pool(3);
+  Tracer tracer(pool.NumWorkers());
+  pool.SetTracer(&tracer);
+  for (int i = 0; i < 10; ++i) pool.Spmd(30, [](size_t, size_t) {}, "stage");
+  pool.SetTracer(nullptr);
+  pool.Spmd(30, [](size_t, size_t) {});
+  EXPECT_EQ(tracer.num_events(), 10u * 30u + 10u);
 }
 
 // The partition is static: block b runs on the worker whose range [n w / W, n (w + 1) / W)

@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 
-export const REQUEST_TIMEOUT_MS = 60_000;
+// QWEN3_TIME_SCALE=k (the ThreadSanitizer build's serve_test sets 4): every timeout here and in
+// openai_client_test.mjs is k times longer, and the largest concurrent batches shrink.
+export const TIME_SCALE = Math.max(1, Number(process.env.QWEN3_TIME_SCALE ?? "1") || 1);
+export const REQUEST_TIMEOUT_MS = 60_000 * TIME_SCALE;
 
 function trimSlash(u) {
   return u.replace(/\/+$/, "");
@@ -120,6 +123,7 @@ export function metric(m, name) {
 // Polls /metrics until nothing runs or waits and every KV block is free (cached blocks count as
 // free); fails after timeoutMs with the last values. Returns the last metrics.
 export async function waitIdle(base, timeoutMs = 5000) {
+  timeoutMs *= TIME_SCALE;
   const deadline = Date.now() + timeoutMs;
   let m;
   for (;;) {
