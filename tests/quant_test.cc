@@ -249,6 +249,7 @@ TEST(QuantRowsTest, QuantizesPerRowBlockToNearestEven) {
         ASSERT_EQ(got, static_cast<int8_t>(want)) << r << " " << b << " " << i;
         sum += got;
       }
+      EXPECT_EQ(v.sum16[r * v.ld16 + b], sum);
       EXPECT_TRUE(SameBits(v.bias16[r * v.ld16 + b], v.scale[r * v.ld16 + b] * static_cast<float>(sum)));
     }
     for (size_t b = 0; b < k / 32; ++b) {
@@ -335,6 +336,7 @@ TEST_P(QMatmulTest, QuantizeRowEqualsTheScalarTwin) {
     for (size_t b = 0; b < k / 16; ++b) {
       ASSERT_TRUE(SameBits(g.scale[r * g.ld16 + b], w.scale[r * w.ld16 + b])) << r << " " << b;
       ASSERT_TRUE(SameBits(g.bias16[r * g.ld16 + b], w.bias16[r * w.ld16 + b])) << r << " " << b;
+      ASSERT_EQ(g.sum16[r * g.ld16 + b], w.sum16[r * w.ld16 + b]) << r << " " << b;
     }
     for (size_t b = 0; b < k / 32; ++b) {
       ASSERT_TRUE(SameBits(g.bias32[r * g.ld32 + b], w.bias32[r * w.ld32 + b])) << r << " " << b;

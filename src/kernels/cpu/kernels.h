@@ -108,25 +108,31 @@ struct QuantRows {
   size_t ldq;
   const float* scale;   // [rows][ld16]: per 16 codes, x ~= scale * q
   const float* bias16;  // [rows][ld16]: per 16 codes, scale * their sum
+  const int32_t* sum16; // [rows][ld16]: per 16 codes, their sum
   size_t ld16;
   const float* bias32;  // [rows][ld32]: per 32 codes, bias16 of the first 16 + of the second
   size_t ld32;
 };
 // c[r][0, nb * 16) for rows r < rows (1..kMaxPanelRows): per output, over the sub-blocks s in
-// K order, with the exact integer dot d_h = sum(u * q) of each 16 codes h of the sub-block,
+// K order, with the exact integer dot d_h of each 16 codes h of the sub-block,
 //   t = scale[h0] * float(d_h0);  t = fma(scale[h1], float(d_h1), t)  (32-weight sub-blocks)
-//   acc = fma(s_s, t, acc);  acc = fma(b_s, bias16 or bias32 of the sub-block, acc)
-// (sum (s u + b) x over the sub-block). Every path computes exactly this, so all paths give
-// the same bits and a row's result never depends on its neighbours.
+// and then, for weights s * (u - offset) (QuantFormat::offset: Q8_0, Q4_0),
+//   d_h = sum(u * q) - offset * sum16[h];  acc = fma(s_s, t, acc)
+// or for weights s * u + b (Q4_K, Q6_K),
+//   d_h = sum(u * q);  acc = fma(s_s, t, acc);  acc = fma(b_s, bias16 or bias32 of s, acc)
+// (sum of weight * x over the sub-block; the offset is taken exactly, in the integers, which
+// also saves the second fma). Every path computes exactly this, so all paths give the same
+// bits and a row's result never depends on its neighbours.
 using QMatmulFn = void (*)(const QuantRows& a, size_t rows, const QuantGroup& b, float* c,
                            size_t ldc);
 
 // One row of activations for the int8 kernels (quant_rows.h), k a multiple of 32: per 16 values
 // scale = max|x| / 127, q = round-to-nearest-even(x * (127 / max|x|)) (an all-zero block: scale
-// 0, q 0), bias16 = scale * sum(q); per 32, bias32 = bias16 of its first 16 + of its second.
-// Every path gives the same bits (its rounding is cvtss2si / vcvtps2dq under the default MXCSR).
-using QuantizeRowFn = void (*)(const bf16* x, size_t k, int8_t* q, float* scale, float* bias16,
-                               float* bias32);
+// 0, q 0), sum16 = sum(q), bias16 = scale * sum16; per 32, bias32 = bias16 of its first 16 +
+// of its second. Every path gives the same bits (its rounding is cvtss2si / vcvtps2dq under
+// the default MXCSR).
+using QuantizeRowFn = void (*)(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
+                               float* bias16, float* bias32);
 
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).

@@ -28,6 +28,10 @@ inline size_t QuantRecordBytes(const QuantGroup& b) {
 inline float QuantRowScale(const QuantRows& a, size_t r, size_t h) {
   return a.scale[r * a.ld16 + h];
 }
+// The integer offset term of 16 codes h of row r (kernels.h): -offset * their sum.
+inline int32_t QuantRowOffsetDot(const QuantRows& a, size_t r, size_t h, uint32_t offset) {
+  return -static_cast<int32_t>(offset) * a.sum16[r * a.ld16 + h];
+}
 inline float QuantRowBias(const QuantRows& a, size_t r, size_t s, uint32_t sub) {
   return sub == 32 ? a.bias32[r * a.ld32 + s] : a.bias16[r * a.ld16 + s];
 }

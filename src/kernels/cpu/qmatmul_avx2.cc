@@ -43,7 +43,9 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
     for (size_t r = 0; r < R; ++r) t[r][0] = t[r][1] = _mm256_setzero_ps();
     for (size_t g = 0; g < b.sub / 16; ++g) {  // each 16 codes has its own activation scale
       __m256i dot[R][2];
-      for (size_t r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
+      for (size_t r = 0; r < R; ++r) {
+        dot[r][0] = dot[r][1] = _mm256_set1_epi32(QuantRowOffsetDot(a, r0 + r, s * b.sub / 16 + g, b.offset));
+      }
       for (size_t v = 0; v < 4; ++v) {
         for (size_t h = 0; h < 2; ++h) {  // columns 8h .. 8h + 7
           const size_t vec = wide ? g * 4 + v : v;
@@ -65,20 +67,19 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
     const uint8_t* sb = rec + b.nb * code_bytes + j * QuantScaleBytes(b.offset);
     __m256 ws[2], wb[2];
     for (size_t h = 0; h < 2; ++h) {
-      if (b.offset) {  // fp16 d; b = -offset d, exact
+      if (b.offset) {  // fp16 d; the offset is in the dots
         ws[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb + h * 16)));
-        wb[h] = _mm256_mul_ps(ws[h], _mm256_set1_ps(-static_cast<float>(b.offset)));
+        wb[h] = _mm256_setzero_ps();
       } else {
         ws[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + h * 8);
         wb[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + kTileN + h * 8);
       }
     }
     for (size_t r = 0; r < R; ++r) {
+      for (size_t h = 0; h < 2; ++h) acc[r][h] = _mm256_fmadd_ps(ws[h], t[r][h], acc[r][h]);
+      if (b.offset) continue;
       const __m256 xb = _mm256_set1_ps(QuantRowBias(a, r0 + r, s, b.sub));
-      for (size_t h = 0; h < 2; ++h) {
-        acc[r][h] = _mm256_fmadd_ps(ws[h], t[r][h], acc[r][h]);
-        acc[r][h] = _mm256_fmadd_ps(wb[h], xb, acc[r][h]);
-      }
+      for (size_t h = 0; h < 2; ++h) acc[r][h] = _mm256_fmadd_ps(wb[h], xb, acc[r][h]);
     }
   }
   for (size_t r = 0; r < R; ++r) {

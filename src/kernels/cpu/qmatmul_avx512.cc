@@ -45,81 +45,103 @@ inline __m512i Broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// Sub-blocks [s0, s1) for rows [r0, r0 + R) and blocks [j0, j0 + NB) of the group.
+// Sub-blocks [s0, s1) for rows [r0, r0 + R) and blocks [j0, j0 + NB) of the group. Every loop
+// is unrolled (the pragmas): with h a constant the 4-bit nibble choice and the first-half
+// multiply are straight-line code, and the tiles stay in registers.
 template <size_t R, size_t NB, uint32_t BITS, uint32_t SUB, bool OFF>
 inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, size_t s0,
                  size_t s1, float* c, size_t ldc, bool first, const char*& prefetch,
                  size_t prefetch_lines) {
   constexpr size_t kCodeBytes = SUB * kTileN * BITS / 8;
   constexpr size_t kScaleBytes = QuantScaleBytes(OFF ? 1 : 0);
+  constexpr size_t kHalves = SUB / 16;
   const size_t record = b.nb * (kCodeBytes + kScaleBytes);
-  const __m512 neg_offset = _mm512_set1_ps(-static_cast<float>(b.offset));
+  const __m512i nib = _mm512_set1_epi8(0x0f);
   __m512 acc[R][NB];
+#pragma GCC unroll 4
   for (size_t r = 0; r < R; ++r) {
+#pragma GCC unroll 4
     for (size_t j = 0; j < NB; ++j) {
       acc[r][j] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + j * kTileN);
     }
   }
+  const int8_t* x = a.q + r0 * a.ldq + s0 * SUB;
+  const float* xs = a.scale + r0 * a.ld16 + s0 * kHalves;
+  const int32_t* sum16 = a.sum16 + r0 * a.ld16 + s0 * kHalves;
+  const float* xb = SUB == 32 ? a.bias32 + r0 * a.ld32 + s0 : a.bias16 + r0 * a.ld16 + s0;
+  const size_t ldb = SUB == 32 ? a.ld32 : a.ld16;
+  const uint8_t* rec = b.data + s0 * record;
   const char* pf = prefetch;
-  for (size_t s = s0; s < s1; ++s) {
+  for (size_t s = s0; s < s1; ++s, x += SUB, xs += kHalves, sum16 += kHalves, ++xb, rec += record) {
     for (size_t i = 0; i < prefetch_lines; ++i, pf += kLine) _mm_prefetch(pf, _MM_HINT_T0);
-    const uint8_t* rec = b.data + s * record;
     const uint8_t* codes = rec + j0 * kCodeBytes;
-    const int8_t* x[R];
-    for (size_t r = 0; r < R; ++r) x[r] = a.q + (r0 + r) * a.ldq + s * SUB;
     __m512 t[R][NB];
-    for (size_t h = 0; h < SUB / 16; ++h) {  // each 16 codes has its own activation scale
+#pragma GCC unroll 2
+    for (size_t h = 0; h < kHalves; ++h) {  // each 16 codes has its own activation scale
       __m512i dot[R][NB];
-      for (size_t r = 0; r < R; ++r) {
-        for (size_t j = 0; j < NB; ++j) dot[r][j] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (size_t r = 0; r < R; ++r) {  // Q8_0 / Q4_0: start from -offset * sum(q)
+        const __m512i init = OFF ? _mm512_set1_epi32(-static_cast<int32_t>(b.offset) *
+                                                     sum16[r * a.ld16 + h])
+                                 : _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (size_t j = 0; j < NB; ++j) dot[r][j] = init;
       }
+#pragma GCC unroll 4
       for (size_t v = 0; v < 4; ++v) {
         __m512i u[NB];
+#pragma GCC unroll 4
         for (size_t j = 0; j < NB; ++j) {
           if constexpr (BITS == 8) {
             u[j] = _mm512_loadu_si512(codes + j * kCodeBytes + (h * 4 + v) * 64);
           } else {  // vector v: k = 4v + i in the low nibbles, 16 + 4v + i in the high
             const __m512i raw = _mm512_loadu_si512(codes + j * kCodeBytes + v * 64);
-            u[j] = _mm512_and_si512(h == 0 ? raw : _mm512_srli_epi16(raw, 4),
-                                    _mm512_set1_epi8(0x0f));
+            u[j] = _mm512_and_si512(h == 0 ? raw : _mm512_srli_epi16(raw, 4), nib);
           }
         }
+#pragma GCC unroll 4
         for (size_t r = 0; r < R; ++r) {
-          const __m512i xv = Broadcast4(x[r] + h * 16 + 4 * v);
+          const __m512i xv = Broadcast4(x + r * a.ldq + h * 16 + 4 * v);
+#pragma GCC unroll 4
           for (size_t j = 0; j < NB; ++j) {
             dot[r][j] = BITS == 8 ? Dot8(dot[r][j], u[j], xv) : Dot4(dot[r][j], u[j], xv);
           }
         }
       }
+#pragma GCC unroll 4
       for (size_t r = 0; r < R; ++r) {
-        const __m512 xs = _mm512_set1_ps(QuantRowScale(a, r0 + r, s * SUB / 16 + h));
+        const __m512 scale = _mm512_set1_ps(xs[r * a.ld16 + h]);
+#pragma GCC unroll 4
         for (size_t j = 0; j < NB; ++j) {
           const __m512 d = _mm512_cvtepi32_ps(dot[r][j]);
-          t[r][j] = h == 0 ? _mm512_mul_ps(xs, d) : _mm512_fmadd_ps(xs, d, t[r][j]);
+          t[r][j] = h == 0 ? _mm512_mul_ps(scale, d) : _mm512_fmadd_ps(scale, d, t[r][j]);
         }
       }
     }
     const uint8_t* sb = rec + b.nb * kCodeBytes + j0 * kScaleBytes;
     __m512 ws[NB], wb[NB];
+#pragma GCC unroll 4
     for (size_t j = 0; j < NB; ++j) {
-      if constexpr (OFF) {  // fp16 d; b = -offset d, exact
+      if constexpr (OFF) {  // fp16 d; the offset is in the dots
         ws[j] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + j * kScaleBytes)));
-        wb[j] = _mm512_mul_ps(ws[j], neg_offset);
       } else {
         ws[j] = _mm512_loadu_ps(reinterpret_cast<const float*>(sb + j * kScaleBytes));
         wb[j] = _mm512_loadu_ps(reinterpret_cast<const float*>(sb + j * kScaleBytes) + kTileN);
       }
     }
+#pragma GCC unroll 4
     for (size_t r = 0; r < R; ++r) {
-      const __m512 xb = _mm512_set1_ps(QuantRowBias(a, r0 + r, s, SUB));
+#pragma GCC unroll 4
       for (size_t j = 0; j < NB; ++j) {
         acc[r][j] = _mm512_fmadd_ps(ws[j], t[r][j], acc[r][j]);
-        acc[r][j] = _mm512_fmadd_ps(wb[j], xb, acc[r][j]);
+        if constexpr (!OFF) acc[r][j] = _mm512_fmadd_ps(wb[j], _mm512_set1_ps(xb[r * ldb]), acc[r][j]);
       }
     }
   }
   prefetch = pf;
+#pragma GCC unroll 4
   for (size_t r = 0; r < R; ++r) {
+#pragma GCC unroll 4
     for (size_t j = 0; j < NB; ++j) _mm512_storeu_ps(c + r * ldc + j * kTileN, acc[r][j]);
   }
 }

@@ -23,7 +23,7 @@ void QMatmulScalar(const QuantRows& a, size_t rows, const QuantGroup& b, float* 
           const int8_t* x = a.q + r * a.ldq + s * b.sub;
           float t = 0;
           for (size_t h = 0; h < b.sub / 16; ++h) {
-            int32_t dot = 0;
+            int32_t dot = QuantRowOffsetDot(a, r, s * b.sub / 16 + h, b.offset);
             for (size_t i = h * 16; i < h * 16 + 16; ++i) {
               dot += static_cast<int32_t>(QuantCodeAt(codes, b.bits, i, col)) * x[i];
             }
@@ -31,7 +31,7 @@ void QMatmulScalar(const QuantRows& a, size_t rows, const QuantGroup& b, float* 
             t = h == 0 ? xs * static_cast<float>(dot) : std::fma(xs, static_cast<float>(dot), t);
           }
           acc = std::fma(ws, t, acc);
-          acc = std::fma(wb, QuantRowBias(a, r, s, b.sub), acc);
+          if (!b.offset) acc = std::fma(wb, QuantRowBias(a, r, s, b.sub), acc);
         }
         c[r * ldc + j * kTileN + col] = acc;
       }
