@@ -31,29 +31,75 @@ void ByteChars(char32_t* map) {
   }
 }
 
+// A json DOM built from SAX events, with nlohmann's public API only (its own builder,
+// nlohmann::detail::json_sax_dom_parser, is internal: its template changed in 3.12). As
+// json::parse does, a repeated key keeps its last value. stack_ holds the open containers:
+// a child is added to the innermost, and while it is open its parent is not touched, so the
+// pointers stay valid.
+class DomBuilder {
+ public:
+  explicit DomBuilder(json& root) : root_(root) {}
+  bool Value(json&& v) {
+    Add(std::move(v));
+    return true;
+  }
+  bool StartContainer(json&& empty) {
+    stack_.push_back(Add(std::move(empty)));
+    return true;
+  }
+  bool Key(std::string& k) {
+    key_ = std::move(k);
+    return true;
+  }
+  bool EndContainer() {
+    stack_.pop_back();
+    return true;
+  }
+
+ private:
+  json* Add(json&& v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    json& top = *stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    json& slot = top[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+
+  json& root_;
+  std::vector<json*> stack_;
+  std::string key_;
+};
+
 // Parses tokenizer.json in one pass: model.vocab and model.merges (300k small values, most of
 // the 11 MB) go straight into flat tables; everything else becomes a small DOM with those two
 // replaced by null. Twice as fast as building the whole DOM (the 0.5 s load budget).
-class LoadSax {
+class LoadSax final : public nlohmann::json_sax<json> {
  public:
   explicit LoadSax(json& root) : dom_(root) {}
   std::vector<std::pair<std::string, int64_t>> vocab;
   std::vector<std::pair<std::string, std::string>> merges;
 
-  bool null() { return Bulk() ? BadBulk("null") : dom_.null(); }
-  bool boolean(bool v) { return Bulk() ? BadBulk("a boolean") : dom_.boolean(v); }
-  bool number_integer(json::number_integer_t v) {
+  bool null() override { return Bulk() ? BadBulk("null") : dom_.Value(nullptr); }
+  bool boolean(bool v) override { return Bulk() ? BadBulk("a boolean") : dom_.Value(v); }
+  bool number_integer(json::number_integer_t v) override {
     if (mode_ == kVocab) return AddVocab(v);
-    return Bulk() ? BadBulk("a number") : dom_.number_integer(v);
+    return Bulk() ? BadBulk("a number") : dom_.Value(v);
   }
-  bool number_unsigned(json::number_unsigned_t v) {
+  bool number_unsigned(json::number_unsigned_t v) override {
     if (mode_ == kVocab) return AddVocab(static_cast<int64_t>(v));
-    return Bulk() ? BadBulk("a number") : dom_.number_unsigned(v);
+    return Bulk() ? BadBulk("a number") : dom_.Value(v);
   }
-  bool number_float(json::number_float_t v, const std::string& s) {
-    return Bulk() ? BadBulk("a number") : dom_.number_float(v, s);
+  bool number_float(json::number_float_t v, const std::string&) override {
+    return Bulk() ? BadBulk("a number") : dom_.Value(v);
   }
-  bool string(std::string& v) {
+  bool string(std::string& v) override {
     if (mode_ == kMerges) {
       if (pair_ >= 0) {
         if (pair_ >= 2) return BadBulk("a merge of more than 2 strings");
@@ -65,36 +111,38 @@ class LoadSax {
       merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
       return true;
     }
-    return mode_ == kVocab ? BadBulk("a string value") : dom_.string(v);
+    return mode_ == kVocab ? BadBulk("a string value") : dom_.Value(std::move(v));
   }
-  bool binary(json::binary_t& v) { return Bulk() ? BadBulk("binary") : dom_.binary(v); }
-  bool start_object(std::size_t n) {
+  bool binary(json::binary_t& v) override {
+    return Bulk() ? BadBulk("binary") : dom_.Value(json::binary(std::move(v)));
+  }
+  bool start_object(std::size_t) override {
     if (mode_ == kNone && depth_ == 2 && keys_[1] == "model" && keys_[2] == "vocab") {
       mode_ = kVocab;
       return true;
     }
     if (Bulk()) return BadBulk("an object");
     Push();
-    return dom_.start_object(n);
+    return dom_.StartContainer(json::object());
   }
-  bool key(std::string& k) {
+  bool key(std::string& k) override {
     if (mode_ == kVocab) {
       key_ = std::move(k);
       return true;
     }
     if (mode_ == kMerges) return BadBulk("an object");
     keys_[depth_] = k;
-    return dom_.key(k);
+    return dom_.Key(k);
   }
-  bool end_object() {
+  bool end_object() override {
     if (mode_ == kVocab) {
       mode_ = kNone;
-      return dom_.null();
+      return dom_.Value(nullptr);
     }
     Pop();
-    return dom_.end_object();
+    return dom_.EndContainer();
   }
-  bool start_array(std::size_t n) {
+  bool start_array(std::size_t) override {
     if (mode_ == kNone && depth_ == 2 && keys_[1] == "model" && keys_[2] == "merges") {
       mode_ = kMerges;
       return true;
@@ -106,9 +154,9 @@ class LoadSax {
     }
     if (mode_ == kVocab) return BadBulk("an array");
     Push();
-    return dom_.start_array(n);
+    return dom_.StartContainer(json::array());
   }
-  bool end_array() {
+  bool end_array() override {
     if (mode_ == kMerges) {
       if (pair_ >= 0) {
         if (pair_ != 2) return BadBulk("a merge that is not 2 strings");
@@ -116,12 +164,12 @@ class LoadSax {
         return true;
       }
       mode_ = kNone;
-      return dom_.null();
+      return dom_.Value(nullptr);
     }
     Pop();
-    return dom_.end_array();
+    return dom_.EndContainer();
   }
-  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) {
+  bool parse_error(std::size_t pos, const std::string&, const json::exception& e) override {
     throw Error("not valid JSON at byte " + std::to_string(pos) + ": " + e.what());
   }
 
@@ -142,7 +190,7 @@ class LoadSax {
   }
   void Pop() { --depth_; }
 
-  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  DomBuilder dom_;
   Mode mode_ = kNone;
   int depth_ = 0, pair_ = -1;
   std::vector<std::string> keys_ = std::vector<std::string>(4);
