@@ -197,6 +197,9 @@ TEST(ConfigTest, MalformedJson) {
                           {"config t.json", "malformed JSON"}));
   EXPECT_TRUE(ThrowsError([] { ParseHfConfig("[1, 2]", "t.json"); },
                           {"config t.json", "malformed JSON", "object"}));
+  // A number past double's range is nlohmann's out_of_range, not a parse_error.
+  EXPECT_TRUE(ThrowsError([] { ParseHfConfig("{\"rms_norm_eps\": 1e400}", "t.json"); },
+                          {"config t.json: malformed JSON", "number overflow"}));
 }
 
 TEST(ConfigTest, MissingField) {

@@ -156,7 +156,8 @@ Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& sourc
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number past double's range (1e400) is out_of_range.
     Fail(src, OneLine(std::string("malformed JSON: ") + e.what()));
   }
   if (!j.is_object()) {
