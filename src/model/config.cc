@@ -242,6 +242,21 @@ void ValidateConfig(const Qwen3Config& c) {
       fail(std::string(key) + " = " + std::to_string(value) + ": expected a positive integer");
     }
   }
+  // Far above any released model, and low enough that the products made from them (heads *
+  // head_dim in int, vocab * hidden bytes, a name per tensor of every layer) cannot overflow
+  // or exhaust memory before a tensor is read: a hostile config fails here, not in new[].
+  const std::pair<const char*, int> maxima[] = {
+      {"hidden_size", c.hidden},       {"intermediate_size", c.intermediate},
+      {"num_hidden_layers", c.layers}, {"num_attention_heads", c.heads},
+      {"vocab_size", c.vocab},
+  };
+  const int limits[] = {kMaxHidden, kMaxIntermediate, kMaxLayers, kMaxHeads, kMaxVocab};
+  for (size_t i = 0; i < std::size(maxima); ++i) {
+    if (maxima[i].second > limits[i]) {
+      fail(std::string(maxima[i].first) + " = " + std::to_string(maxima[i].second) +
+           ": expected at most " + std::to_string(limits[i]));
+    }
+  }
   if (c.heads % c.kv_heads != 0) {
     fail("num_attention_heads " + std::to_string(c.heads) +
          " is not a multiple of num_key_value_heads " + std::to_string(c.kv_heads));
