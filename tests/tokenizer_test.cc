@@ -237,6 +237,18 @@ TEST(TokenizerTest, BadFilesAreOneLineErrors) {
   j["model"]["merges"][5] = json::array({"zzz_not", "in_vocab"});
   const std::string mg = write("mg.json", j.dump());
   EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(mg); }, {mg, "merge 5", "not in the vocab"}));
+  // A sparse id would size the id tables by it (2^31 strings): refused before allocating.
+  j = json::parse(std::ifstream(kTokenizerJson));
+  j["added_tokens"][0]["id"] = 2147483647;
+  const std::string sparse = write("sparse.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(sparse); },
+                          {sparse, "added token \"<|endoftext|>\" has id 2147483647: expected 0..",
+                           "(below twice the 151669 tokens)"}));
+  j = json::parse(std::ifstream(kTokenizerJson));
+  j["model"]["vocab"]["!"] = 400000;
+  const std::string sparse_vocab = write("sparse_vocab.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(sparse_vocab); },
+                          {"vocab entry \"!\" has id 400000: expected 0..303337"}));
   fs::remove_all(dir);
 }
 

@@ -321,10 +321,20 @@ Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
   for (int b = 0; b < 256; ++b) t.char_byte_[t.byte_char_[b]] = static_cast<uint8_t>(b);
 
   t.vocab_.reserve(vocab.size() * 2);
+  // Ids index dense tables, so a sparse id (2^31 - 1 among 300 tokens) would allocate
+  // gigabytes: ids may leave gaps but stay below twice the number of tokens (real files
+  // number them 0..n-1; a GGUF's min_size is its table's own size).
+  const size_t tokens = vocab.size() + added.size();
+  const size_t id_limit = std::min<size_t>(std::max(min_size, 2 * tokens), INT32_MAX);
+  const auto bad_id = [&](int64_t id) { return id < 0 || static_cast<uint64_t>(id) >= id_limit; };
+  const auto expected_id = [&] {
+    return ": expected 0.." + std::to_string(id_limit - 1) + " (below twice the " +
+           std::to_string(tokens) + " tokens)";
+  };
   int32_t max_id = static_cast<int32_t>(min_size) - 1;
   for (auto& [tok, id] : vocab) {
-    if (id < 0 || id > INT32_MAX) {
-      fail("vocab entry " + json(tok).dump() + " has id " + std::to_string(id));
+    if (bad_id(id)) {
+      fail("vocab entry " + json(tok).dump() + " has id " + std::to_string(id) + expected_id());
     }
     max_id = std::max(max_id, static_cast<int32_t>(id));
     const auto [it, inserted] = t.vocab_.emplace(std::move(tok), static_cast<int32_t>(id));
@@ -334,9 +344,12 @@ Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
     }
   }
   for (const Added& a : added) {
-    if (a.content.empty() || a.id < 0) {
-      fail("added token " + json(a.content).dump() + " (id " + std::to_string(a.id) +
-           "): expected a non-empty text and an id >= 0");
+    if (a.content.empty()) {
+      fail("added token \"\" (id " + std::to_string(a.id) + "): expected a non-empty text");
+    }
+    if (bad_id(a.id)) {
+      fail("added token " + json(a.content).dump() + " has id " + std::to_string(a.id) +
+           expected_id());
     }
     max_id = std::max(max_id, a.id);
   }
