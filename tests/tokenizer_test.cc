@@ -341,6 +341,13 @@ TEST(TokenizerTest, FromVocabRejectsBadVocabularies) {
        {"2048 tokens but 2047 token types"}},
       {"type", [](GgufTokenizerData& d) { d.token_types[5] = 2; },
        {"token 5 \"&\" has type 2", "expected 1 (normal), 3 (control), 4 (user-defined) or 5"}},
+      // A GGUF token is any bytes: the message shows invalid UTF-8 as U+FFFD.
+      {"type-invalid-utf8",
+       [](GgufTokenizerData& d) {
+         d.token_types[5] = 2;
+         d.tokens[5].assign(1, '\xff');  // (= "\xff" trips GCC 12's -Wrestrict)
+       },
+       {"token 5 \"\xef\xbf\xbd\" has type 2"}},
       {"merge-space", [](GgufTokenizerData& d) { d.merges[3] = "ab"; },
        {"merge 3 \"ab\"", "expected two tokens separated by a space"}},
       {"merge-unknown", [](GgufTokenizerData& d) { d.merges[3] = "zzz qqq"; },

@@ -18,6 +18,12 @@ using json = nlohmann::json;
   throw Error("tokenizer " + source + ": " + what);
 }
 
+// A token as JSON writes it, for messages. A GGUF's tokens are arbitrary bytes, and dump()
+// throws on invalid UTF-8: replace it (fuzz/regressions/gguf/).
+std::string Quoted(const std::string& s) {
+  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
@@ -248,7 +254,7 @@ Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source
     const std::string pattern = split.at("pattern").at("Regex").get<std::string>();
     if (pattern != kQwen2SplitPattern || split.value("behavior", "") != "Isolated" ||
         split.value("invert", false)) {
-      fail("pre_tokenizer Split pattern " + json(pattern).dump().substr(0, 80) +
+      fail("pre_tokenizer Split pattern " + Quoted(pattern).substr(0, 80) +
            "...: expected the Qwen2 pattern, Isolated");
     }
     if (sax.vocab.empty()) fail("model.vocab: missing or empty");
@@ -291,7 +297,7 @@ Tokenizer Tokenizer::FromVocab(const std::vector<std::string>& tokens,
       case 5:  // UNUSED: padding ids past the tokenizer's ([PAD151669]); decode to nothing
         break;
       default:
-        Fail(source, "token " + std::to_string(i) + " " + json(tokens[i]).dump() + " has type " +
+        Fail(source, "token " + std::to_string(i) + " " + Quoted(tokens[i]) + " has type " +
                          std::to_string(token_types[i]) +
                          ": expected 1 (normal), 3 (control), 4 (user-defined) or 5 (unused)");
     }
@@ -301,7 +307,7 @@ Tokenizer Tokenizer::FromVocab(const std::vector<std::string>& tokens,
   for (size_t r = 0; r < merges.size(); ++r) {
     const size_t sp = merges[r].find(' ');
     if (sp == std::string::npos) {
-      Fail(source, "merge " + std::to_string(r) + " " + json(merges[r]).dump() +
+      Fail(source, "merge " + std::to_string(r) + " " + Quoted(merges[r]) +
                        ": expected two tokens separated by a space");
     }
     pairs.emplace_back(merges[r].substr(0, sp), merges[r].substr(sp + 1));
@@ -334,12 +340,12 @@ Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
   int32_t max_id = static_cast<int32_t>(min_size) - 1;
   for (auto& [tok, id] : vocab) {
     if (bad_id(id)) {
-      fail("vocab entry " + json(tok).dump() + " has id " + std::to_string(id) + expected_id());
+      fail("vocab entry " + Quoted(tok) + " has id " + std::to_string(id) + expected_id());
     }
     max_id = std::max(max_id, static_cast<int32_t>(id));
     const auto [it, inserted] = t.vocab_.emplace(std::move(tok), static_cast<int32_t>(id));
     if (!inserted) {
-      fail("vocab entry " + json(it->first).dump() + " appears twice (ids " +
+      fail("vocab entry " + Quoted(it->first) + " appears twice (ids " +
            std::to_string(it->second) + " and " + std::to_string(id) + ")");
     }
   }
@@ -348,7 +354,7 @@ Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
       fail("added token \"\" (id " + std::to_string(a.id) + "): expected a non-empty text");
     }
     if (bad_id(a.id)) {
-      fail("added token " + json(a.content).dump() + " has id " + std::to_string(a.id) +
+      fail("added token " + Quoted(a.content) + " has id " + std::to_string(a.id) +
            expected_id());
     }
     max_id = std::max(max_id, a.id);
@@ -365,7 +371,7 @@ Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
     // An added token may restate its vocab entry (same text, same id), nothing else.
     const int32_t other = t.TokenId(a.content);
     if ((other >= 0 && other != a.id) || (used[a.id] && t.id_to_token_[a.id] != a.content)) {
-      fail("added token " + json(a.content).dump() + " (id " + std::to_string(a.id) +
+      fail("added token " + Quoted(a.content) + " (id " + std::to_string(a.id) +
            ") clashes with another token's text or id");
     }
     used[a.id] = 1;
