@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ constexpr Target kTargets[] = {
     {"tokenizer_encode", FuzzTokenizerEncode}, {"chat_template", FuzzChatTemplate},
     {"openai_request", FuzzOpenaiRequest},  {"stream", FuzzStream},
 };
+
+// ctest shows the parameter: its name, not its bytes.
+void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
 
 class FuzzReplay : public ::testing::TestWithParam<Target> {};
 
