@@ -260,7 +260,8 @@ json ParseJsonBody(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number past double's range (1e400) is out_of_range.
     BadRequest("", std::string("the body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) BadRequest("", "the body is " + std::string(j.type_name()) + ": expected a JSON object");
