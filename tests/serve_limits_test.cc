@@ -145,6 +145,28 @@ TEST_F(ServeLimitsTest, RequestLimitsAreBadRequestsNamingTheValueAndTheFlag) {
                400, "6 choices", "at most 4", "--max-queue");
 }
 
+// Regression: a body of a million '[' overflowed the HTTP thread's stack (the error message
+// quoted the value, and nlohmann dumps recursively). Now it is a 400 while parsing.
+TEST_F(ServeLimitsTest, DeeplyNestedBodiesAreBadRequests) {
+  ApiContext ctx;
+  ctx.model_name = "m";
+  ctx.tokenizer = &engine_->tokenizer();
+  ctx.max_context = 1024;
+  const std::string deep =
+      "{\"messages\": " + std::string(1 << 20, '[') + std::string(1 << 20, ']') + "}";
+  try {
+    ParseRequest(ApiKind::kChat, deep, ctx);
+    ADD_FAILURE() << "no error";
+  } catch (const ApiException& e) {
+    EXPECT_EQ(e.error().status, 400);
+    EXPECT_NE(e.error().message.find("nests deeper than 64"), std::string::npos)
+        << e.error().message;
+  }
+  // 64 levels are fine (and then wrong for messages: a 400 naming the field).
+  const std::string ok = "{\"messages\": " + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_REPLY(Exchange(PostRequest("/v1/chat/completions", ok)), 400, "messages[0]");
+}
+
 TEST_F(ServeLimitsTest, TooLargeBodyIs413BeforeItIsRead) {
   // Refused on the head alone: the 5 MB are never sent.
   EXPECT_REPLY(Exchange("POST /v1/completions HTTP/1.1\r\nContent-Length: 5000000\r\n\r\n"), 413,

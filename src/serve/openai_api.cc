@@ -17,6 +17,7 @@ namespace {
 using json = nlohmann::json;
 
 constexpr size_t kEngineMaxTopLogprobs = 20;  // Engine::Validate's
+constexpr int kMaxJsonDepth = 64;  // arrays and objects in a body (tool schemas nest a few)
 
 // A value as the client wrote it, for messages ("got ...").
 std::string Shown(const json& v) {
@@ -288,7 +289,15 @@ std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_
 json ParseJsonBody(const std::string& body) {
   json j;
   try {
-    j = json::parse(body);
+    // Deeper values are refused while parsing: nlohmann parses and frees them iteratively,
+    // but dumps them recursively (an error message quotes a value), and a body of 4M '['
+    // overflowed the HTTP thread's stack.
+    j = json::parse(body, [](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxJsonDepth) {
+        BadRequest("", "the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      }
+      return true;
+    });
   } catch (const json::parse_error& e) {
     BadRequest("", std::string("the body is not valid JSON: ") + e.what());
   }
