@@ -311,6 +311,7 @@ std::vector<std::shared_ptr<RequestStream>> Engine::Submit(std::vector<Generatio
                            "): retry later");
     }
     queued_ += seqs.size();
+    metrics_.AddSubmitted(seqs.size());
     for (auto& s : seqs) incoming_.push_back(std::move(s));
   }
   cv_.notify_all();
