@@ -1,5 +1,5 @@
-// `qwen3 serve` under abuse, at CI size (tools/serve_abuse.h; scripts/abuse.sh runs thousands
-// of requests): well-formed and hostile clients at once above --max-running + --max-queue,
+// `qwen3 serve` under abuse, at CI size (tools/serve_abuse.h; scripts/abuse.sh runs 30000
+// actions): well-formed and hostile clients at once above --max-running + --max-queue,
 // then a drain under load; no request lost, nothing left held, counts and memory add up.
 #include "tools/serve_abuse.h"
 
@@ -13,7 +13,7 @@ namespace {
 TEST(ServeAbuseTest, HostileClientsLoseNoRequest) {
   AbuseOptions o;
   o.model = std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-a.bf16.gguf";
-  o.requests = 200;
+  o.requests = 800;
   o.concurrency = 16;  // above max_running 4 + max_queue 8, and above 12 HTTP threads
   o.http_threads = 12;
   o.log = &std::cerr;

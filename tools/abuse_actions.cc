@@ -13,20 +13,6 @@ std::string Short(const std::string& s, size_t n = 200) {
   return s.size() <= n ? s : s.substr(0, n) + "...";
 }
 
-const char* ResultName(RawHttp::Result r) {
-  switch (r) {
-    case RawHttp::kOk:
-      return "ok";
-    case RawHttp::kTimeout:
-      return "timed out (a hang)";
-    case RawHttp::kClosed:
-      return "closed by the server";
-    case RawHttp::kMalformed:
-      return "a malformed reply";
-  }
-  return "?";
-}
-
 std::string Describe(const ChoiceText& c) {
   return "{reasoning " + json(c.reasoning).dump() + ", content " + json(c.content).dump() +
          ", finish " + c.finish + "}";
@@ -98,7 +84,7 @@ void WellFormed(const AbuseTarget& t, AbuseTally& tally, AbuseClient& c, std::mt
     RawHttp::Reply reply;
     const RawHttp::Result r =
         Exchange(t, tally, c, rng() % 4 != 0, PostRequest(tp.Path(), body), reply);
-    if (r != RawHttp::kOk) return tally.Fail(what + ": " + ResultName(r));
+    if (r != RawHttp::kOk) return tally.Fail(what + ": " + ToString(r));
     if (reply.head.status == 503 && attempt < 2 && IsApiError(reply.body)) {
       tally.Outcome("503, retried");
       Sleep(0.05 + static_cast<double>(rng() % 150) / 1000);
@@ -125,7 +111,7 @@ void Pipelined(const AbuseTarget& t, AbuseTally& tally, AbuseClient& c, std::mt1
     const RawHttp::Result r = c.conn.ReadReply(reply, deadline);
     if (r != RawHttp::kOk) {
       c.conn.Close();
-      return tally.Fail(std::string("pipelined: ") + ResultName(r));
+      return tally.Fail(std::string("pipelined: ") + ToString(r));
     }
     tally.Seen(reply.head.status);
     CheckTemplateReply(*tp, false, reply, tally, "pipelined " + tp->Path());
@@ -154,7 +140,7 @@ void DisconnectInStream(const AbuseTarget& t, AbuseTally& tally, std::mt19937_64
   RawHttp::Head head;
   RawHttp::Result r = conn.Send(PostRequest(tp.Path(), Streamed(tp.body, false)), deadline);
   if (r == RawHttp::kOk) r = conn.ReadHead(head, deadline);
-  if (r != RawHttp::kOk) return tally.Fail(std::string("disconnect in stream: ") + ResultName(r));
+  if (r != RawHttp::kOk) return tally.Fail(std::string("disconnect in stream: ") + ToString(r));
   tally.Seen(head.status);
   if (head.status == 503) return tally.Outcome("503");
   if (head.status != 200)
@@ -163,7 +149,7 @@ void DisconnectInStream(const AbuseTarget& t, AbuseTally& tally, std::mt19937_64
   std::string piece;
   for (size_t i = 0; i < pieces; ++i) {
     if ((r = conn.ReadPiece(head, piece, deadline)) != RawHttp::kOk) {
-      return tally.Fail(std::string("disconnect in stream: ") + ResultName(r));
+      return tally.Fail(std::string("disconnect in stream: ") + ToString(r));
     }
     if (piece.empty()) break;
   }
@@ -240,7 +226,7 @@ void Malformed(const AbuseTarget& t, AbuseTally& tally, AbuseClient& c, std::mt1
   const std::string what = "bad request " + b.path + " " + Short(b.body, 80);
   const RawHttp::Result r =
       Exchange(t, tally, c, rng() % 2 == 0, PostRequest(b.path, b.body), reply);
-  if (r != RawHttp::kOk) return tally.Fail(what + ": " + ResultName(r));
+  if (r != RawHttp::kOk) return tally.Fail(what + ": " + ToString(r));
   if (reply.head.status != b.status || !IsApiError(reply.body)) {
     return tally.Fail(what + ": expected " + std::to_string(b.status) +
                       " and an error body, got HTTP " + std::to_string(reply.head.status) + " " +
@@ -260,7 +246,7 @@ void ExpectStatus(const AbuseTarget& t, AbuseTally& tally, const std::string& wh
   if (s == RawHttp::kTimeout) return tally.Fail(what + ": sending timed out (a hang)");
   RawHttp::Reply reply;
   const RawHttp::Result r = conn.ReadReply(reply, deadline);
-  if (r != RawHttp::kOk) return tally.Fail(what + ": " + ResultName(r));
+  if (r != RawHttp::kOk) return tally.Fail(what + ": " + ToString(r));
   tally.Seen(reply.head.status);
   if (reply.head.status != status || !IsApiError(reply.body)) {
     return tally.Fail(what + ": expected " + std::to_string(status) + ", got HTTP " +
@@ -337,7 +323,7 @@ void BadFraming(const AbuseTarget& t, AbuseTally& tally, AbuseClient& c, std::mt
       for (int i = 0; i < 2; ++i) {
         const RawHttp::Result r = Exchange(t, tally, c, i == 1, get, reply);
         if (r != RawHttp::kOk || reply.head.status != 200) {
-          return tally.Fail(std::string("GET with a body: ") + ResultName(r) + " HTTP " +
+          return tally.Fail(std::string("GET with a body: ") + ToString(r) + " HTTP " +
                             std::to_string(reply.head.status));
         }
       }
@@ -370,7 +356,7 @@ void SlowSender(const AbuseTarget& t, AbuseTally& tally, std::mt19937_64& rng) {
   }
   RawHttp::Reply reply;
   const RawHttp::Result r = conn.ReadReply(reply, Deadline(t.op_timeout_s));
-  if (r != RawHttp::kOk) return tally.Fail(what + ": " + ResultName(r));
+  if (r != RawHttp::kOk) return tally.Fail(what + ": " + ToString(r));
   tally.Seen(reply.head.status);
   if (reply.head.status != 408 || !IsApiError(reply.body)) {
     return tally.Fail(what + ": expected 408, got HTTP " + std::to_string(reply.head.status) + " " +
@@ -409,7 +395,7 @@ void Info(const AbuseTarget& t, AbuseTally& tally, AbuseClient& c, std::mt19937_
   const RawHttp::Result r =
       Exchange(t, tally, c, true, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n", reply);
   if (r != RawHttp::kOk || reply.head.status != 200) {
-    return tally.Fail("GET " + path + ": " + ResultName(r) + " HTTP " +
+    return tally.Fail("GET " + path + ": " + ToString(r) + " HTTP " +
                       std::to_string(reply.head.status));
   }
   tally.Outcome("200");

@@ -215,4 +215,18 @@ bool RawHttp::AwaitClose(AbuseClock::time_point deadline, std::string* first) {
   }
 }
 
+const char* ToString(RawHttp::Result r) {
+  switch (r) {
+    case RawHttp::kOk:
+      return "ok";
+    case RawHttp::kTimeout:
+      return "timed out (a hang)";
+    case RawHttp::kClosed:
+      return "closed by the server";
+    case RawHttp::kMalformed:
+      return "a malformed reply";
+  }
+  return "?";
+}
+
 }  // namespace qwen3

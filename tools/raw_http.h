@@ -72,4 +72,6 @@ class RawHttp {
   size_t received_ = 0;
 };
 
+const char* ToString(RawHttp::Result r);
+
 }  // namespace qwen3

@@ -186,7 +186,10 @@ void DrainUnderLoad(HttpServer& server, const AbuseTarget& t, AbuseTally& tally,
       RawHttp::Result r;
       while ((r = conn.ReadPiece(head, piece, deadline)) == RawHttp::kOk && !piece.empty())
         body += piece;
-      if (r != RawHttp::kOk) return tally.Fail("drain: a stream was cut off");
+      if (r != RawHttp::kOk) {
+        return tally.Fail(std::string("drain: a stream was cut off (") + ToString(r) +
+                          ") after " + std::to_string(body.size()) + " bytes");
+      }
       if (head.status == 503) return tally.Outcome("503");
       std::vector<ChoiceText> got;
       std::string why;
@@ -276,7 +279,7 @@ AbuseReport RunAbuse(const AbuseOptions& o) {
   Log(o,
       "references of " + std::to_string(t.templates.size()) + " requests taken on the idle server");
   std::string why;
-  const size_t warm = std::max<size_t>(4 * o.concurrency, o.requests / 10);
+  const size_t warm = std::max<size_t>(16 * o.concurrency, o.requests / 10);
   rep.actions += RunClients(t, tally, warm, o.concurrency, 0, o.seed + 1);
   if (!AwaitIdle(*engine, why)) checks.push_back("after warm-up: " + why);
   rep.rss_warm_kb = ResidentKb();

@@ -44,6 +44,7 @@ struct HttpServer::Impl {
   std::atomic<Engine*> engine{nullptr};
   std::atomic<bool> draining{false};
   std::atomic<int> listen_fd{-1};
+  std::atomic<int> replying{0};  // generation replies being written
   ApiContext ctx;
   int64_t created = static_cast<int64_t>(std::time(nullptr));
 
@@ -216,6 +217,7 @@ void HttpServer::Impl::Generate(ApiKind kind, const httplib::Request& req, httpl
   res.set_header("Cache-Control", "no-cache");
   if (stream) res.set_header("X-Accel-Buffering", "no");
   // Exactly "text/event-stream" (no charset): the library leaves it uncompressed and unbuffered.
+  replying.fetch_add(1);
   res.set_chunked_content_provider(
       stream ? "text/event-stream" : "application/json",
       [reply, stream](size_t, httplib::DataSink& sink) {
@@ -241,6 +243,7 @@ void HttpServer::Impl::Generate(ApiKind kind, const httplib::Request& req, httpl
       [this, reply](bool success) {
         reply->Cancel();
         if (!success) http_metrics.AddCutShort();
+        replying.fetch_sub(1);
       });
 }
 
@@ -296,6 +299,13 @@ size_t HttpServer::Drain(double grace_s) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     e->Shutdown(true);  // what is left is cancelled; its streams end
+    // ... and are written to the end before the server stops: a stop ends the library's
+    // chunked writer without its last chunk, cutting a stream off before [DONE].
+    const auto flushed = std::chrono::steady_clock::now() +
+                         std::chrono::duration<double>(impl_->options.http.write_timeout_s + 1);
+    while (impl_->replying.load() > 0 && std::chrono::steady_clock::now() < flushed) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
   Stop();
   return left;
