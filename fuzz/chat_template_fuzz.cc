@@ -31,20 +31,34 @@ int FuzzChatTemplate(const uint8_t* data, size_t size) {
     const char tag = rec[0];
     const std::string_view payload = rec.substr(1);
     const std::vector<std::string_view> fields = SplitRecords(payload, '\x1f');
-    const std::string second = fields.size() > 1 ? std::string(payload.substr(fields[0].size() + 1)) : "";
+    const std::string second =
+        fields.size() > 1 ? std::string(payload.substr(fields[0].size() + 1)) : "";
     switch (tag) {
-      case 'S': messages.emplace_back("system", std::string(payload)); break;
-      case 'U': messages.emplace_back("user", std::string(payload)); break;
-      case 'A': messages.emplace_back("assistant", std::string(payload)); break;
-      case 'T': messages.emplace_back("tool", std::string(payload)); break;
-      case 'X': messages.emplace_back(std::string(fields[0]), second); break;
+      case 'S':
+        messages.emplace_back("system", std::string(payload));
+        break;
+      case 'U':
+        messages.emplace_back("user", std::string(payload));
+        break;
+      case 'A':
+        messages.emplace_back("assistant", std::string(payload));
+        break;
+      case 'T':
+        messages.emplace_back("tool", std::string(payload));
+        break;
+      case 'X':
+        messages.emplace_back(std::string(fields[0]), second);
+        break;
       case 'R':
         if (!messages.empty()) messages.back().reasoning_content = std::string(payload);
         break;
       case 'C':
-        if (!messages.empty()) messages.back().tool_calls.push_back({std::string(fields[0]), second});
+        if (!messages.empty())
+          messages.back().tool_calls.push_back({std::string(fields[0]), second});
         break;
-      case 'F': options.tools.emplace_back(payload); break;
+      case 'F':
+        options.tools.emplace_back(payload);
+        break;
       case 'O':
         for (char f : payload) {
           if (f == 'n') options.add_generation_prompt = false;
@@ -66,7 +80,8 @@ int FuzzChatTemplate(const uint8_t* data, size_t size) {
         } catch (const Error&) {
         }
         break;
-      default: break;
+      default:
+        break;
     }
   }
   std::string prompt;
@@ -77,7 +92,8 @@ int FuzzChatTemplate(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(prompt.rfind("<|im_start|>", 0) == 0, "the prompt does not open a turn");
   for (const ChatMessage& m : messages) {
-    if (m.role == "user") FUZZ_CHECK(prompt.find(m.content) != std::string::npos, "user content lost");
+    if (m.role == "user")
+      FUZZ_CHECK(prompt.find(m.content) != std::string::npos, "user content lost");
   }
   return 0;
 }

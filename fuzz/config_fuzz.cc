@@ -22,7 +22,8 @@ int FuzzConfig(const uint8_t* data, size_t size) {
     FUZZ_CHECK(what.find('\n') == std::string::npos, "a multi-line error: " + what);
     return 0;
   }
-  FUZZ_CHECK(c.GroupSize() >= 1 && c.GroupSize() <= 16, "group size " + std::to_string(c.GroupSize()));
+  FUZZ_CHECK(c.GroupSize() >= 1 && c.GroupSize() <= 16,
+             "group size " + std::to_string(c.GroupSize()));
   FUZZ_CHECK(c.KvBytesPerToken() > 0, "no KV bytes per token");
   const auto hf = ExpectedTensors(c);
   const auto gguf = ExpectedGgufTensors(c);

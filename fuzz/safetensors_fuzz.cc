@@ -69,7 +69,8 @@ void FuzzIndex(const uint8_t* data, size_t size) {
     const HfCheckpoint ck = HfCheckpoint::Open(dir);
     // Open checked the whole tensor set: every expected name is there with its shape.
     for (const auto& [name, shape] : ExpectedTensors(ck.config())) {
-      FUZZ_CHECK(ck.Has(name) && ck.Get(name).shape == shape, "tensor " + name + " not as expected");
+      FUZZ_CHECK(ck.Has(name) && ck.Get(name).shape == shape,
+                 "tensor " + name + " not as expected");
     }
   } catch (const Error&) {
   }

@@ -14,11 +14,11 @@
 // result; every SSE event is "data: <JSON>\n\n" with [DONE] last and one finish_reason per
 // choice; the streamed completion text and (chat without tools) content and reasoning equal
 // the non-stream body's.
-#include <nlohmann/json.hpp>
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -84,7 +84,8 @@ Input Parse(std::string_view in, const Tokenizer& tok) {
       case 'P':
         if (!v.empty()) p.poll = std::string(v);
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return p;
@@ -178,15 +179,18 @@ std::string Respond(const Input& p, bool stream, const ApiContext& ctx,
   req.thinking = p.thinking;
   req.tools = p.tools;
   std::vector<std::shared_ptr<RequestStream>> streams;
-  for (size_t i = 0; i < p.choices.size(); ++i) streams.push_back(std::make_shared<RequestStream>());
+  for (size_t i = 0; i < p.choices.size(); ++i)
+    streams.push_back(std::make_shared<RequestStream>());
   ApiResponse response(req, streams, ctx);
   std::vector<Emitter> emitters;
-  for (size_t i = 0; i < p.choices.size(); ++i) emitters.emplace_back(*ctx.tokenizer, p, ctx.eos_ids, *streams[i]);
+  for (size_t i = 0; i < p.choices.size(); ++i)
+    emitters.emplace_back(*ctx.tokenizer, p, ctx.eos_ids, *streams[i]);
   std::string out;
   size_t k = 0;
   for (size_t i = 0; i < p.choices.size(); ++i) {
     // A choice without tokens still samples one: the end of sequence.
-    const std::vector<int32_t> tokens = p.choices[i].empty() ? std::vector<int32_t>{ctx.eos_ids[0]} : p.choices[i];
+    const std::vector<int32_t> tokens =
+        p.choices[i].empty() ? std::vector<int32_t>{ctx.eos_ids[0]} : p.choices[i];
     const bool error_at_end = p.error_last && i + 1 == p.choices.size();
     for (size_t t = 0; t < tokens.size() && !emitters[i].done(); ++t, ++k) {
       emitters[i].Emit(tokens[t], t + 1 == tokens.size(), error_at_end);
@@ -194,7 +198,8 @@ std::string Respond(const Input& p, bool stream, const ApiContext& ctx,
     }
   }
   int guard = 0;
-  while (!response.Poll(out, std::chrono::milliseconds(0))) FUZZ_CHECK(++guard < 16, "Poll never finishes");
+  while (!response.Poll(out, std::chrono::milliseconds(0)))
+    FUZZ_CHECK(++guard < 16, "Poll never finishes");
   if (sent) {
     for (const Emitter& e : emitters) sent->push_back(e.sent());
   }
@@ -206,7 +211,8 @@ std::vector<json> SseEvents(const std::string& sse) {
   bool done = false;
   for (size_t pos = 0; pos < sse.size();) {
     FUZZ_CHECK(!done, "an event after [DONE]");
-    FUZZ_CHECK(sse.compare(pos, 6, "data: ") == 0, "an event without \"data: \" at byte " + std::to_string(pos));
+    FUZZ_CHECK(sse.compare(pos, 6, "data: ") == 0,
+               "an event without \"data: \" at byte " + std::to_string(pos));
     const size_t end = sse.find("\n\n", pos);
     FUZZ_CHECK(end != std::string::npos, "an event without its blank line");
     const std::string payload = sse.substr(pos + 6, end - pos - 6);
@@ -241,10 +247,12 @@ void CheckParser(const std::vector<std::string>& chunks, bool thinking, bool too
   }
   add(parser.Finish());
   const ParsedOutput& r = parser.result();
-  FUZZ_CHECK(reasoning == r.reasoning, "streamed reasoning \"" + reasoning + "\" != \"" + r.reasoning + "\"");
+  FUZZ_CHECK(reasoning == r.reasoning,
+             "streamed reasoning \"" + reasoning + "\" != \"" + r.reasoning + "\"");
   if (r.malformed_tool_call) return;
   FUZZ_CHECK(content == r.content, "streamed content \"" + content + "\" != \"" + r.content + "\"");
-  FUZZ_CHECK(args.size() == r.tool_calls.size(), "streamed " + std::to_string(args.size()) + " calls");
+  FUZZ_CHECK(args.size() == r.tool_calls.size(),
+             "streamed " + std::to_string(args.size()) + " calls");
   for (size_t i = 0; i < args.size(); ++i) {
     FUZZ_CHECK(args[i] == r.tool_calls[i].arguments, "call " + std::to_string(i) + " arguments");
     FUZZ_CHECK(json::accept(args[i]), "call arguments are not JSON: " + args[i]);
@@ -275,9 +283,11 @@ int FuzzStream(const uint8_t* data, size_t size) {
   const std::string sse = Respond(p, true, ctx, &sent);
   for (size_t i = 0; i < p.choices.size(); ++i) {
     if (p.error_last && i + 1 == p.choices.size()) continue;  // held-back text is dropped
-    const std::vector<int32_t> tokens = p.choices[i].empty() ? std::vector<int32_t>{ctx.eos_ids[0]} : p.choices[i];
+    const std::vector<int32_t> tokens =
+        p.choices[i].empty() ? std::vector<int32_t>{ctx.eos_ids[0]} : p.choices[i];
     const std::string want = SanitizeUtf8(Reference(tok, tokens, p, ctx.eos_ids));
-    FUZZ_CHECK(sent[i] == want, "choice " + std::to_string(i) + " streamed \"" + sent[i] + "\", expected \"" + want + "\"");
+    FUZZ_CHECK(sent[i] == want, "choice " + std::to_string(i) + " streamed \"" + sent[i] +
+                                    "\", expected \"" + want + "\"");
   }
   // The parser over the streamed text, in the fuzz's own chunks (a byte of P per chunk size).
   for (const std::string& s : sent) {
@@ -294,33 +304,39 @@ int FuzzStream(const uint8_t* data, size_t size) {
   const std::vector<json> events = SseEvents(sse);
   if (p.error_last) return 0;  // the body is the error
   const json body = json::parse(Respond(p, false, ctx, nullptr));
-  std::vector<std::string> text(p.choices.size()), content(p.choices.size()), reasoning(p.choices.size());
+  std::vector<std::string> text(p.choices.size()), content(p.choices.size()),
+      reasoning(p.choices.size());
   std::vector<int> finishes(p.choices.size(), 0);
   for (const json& e : events) {
     for (const json& c : e.at("choices")) {
       const size_t i = c.at("index").get<size_t>();
       FUZZ_CHECK(i < p.choices.size(), "choice index " + std::to_string(i));
-      FUZZ_CHECK(finishes[i] == 0, "an event for choice " + std::to_string(i) + " after its finish");
+      FUZZ_CHECK(finishes[i] == 0,
+                 "an event for choice " + std::to_string(i) + " after its finish");
       if (!c.at("finish_reason").is_null()) ++finishes[i];
       if (p.completion) {
         text[i] += c.at("text").get<std::string>();
       } else {
         const json& d = c.at("delta");
         if (d.contains("content")) content[i] += d["content"].get<std::string>();
-        if (d.contains("reasoning_content")) reasoning[i] += d["reasoning_content"].get<std::string>();
+        if (d.contains("reasoning_content"))
+          reasoning[i] += d["reasoning_content"].get<std::string>();
       }
     }
   }
   for (size_t i = 0; i < p.choices.size(); ++i) {
-    FUZZ_CHECK(finishes[i] == 1, "choice " + std::to_string(i) + " has " + std::to_string(finishes[i]) + " finish_reasons");
+    FUZZ_CHECK(finishes[i] == 1, "choice " + std::to_string(i) + " has " +
+                                     std::to_string(finishes[i]) + " finish_reasons");
     const json& c = body.at("choices").at(i);
     if (p.completion) {
       FUZZ_CHECK(text[i] == c.at("text").get<std::string>(), "streamed text != body text");
       FUZZ_CHECK(text[i] == sent[i], "the SSE text != the engine's text");
     } else if (!p.tools) {
       const json& m = c.at("message");
-      FUZZ_CHECK(content[i] == m.at("content").get<std::string>(), "streamed content != body content");
-      if (p.thinking) FUZZ_CHECK(reasoning[i] == m.at("reasoning_content").get<std::string>(), "reasoning");
+      FUZZ_CHECK(content[i] == m.at("content").get<std::string>(),
+                 "streamed content != body content");
+      if (p.thinking)
+        FUZZ_CHECK(reasoning[i] == m.at("reasoning_content").get<std::string>(), "reasoning");
     }
   }
   return 0;

@@ -26,9 +26,12 @@ const std::vector<std::string>& AddedTexts(const Tokenizer& tok) {
   static const std::vector<std::string> added = [&] {
     std::vector<std::string> a;
     for (size_t id = 0; id < tok.size(); ++id) {
-      if (tok.IsAdded(static_cast<int32_t>(id))) a.push_back(tok.TokenBytes(static_cast<int32_t>(id)));
+      if (tok.IsAdded(static_cast<int32_t>(id)))
+        a.push_back(tok.TokenBytes(static_cast<int32_t>(id)));
     }
-    std::stable_sort(a.begin(), a.end(), [](const std::string& x, const std::string& y) { return x.size() > y.size(); });
+    std::stable_sort(a.begin(), a.end(), [](const std::string& x, const std::string& y) {
+      return x.size() > y.size();
+    });
     return a;
   }();
   return added;
@@ -88,7 +91,7 @@ void FuzzIds(const Tokenizer& tok, std::string_view bytes) {
     uint32_t v;
     std::memcpy(&v, bytes.data() + i, 4);
     // Mostly ids of the vocabulary, sometimes just past it, rarely anything (negative too).
-    const int32_t id = v >> 30 == 3 ? static_cast<int32_t>(v << 2)
+    const int32_t id = v >> 30 == 3   ? static_cast<int32_t>(v << 2)
                        : v >> 28 == 2 ? static_cast<int32_t>(tok.size() + (v & 15))
                                       : static_cast<int32_t>(v % tok.size());
     out_of_range |= id < 0 || static_cast<size_t>(id) >= tok.size();

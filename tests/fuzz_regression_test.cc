@@ -26,10 +26,14 @@ struct Target {
 };
 
 constexpr Target kTargets[] = {
-    {"safetensors", FuzzSafetensors},       {"gguf", FuzzGguf},
-    {"config", FuzzConfig},                 {"tokenizer_load", FuzzTokenizerLoad},
-    {"tokenizer_encode", FuzzTokenizerEncode}, {"chat_template", FuzzChatTemplate},
-    {"openai_request", FuzzOpenaiRequest},  {"stream", FuzzStream},
+    {"safetensors", FuzzSafetensors},
+    {"gguf", FuzzGguf},
+    {"config", FuzzConfig},
+    {"tokenizer_load", FuzzTokenizerLoad},
+    {"tokenizer_encode", FuzzTokenizerEncode},
+    {"chat_template", FuzzChatTemplate},
+    {"openai_request", FuzzOpenaiRequest},
+    {"stream", FuzzStream},
 };
 
 // ctest shows the parameter: its name, not its bytes.
@@ -69,7 +73,9 @@ TEST(FuzzReplay, EmptyAndTinyInputs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, FuzzReplay, ::testing::ValuesIn(kTargets),
-                         [](const ::testing::TestParamInfo<Target>& i) { return std::string(i.param.name); });
+                         [](const ::testing::TestParamInfo<Target>& i) {
+                           return std::string(i.param.name);
+                         });
 
 }  // namespace
 }  // namespace qwen3::fuzz

@@ -245,6 +245,12 @@ TEST(TokenizerTest, BadFilesAreOneLineErrors) {
                           {sparse, "added token \"<|endoftext|>\" has id 2147483647: expected 0..",
                            "(below twice the 151669 tokens)"}));
   j = json::parse(std::ifstream(kTokenizerJson));
+  j["added_tokens"][0]["id"] = 5.7e20;  // get<int32_t> of it was UB
+  const std::string fid = write("float_id.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(fid); },
+                          {"added token \"<|endoftext|>\" has id 5.7e+20: expected an integer in "
+                           "0..2147483647"}));
+  j = json::parse(std::ifstream(kTokenizerJson));
   j["model"]["vocab"]["!"] = 400000;
   const std::string sparse_vocab = write("sparse_vocab.json", j.dump());
   EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(sparse_vocab); },

@@ -4,7 +4,8 @@
 
 namespace qwen3 {
 
-size_t FindStopString(std::string_view text, size_t searched, const std::vector<std::string>& stops) {
+size_t FindStopString(std::string_view text, size_t searched,
+                      const std::vector<std::string>& stops) {
   size_t stop_at = std::string_view::npos;
   for (const std::string& stop : stops) {
     // A match starting before `from` would end inside text[0, searched), found earlier.

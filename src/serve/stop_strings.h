@@ -14,7 +14,8 @@ namespace qwen3 {
 // Where the earliest stop string starts in text, or npos. text[0, searched) was searched by
 // an earlier call and held none, so only matches ending past it are looked for. Stop strings
 // are non-empty (the engine refuses empty ones).
-size_t FindStopString(std::string_view text, size_t searched, const std::vector<std::string>& stops);
+size_t FindStopString(std::string_view text, size_t searched,
+                      const std::vector<std::string>& stops);
 
 // Length of the longest suffix of text that is a proper prefix of some stop string.
 size_t StopHeldBack(std::string_view text, const std::vector<std::string>& stops);

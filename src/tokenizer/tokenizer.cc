@@ -259,8 +259,15 @@ Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source
     }
     if (sax.vocab.empty()) fail("model.vocab: missing or empty");
     for (const json& a : j.at("added_tokens")) {
-      added.push_back({a.at("content").get<std::string>(), a.at("id").get<int32_t>(),
-                       a.value("special", false)});
+      const std::string content = a.at("content").get<std::string>();
+      // get<int32_t> would convert any number, a float past int's range by UB.
+      const json& id = a.at("id");
+      if (!id.is_number_unsigned() || id.get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)) {
+        fail("added token " + Quoted(content) + " has id " + id.dump() +
+             ": expected an integer in 0.." + std::to_string(INT32_MAX));
+      }
+      added.push_back(
+          {content, static_cast<int32_t>(id.get<uint64_t>()), a.value("special", false)});
     }
   } catch (const json::exception& e) {
     fail(std::string("unexpected structure: ") + e.what());
