@@ -368,8 +368,10 @@ TEST(ServeModelValidationTest, BadModelFilesAreRefusedBeforeAllocating) {
   std::string huge;
   for (int i = 0; i < 8; ++i) huge += static_cast<char>((claim.size() >> (8 * i)) & 0xff);
   huge += claim + "abcd";
+  json huge_vocab = json::parse(config);
+  huge_vocab["vocab_size"] = 2147483647;  // past ValidateConfig's bound
   json big_vocab = json::parse(config);
-  big_vocab["vocab_size"] = 2147483647;  // the logits buffer alone would be 256 GB
+  big_vocab["vocab_size"] = 16777216;  // within it; the logits buffer alone would be GBs
   const std::string gguf = testing_cli::ReadFile(kModel);
   const fs::path cut_gguf = dir / "cut.gguf";
   std::ofstream(cut_gguf, std::ios::binary) << gguf.substr(0, gguf.size() / 2);
@@ -378,7 +380,8 @@ TEST(ServeModelValidationTest, BadModelFilesAreRefusedBeforeAllocating) {
   } cases[] = {
       {hf_dir("huge_claim", config, huge), "truncated"},
       {hf_dir("cut", config, weights.substr(0, weights.size() / 2)), "truncated"},
-      {hf_dir("big_vocab", big_vocab.dump(), weights), "expected [2147483647, 256]"},
+      {hf_dir("huge_vocab", huge_vocab.dump(), weights), "vocab_size = 2147483647: expected at most"},
+      {hf_dir("big_vocab", big_vocab.dump(), weights), "expected [16777216, 256]"},
       {cut_gguf.string(), "truncated"},
   };
   for (const auto& c : cases) {
