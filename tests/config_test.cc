@@ -197,6 +197,9 @@ TEST(ConfigTest, MalformedJson) {
                           {"config t.json", "malformed JSON"}));
   EXPECT_TRUE(ThrowsError([] { ParseHfConfig("[1, 2]", "t.json"); },
                           {"config t.json", "malformed JSON", "object"}));
+  // A number past double's range is nlohmann's out_of_range, not a parse_error.
+  EXPECT_TRUE(ThrowsError([] { ParseHfConfig("{\"rms_norm_eps\": 1e400}", "t.json"); },
+                          {"config t.json: malformed JSON", "number overflow"}));
 }
 
 TEST(ConfigTest, MissingField) {
@@ -265,6 +268,19 @@ TEST(ConfigTest, RejectsShapesTheKernelsCannotRun) {
   j["num_attention_heads"] = 34;
   j["num_key_value_heads"] = 2;
   EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"= 17", "at most 16"}));
+
+  // Past the bounds a config is corrupt: refused before anything is sized by it.
+  for (const char* key : {"hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size"}) {
+    j = Small();
+    j[key] = 2147483616;  // a multiple of 32
+    EXPECT_TRUE(ThrowsError([&] { Parse(j); },
+                            {"config t.json: " + std::string(key) + " = 2147483616: expected at most"}))
+        << key;
+  }
+  j = Small();
+  j["num_attention_heads"] = 1 << 30;
+  j["num_key_value_heads"] = 1 << 26;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"num_attention_heads = 1073741824: expected at most 4096"}));
 
   Qwen3Config c = Qwen3_8B();
   c.rms_norm_eps = 0;

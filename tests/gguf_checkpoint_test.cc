@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/checkpoint_util.h"
 #include "tests/error_matchers.h"
 #include "tests/gguf_writer.h"
 #include "tokenizer/chat_template.h"
@@ -17,7 +18,6 @@
 namespace qwen3 {
 namespace {
 
-namespace fs = std::filesystem;
 using testing_gguf::CopyOf;
 using testing_gguf::GgufWriter;
 using testing_gguf::Num;
@@ -32,17 +32,11 @@ const std::vector<std::string> kFiles = {"tiny-a.bf16.gguf", "tiny-a.q8_0.gguf",
 
 class GgufCheckpointTest : public testing::Test {
  protected:
-  void SetUp() override {
-    dir_ =
-        fs::temp_directory_path() / ("qwen3_ggufck_" + std::to_string(getpid()) + "_" +
-                                     testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string Path(const std::string& name) const { return scratch_.Sub(name); }
   // The smallest shared file, to edit.
   static GgufWriter TinyA() { return CopyOf(*GgufFile::Open(kGgufDir + "tiny-a.q4_0.gguf")); }
-  fs::path dir_;
+  const testing_ck::ScratchDir scratch_{
+      testing::UnitTest::GetInstance()->current_test_info()->name()};
 };
 
 TEST_F(GgufCheckpointTest, ConfigOfEachFileEqualsTheHfConfig) {

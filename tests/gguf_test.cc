@@ -14,13 +14,13 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "tests/checkpoint_util.h"
 #include "tests/error_matchers.h"
 #include "tests/gguf_writer.h"
 
 namespace qwen3 {
 namespace {
 
-namespace fs = std::filesystem;
 using testing_gguf::CopyOf;
 using testing_gguf::GgufWriter;
 using testing_gguf::Num;
@@ -40,14 +40,7 @@ std::string ReadAll(const std::string& path) {
 
 class GgufTest : public testing::Test {
  protected:
-  void SetUp() override {
-    dir_ =
-        fs::temp_directory_path() / ("qwen3_gguf_" + std::to_string(getpid()) + "_" +
-                                     testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string Path(const std::string& name) const { return scratch_.Sub(name); }
 
   // A small valid file: a few keys and two F32 tensors.
   static GgufWriter Small() {
@@ -59,7 +52,8 @@ class GgufTest : public testing::Test {
     w.AddTensor("b", Num(GgmlType::kF32), {4});
     return w;
   }
-  fs::path dir_;
+  const testing_ck::ScratchDir scratch_{
+      testing::UnitTest::GetInstance()->current_test_info()->name()};
 };
 
 struct SharedFile {
@@ -502,7 +496,7 @@ TEST_F(GgufTest, TruncatedFilesAreErrors) {
                           {key, "metadata key #0", "key name", "length 1000 past the end"}));
   EXPECT_TRUE(
       ThrowsError([&] { GgufFile::Open(Path("missing.gguf")); }, {"missing.gguf", "No such file"}));
-  EXPECT_TRUE(ThrowsError([&] { GgufFile::Open(dir_.string()); }, {"not a regular file"}));
+  EXPECT_TRUE(ThrowsError([&] { GgufFile::Open(Path("")); }, {"not a regular file"}));
 }
 
 }  // namespace

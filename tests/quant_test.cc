@@ -178,13 +178,27 @@ TEST_P(QuantTypeTest, InterleavedMatrixHoldsBothSourcesWidened) {
   const QuantMatrix qb = QuantMatrix::FromGguf(other, b.data(), n, k, "b", Pool());
   const QuantMatrix m =
       QuantMatrix::FromGgufInterleaved(type, a.data(), other, b.data(), n, k, "a", "b", Pool());
-  EXPECT_EQ(m.format(), FormatOf(other));
+  const QuantFormat widened = {8, 16, 0, QuantScales::kF32};  // s * u + b holds both
+  EXPECT_EQ(m.format(), type == other ? FormatOf(other) : widened);
   EXPECT_EQ(m.n(), 2 * n);
   for (size_t nn = 0; nn < 2 * n; ++nn) {
     const size_t col = nn / 64 * 32 + nn % 32;
     const QuantMatrix& src = nn % 64 >= 32 ? qb : qa;
     for (size_t kk = 0; kk < k; ++kk) ASSERT_TRUE(SameBits(m.At(kk, nn), src.At(kk, col)));
   }
+}
+
+TEST_P(QuantTypeTest, TakesAboutTheFilesBitsPerWeight) {
+  // Q8_0 / Q4_0 exactly the file's; Q4_K 4.625 for 4.5 (a byte per sub-block's sc and m);
+  // Q6_K 8.5625 for 6.5625 (its 6-bit codes in bytes).
+  const WeightType type = GetParam();
+  const size_t n = 64, k = 512;
+  const std::vector<uint8_t> data = RandomBlocks(type, n * k / BlockElems(type), 5);
+  const QuantMatrix m = QuantMatrix::FromGguf(type, data.data(), n, k, "w", Pool());
+  const double bits = 8.0 * static_cast<double>(m.bytes()) / static_cast<double>(n * k);
+  const double file_bits = 8.0 * static_cast<double>(BlockBytes(type)) / static_cast<double>(BlockElems(type));
+  const double extra = type == WeightType::kQ4_K ? 0.125 : type == WeightType::kQ6_K ? 2.0 : 0.0;
+  EXPECT_DOUBLE_EQ(bits, file_bits + extra) << ToString(type);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, QuantTypeTest,
@@ -249,6 +263,7 @@ TEST(QuantRowsTest, QuantizesPerRowBlockToNearestEven) {
         ASSERT_EQ(got, static_cast<int8_t>(want)) << r << " " << b << " " << i;
         sum += got;
       }
+      EXPECT_EQ(v.sum16[r * v.ld16 + b], sum);
       EXPECT_TRUE(SameBits(v.bias16[r * v.ld16 + b], v.scale[r * v.ld16 + b] * static_cast<float>(sum)));
     }
     for (size_t b = 0; b < k / 32; ++b) {
@@ -279,7 +294,8 @@ TEST_P(QMatmulTest, EqualsTheScalarTwinBitForBitAndTheDequantizedSum) {
   const CpuKernels& kernels = GetCpuKernels(GetParam());
   for (const QCase& qc : {QCase{WeightType::kQ8_0, 64, 96}, QCase{WeightType::kQ4_0, 48, 288},
                           QCase{WeightType::kQ4_K, 64, 512}, QCase{WeightType::kQ6_K, 56, 256},
-                          QCase{WeightType::kQ4_0, 16, 32}, QCase{WeightType::kQ8_0, 64, 2560}}) {
+                          QCase{WeightType::kQ4_0, 16, 32}, QCase{WeightType::kQ8_0, 64, 2560},
+                          QCase{WeightType::kQ4_K, 80, 768}, QCase{WeightType::kQ6_K, 72, 512}}) {
     const std::vector<uint8_t> data = RandomBlocks(qc.type, qc.n * qc.k / BlockElems(qc.type), 11);
     const QuantMatrix w = QuantMatrix::FromGguf(qc.type, data.data(), qc.n, qc.k, "w", Pool());
     for (size_t rows : {1, 2, 3, 4, 5, 7, 8, 13, 16, 37, 128}) {
@@ -335,6 +351,7 @@ TEST_P(QMatmulTest, QuantizeRowEqualsTheScalarTwin) {
     for (size_t b = 0; b < k / 16; ++b) {
       ASSERT_TRUE(SameBits(g.scale[r * g.ld16 + b], w.scale[r * w.ld16 + b])) << r << " " << b;
       ASSERT_TRUE(SameBits(g.bias16[r * g.ld16 + b], w.bias16[r * w.ld16 + b])) << r << " " << b;
+      ASSERT_EQ(g.sum16[r * g.ld16 + b], w.sum16[r * w.ld16 + b]) << r << " " << b;
     }
     for (size_t b = 0; b < k / 32; ++b) {
       ASSERT_TRUE(SameBits(g.bias32[r * g.ld32 + b], w.bias32[r * w.ld32 + b])) << r << " " << b;

@@ -22,6 +22,8 @@
 #include "serve/http_server.h"
 #include "tests/cli_util.h"
 #include "tests/tsan_util.h"
+#include "tools/abuse_actions.h"
+#include "tools/raw_http.h"
 
 namespace qwen3 {
 namespace {
@@ -133,17 +135,22 @@ TEST(ServeTest, OpenAiClientSuite) {
   EXPECT_EQ(b.Stop(), 0) << b.log();
 }
 
-// SIGTERM while a long stream runs: the stream ends (finished or cancelled after the grace
-// period), new requests get 503 meanwhile, and the process exits 0.
+// SIGTERM while a long stream runs: the stream ends whole (finished, or cancelled after the
+// grace period: finish_reason "abort", then [DONE]), and the process exits 0. Regression: the
+// stop used to come before the cancelled stream's last events were written, cutting it off.
 TEST(ServeTest, SigtermUnderLoadExitsCleanly) {
   ServerProcess s("server_term", "--kv-blocks 64 --block-size 32 --max-seq 1024 --shutdown-grace 1");
   ASSERT_GT(s.port(), 0);
+  std::string body;
+  bool replied = false;
   std::thread client([&] {
     httplib::Client c("127.0.0.1", s.port());
     c.set_read_timeout(30);
-    c.Post("/v1/completions", httplib::Headers{},
-           R"({"prompt": "Once", "max_tokens": 900, "ignore_eos": true, "stream": true})",
-           "application/json");
+    const auto res = c.Post("/v1/completions", httplib::Headers{},
+                            R"({"prompt": "Once", "max_tokens": 900, "ignore_eos": true, "stream": true})",
+                            "application/json");
+    replied = res && res->status == 200;
+    if (res) body = res->body;
   });
   // Let it stream a little, then stop the server.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -153,6 +160,12 @@ TEST(ServeTest, SigtermUnderLoadExitsCleanly) {
   EXPECT_EQ(code, 0) << s.log();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   EXPECT_NE(s.log().find("draining"), std::string::npos) << s.log();
+  EXPECT_TRUE(replied) << body.substr(0, 300);
+  const std::string done = "data: [DONE]\n\n";
+  ASSERT_GE(body.size(), done.size());
+  EXPECT_EQ(body.substr(body.size() - done.size()), done) << body.substr(body.size() - 300);
+  EXPECT_TRUE(body.find("\"finish_reason\":\"abort\"") != std::string::npos ||
+              body.find("\"finish_reason\":\"length\"") != std::string::npos);
 }
 
 // A quantized GGUF model served (Q4_K and Q6_K kernels, its own tokenizer and template):
@@ -346,6 +359,52 @@ TEST(ServeTest, ConcurrentClientsWhileLoadingServingAndDraining) {
   EXPECT_EQ(st.running + st.waiting, 0u);
   EXPECT_GE(aborted, dropped.load()) << "a dropped stream was not cancelled";
   server.Stop();
+}
+
+// The drain (SIGTERM's path) cancels what runs and writes each cancelled stream to its end
+// before the server stops. Regression: Stop() came first, and a stream whose last events were
+// still being written (here: a client slow to read) was cut off before [DONE].
+TEST(ServeTest, DrainWritesCancelledStreamsToTheEnd) {
+  EngineOptions eo;
+  eo.model_dir = ModelDir();
+  eo.threads = 2;
+  eo.kv_blocks = 32;
+  eo.block_size = 32;
+  eo.max_seq = 1024;
+  auto engine = Engine::Open(eo);
+  ServerOptions so;
+  so.port = 0;
+  so.model_name = "m";
+  so.http.write_timeout_s = 5;
+  so.http.send_buffer_bytes = 4096;
+  HttpServer server(so);
+  const int port = server.Bind();
+  server.Start();
+  server.SetEngine(engine.get());
+  RawHttp c;
+  ASSERT_TRUE(c.Connect(port, Deadline(10), 1024));
+  ASSERT_EQ(c.Send(PostRequest("/v1/completions", R"({"prompt": "Once", "max_tokens": 900,
+                                                     "ignore_eos": true, "stream": true})"),
+                   Deadline(10)),
+            RawHttp::kOk);
+  RawHttp::Head head;
+  ASSERT_EQ(c.ReadHead(head, Deadline(30)), RawHttp::kOk);
+  ASSERT_EQ(head.status, 200);
+  std::string body, piece;
+  ASSERT_EQ(c.ReadPiece(head, piece, Deadline(30)), RawHttp::kOk);
+  body += piece;
+  // Stop reading until the server's writes block, and while the drain cancels the stream.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::thread drain([&] { server.Drain(0); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  RawHttp::Result r;
+  while ((r = c.ReadPiece(head, piece, Deadline(30))) == RawHttp::kOk && !piece.empty()) body += piece;
+  drain.join();
+  EXPECT_EQ(r, RawHttp::kOk) << ToString(r) << " after " << body.size() << " bytes";
+  const std::string done = "data: [DONE]\n\n";
+  ASSERT_GE(body.size(), done.size());
+  EXPECT_EQ(body.substr(body.size() - done.size()), done);
+  EXPECT_NE(body.find("\"finish_reason\":\"abort\""), std::string::npos);
 }
 
 TEST(ServeTest, BadFlagsAreOneLineErrors) {

@@ -237,6 +237,24 @@ TEST(TokenizerTest, BadFilesAreOneLineErrors) {
   j["model"]["merges"][5] = json::array({"zzz_not", "in_vocab"});
   const std::string mg = write("mg.json", j.dump());
   EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(mg); }, {mg, "merge 5", "not in the vocab"}));
+  // A sparse id would size the id tables by it (2^31 strings): refused before allocating.
+  j = json::parse(std::ifstream(kTokenizerJson));
+  j["added_tokens"][0]["id"] = 2147483647;
+  const std::string sparse = write("sparse.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(sparse); },
+                          {sparse, "added token \"<|endoftext|>\" has id 2147483647: expected 0..",
+                           "(below twice the 151669 tokens)"}));
+  j = json::parse(std::ifstream(kTokenizerJson));
+  j["added_tokens"][0]["id"] = 5.7e20;  // get<int32_t> of it was UB
+  const std::string fid = write("float_id.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(fid); },
+                          {"added token \"<|endoftext|>\" has id 5.7e+20: expected an integer in "
+                           "0..2147483647"}));
+  j = json::parse(std::ifstream(kTokenizerJson));
+  j["model"]["vocab"]["!"] = 400000;
+  const std::string sparse_vocab = write("sparse_vocab.json", j.dump());
+  EXPECT_TRUE(ThrowsError([&] { Tokenizer::FromFile(sparse_vocab); },
+                          {"vocab entry \"!\" has id 400000: expected 0..303337"}));
   fs::remove_all(dir);
 }
 
@@ -329,6 +347,13 @@ TEST(TokenizerTest, FromVocabRejectsBadVocabularies) {
        {"2048 tokens but 2047 token types"}},
       {"type", [](GgufTokenizerData& d) { d.token_types[5] = 2; },
        {"token 5 \"&\" has type 2", "expected 1 (normal), 3 (control), 4 (user-defined) or 5"}},
+      // A GGUF token is any bytes: the message shows invalid UTF-8 as U+FFFD.
+      {"type-invalid-utf8",
+       [](GgufTokenizerData& d) {
+         d.token_types[5] = 2;
+         d.tokens[5].assign(1, '\xff');  // (= "\xff" trips GCC 12's -Wrestrict)
+       },
+       {"token 5 \"\xef\xbf\xbd\" has type 2"}},
       {"merge-space", [](GgufTokenizerData& d) { d.merges[3] = "ab"; },
        {"merge 3 \"ab\"", "expected two tokens separated by a space"}},
       {"merge-unknown", [](GgufTokenizerData& d) { d.merges[3] = "zzz qqq"; },

@@ -71,6 +71,10 @@ int Main(int argc, char** argv) {
   CLI::App app{"qwen3: Qwen3 models from Hugging Face checkpoints and GGUF files"};
   app.require_subcommand(1);
   app.fallthrough();  // --threads after the subcommand too
+  // A flag CLI11 cannot parse is one line, like every other error of the tool (tool_main.h).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "qwen3: error: " + std::string(e.what()) + "\n";
+  });
   size_t threads = 0;
   app.add_option("--threads", threads, "worker threads (default: all cores)");
 
@@ -134,6 +138,10 @@ int Main(int argc, char** argv) {
 
   ServeCmdOptions serve;
   CLI::App* sv = app.add_subcommand("serve", "OpenAI-compatible HTTP server (continuous batching)");
+  // A count flag: CLI11 would take "-3" for a size_t as 2^64 - 3.
+  const auto count = [&](const char* name, size_t& v, const std::string& help) {
+    return sv->add_option(name, v, help)->check(CLI::NonNegativeNumber);
+  };
   sv->add_option("--model", serve.engine.model_dir,
                  "Hugging Face model directory, or a GGUF file")
       ->required();
@@ -144,19 +152,44 @@ int Main(int argc, char** argv) {
   sv->add_option("--api-key", serve.server.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");
   sv->add_option("--served-model-name", serve.server.model_name,
                  "the model's name in the API (default: the directory's name)");
-  sv->add_option("--max-running", serve.engine.max_running, "sequences decoding together (default 32)");
-  sv->add_option("--max-queue", serve.engine.max_queue,
+  count("--max-running", serve.engine.max_running, "sequences decoding together (default 32)");
+  count("--max-queue", serve.engine.max_queue,
                  "waiting requests before 503 (default 256)");
   auto* kv_mem = sv->add_option("--kv-memory", serve.engine.kv_memory_gb,
                                 "KV pool size in GB (default: half the memory available after the weights)");
-  sv->add_option("--kv-blocks", serve.engine.kv_blocks, "KV pool size in blocks")->excludes(kv_mem);
-  sv->add_option("--block-size", serve.engine.block_size, "tokens per KV block (default 64)");
-  sv->add_option("--max-batch-tokens", serve.engine.max_batch_tokens,
+  count("--kv-blocks", serve.engine.kv_blocks, "KV pool size in blocks")->excludes(kv_mem);
+  count("--block-size", serve.engine.block_size, "tokens per KV block (default 64)");
+  count("--max-batch-tokens", serve.engine.max_batch_tokens,
                  "rows per step while sequences decode: decode rows + prefill chunks (default 64)");
-  sv->add_option("--max-seq", serve.engine.max_seq,
+  count("--max-seq", serve.engine.max_seq,
                  "context length (default: max_position_embeddings, at most 32768)");
   sv->add_option("--shutdown-grace", serve.shutdown_grace_s,
                  "seconds running requests may finish after SIGINT/SIGTERM (default 10)");
+  // Limits (docs/RELIABILITY.md): what a connection may send and how long it may take...
+  HttpLimits& hl = serve.server.http;
+  count("--max-header-bytes", hl.max_header_bytes,
+                 "request line + headers, else 431 (default 16384)");
+  count("--max-body-bytes", hl.max_body_bytes, "request body, else 413 (default 8388608)");
+  sv->add_option("--read-timeout", hl.read_timeout_s,
+                 "seconds a request may take to arrive from its first byte, else 408 (default 30)");
+  sv->add_option("--idle-timeout", hl.idle_timeout_s,
+                 "seconds a kept-alive connection waits for its next request (default 30)");
+  sv->add_option("--write-timeout", hl.write_timeout_s,
+                 "seconds a client may take no bytes before it is dropped (default 30)");
+  count("--send-buffer-bytes", hl.send_buffer_bytes,
+        "kernel send buffer of a connection: what a client reading nothing may leave queued "
+        "(default 262144; 0: the kernel's)");
+  // ... and what one request may ask for (400 past a limit).
+  ApiLimits& al = serve.server.api;
+  count("--max-messages", al.max_messages, "chat messages per request (default 2048)");
+  count("--max-prompt-tokens", al.max_prompt_tokens,
+                 "tokens of one prompt (default: the context length less one)");
+  count("--max-tokens", al.max_tokens,
+                 "largest max_tokens a request may ask for (default: the context length)");
+  count("--max-n", al.max_n, "choices per prompt, n (default 64)");
+  count("--max-top-logprobs", al.max_top_logprobs, "top_logprobs, at most 20 (default 20)");
+  count("--max-stops", al.max_stops, "stop strings per request (default 16)");
+  count("--max-stop-bytes", al.max_stop_bytes, "bytes of one stop string (default 256)");
 
   CLI11_PARSE(app, argc, argv);
   if (rp->parsed()) {

@@ -20,6 +20,9 @@ int RunServe(ServeCmdOptions o) {
   }
   if (o.engine.max_queue == 0) throw Error("--max-queue 0: expected at least 1");
   if (!(o.shutdown_grace_s >= 0)) throw Error("--shutdown-grace: expected seconds >= 0");
+  for (const std::string& e : {CheckHttpLimits(o.server.http), CheckApiLimits(o.server.api)}) {
+    if (!e.empty()) throw Error(e);
+  }
   if (o.server.model_name.empty()) {
     o.server.model_name = std::filesystem::path(o.engine.model_dir).filename().string();
     if (o.server.model_name.empty()) o.server.model_name = "qwen3";
@@ -62,20 +65,11 @@ int RunServe(ServeCmdOptions o) {
   sigwait(&signals, &sig);
   std::fprintf(stderr, "qwen3 serve: %s: draining (new requests get 503)\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
-  server.SetDraining();
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration<double>(o.shutdown_grace_s);
-  for (;;) {
-    const EngineStats s = engine->stats();
-    if (s.running == 0 && s.waiting == 0) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::fprintf(stderr, "qwen3 serve: cancelling %zu running, %zu waiting\n", s.running, s.waiting);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const size_t cancelled = server.Drain(o.shutdown_grace_s);
+  if (cancelled > 0) {
+    std::fprintf(stderr, "qwen3 serve: cancelled %zu sequences at the end of the grace period\n",
+                 cancelled);
   }
-  engine->Shutdown(true);  // what is left is cancelled; its streams end
-  server.Stop();
   std::fprintf(stderr, "qwen3 serve: stopped\n");
   return 0;
 }

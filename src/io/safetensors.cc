@@ -46,6 +46,12 @@ T Load(const uint8_t* p) {
   return v;
 }
 
+// memcpy of a tensor's bytes: an empty tensor's buffer is nullptr, which memcpy may not take
+// even for 0 bytes (UBSan, fuzz/regressions/safetensors/).
+void CopyBytes(void* dst, const void* src, size_t n) {
+  if (n > 0) std::memcpy(dst, src, n);
+}
+
 }  // namespace
 
 const char* ToString(DType dtype) { return Info(dtype).name; }
@@ -87,7 +93,7 @@ AlignedBuffer<float> TensorView::ToF32() const {
   AlignedBuffer<float> out(n);
   switch (dtype) {
     case DType::kF32:
-      std::memcpy(out.data(), data, n * 4);
+      CopyBytes(out.data(), data, n * 4);
       break;
     case DType::kBF16:
       for (size_t i = 0; i < n; ++i) out[i] = Bf16ToF32(Load<uint16_t>(data + 2 * i));
@@ -108,7 +114,7 @@ AlignedBuffer<bf16> TensorView::ToBf16() const {
   const size_t n = Elements();
   if (dtype == DType::kBF16) {
     AlignedBuffer<bf16> out(n);
-    std::memcpy(out.data(), data, n * 2);
+    CopyBytes(out.data(), data, n * 2);
     return out;
   }
   const AlignedBuffer<float> f = ToF32();
@@ -121,7 +127,7 @@ std::vector<int32_t> TensorView::ToI32() const {
   const size_t n = Elements();
   std::vector<int32_t> out(n);
   if (dtype == DType::kI32) {
-    std::memcpy(out.data(), data, n * 4);
+    CopyBytes(out.data(), data, n * 4);
   } else if (dtype == DType::kI64) {
     for (size_t i = 0; i < n; ++i) {
       const int64_t v = Load<int64_t>(data + 8 * i);

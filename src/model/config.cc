@@ -156,7 +156,8 @@ Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& sourc
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number past double's range (1e400) is out_of_range.
     Fail(src, OneLine(std::string("malformed JSON: ") + e.what()));
   }
   if (!j.is_object()) {
@@ -239,6 +240,21 @@ void ValidateConfig(const Qwen3Config& c) {
   for (const auto& [key, value] : dims) {
     if (value <= 0) {
       fail(std::string(key) + " = " + std::to_string(value) + ": expected a positive integer");
+    }
+  }
+  // Far above any released model, and low enough that the products made from them (heads *
+  // head_dim in int, vocab * hidden bytes, a name per tensor of every layer) cannot overflow
+  // or exhaust memory before a tensor is read: a hostile config fails here, not in new[].
+  const std::pair<const char*, int> maxima[] = {
+      {"hidden_size", c.hidden},       {"intermediate_size", c.intermediate},
+      {"num_hidden_layers", c.layers}, {"num_attention_heads", c.heads},
+      {"vocab_size", c.vocab},
+  };
+  const int limits[] = {kMaxHidden, kMaxIntermediate, kMaxLayers, kMaxHeads, kMaxVocab};
+  for (size_t i = 0; i < std::size(maxima); ++i) {
+    if (maxima[i].second > limits[i]) {
+      fail(std::string(maxima[i].first) + " = " + std::to_string(maxima[i].second) +
+           ": expected at most " + std::to_string(limits[i]));
     }
   }
   if (c.heads % c.kv_heads != 0) {

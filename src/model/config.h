@@ -59,10 +59,18 @@ Qwen3Config LoadHfConfig(const std::string& path);
 // ending in ".json".
 Qwen3Config ResolveConfig(const std::string& preset_or_path);
 
-// Throws Error ("config <name>: ...") unless every dimension is positive and the shapes fit
-// the kernels: head_dim even and <= 256, hidden and intermediate multiples of 32,
-// heads a multiple of kv_heads with at most 16 query heads per KV head, and a positive theta
-// and eps.
+// Upper bounds ValidateConfig enforces (released Qwen3: hidden <= 5120, intermediate <= 25600,
+// layers <= 94, heads <= 64, vocab 151936).
+constexpr int kMaxHidden = 1 << 16;
+constexpr int kMaxIntermediate = 1 << 18;
+constexpr int kMaxLayers = 1 << 12;
+constexpr int kMaxHeads = 1 << 12;
+constexpr int kMaxVocab = 1 << 24;
+
+// Throws Error ("config <name>: ...") unless every dimension is positive and at most its
+// kMax* bound, and the shapes fit the kernels: head_dim even and <= 256, hidden and
+// intermediate multiples of 32, heads a multiple of kv_heads with at most 16 query heads per
+// KV head, and a positive theta and eps.
 void ValidateConfig(const Qwen3Config& c);
 
 }  // namespace qwen3

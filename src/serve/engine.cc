@@ -21,6 +21,7 @@
 #include "serve/kv_block_pool.h"
 #include "serve/model_source.h"
 #include "serve/scheduler.h"
+#include "serve/stop_strings.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
@@ -43,21 +44,6 @@ size_t AvailableMemory() {
     if (key == "MemAvailable:") return kb * 1024;
   }
   return 0;
-}
-
-// Length of the longest suffix of text that is a proper prefix of some stop string: that
-// much must be held back, since the next token may complete the stop string.
-size_t HeldBack(std::string_view text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const std::string& s : stops) {
-    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; --k) {
-      if (text.substr(text.size() - k) == std::string_view(s).substr(0, k)) {
-        hold = k;
-        break;
-      }
-    }
-  }
-  return hold;
 }
 
 }  // namespace
@@ -325,6 +311,7 @@ std::vector<std::shared_ptr<RequestStream>> Engine::Submit(std::vector<Generatio
                            "): retry later");
     }
     queued_ += seqs.size();
+    metrics_.AddSubmitted(seqs.size());
     for (auto& s : seqs) incoming_.push_back(std::move(s));
   }
   cv_.notify_all();
@@ -513,13 +500,8 @@ void Engine::Emit(Seq& s, TokenOutput out) {
     if (!tokenizer_ || !tokenizer_->IsSpecial(token)) {
       s.text += tokenizer_ ? tokenizer_->TokenBytes(token) : std::string();
     }
-    size_t stop_at = std::string::npos;
-    for (const std::string& stop : r.stop) {
-      // Earlier steps found none: a stop now ends inside the new bytes.
-      const size_t from = before >= stop.size() - 1 ? before - (stop.size() - 1) : 0;
-      const size_t at = s.text.find(stop, from);
-      if (at != std::string::npos) stop_at = std::min(stop_at, at);
-    }
+    // Earlier steps found none: a stop now ends inside the new bytes.
+    const size_t stop_at = FindStopString(s.text, before, r.stop);
     if (stop_at != std::string::npos) {
       s.text.resize(stop_at);
       finish = FinishReason::kStop;
@@ -530,7 +512,7 @@ void Engine::Emit(Seq& s, TokenOutput out) {
   // Stream what is final: not a possible start of a stop string, whole UTF-8 characters (U+FFFD
   // for an invalid subpart, exactly as the whole text is sanitized).
   const bool done = finish != FinishReason::kNone;
-  const size_t limit = done ? s.text.size() : s.text.size() - HeldBack(s.text, r.stop);
+  const size_t limit = done ? s.text.size() : s.text.size() - StopHeldBack(s.text, r.stop);
   StreamEvent e;
   s.emitted = TakeCompleteUtf8(s.text, s.emitted, limit, done, e.text);
   e.tokens.push_back(std::move(out));

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "serve/engine.h"
+#include "serve/metrics.h"
 #include "serve/openai_api.h"
 #include "tokenizer/tokenizer.h"
 
@@ -35,11 +36,15 @@ ApiError Unavailable(const std::string& message) {
 }  // namespace
 
 struct HttpServer::Impl {
+  explicit Impl(const ServerOptions& o)
+      : options(o), svr(o.http, [this](int status) { http_metrics.AddReply(status); }) {}
   ServerOptions options;
-  httplib::Server svr;
+  HttpMetrics http_metrics;
+  GuardedServer svr;
   std::atomic<Engine*> engine{nullptr};
   std::atomic<bool> draining{false};
   std::atomic<int> listen_fd{-1};
+  std::atomic<int> replying{0};  // generation replies being written
   ApiContext ctx;
   int64_t created = static_cast<int64_t>(std::time(nullptr));
 
@@ -47,8 +52,8 @@ struct HttpServer::Impl {
   void Generate(ApiKind kind, const httplib::Request& req, httplib::Response& res);
 };
 
-HttpServer::HttpServer(const ServerOptions& options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = options;
+HttpServer::HttpServer(const ServerOptions& options) : impl_(std::make_unique<Impl>(options)) {
+  impl_->ctx.limits = options.api;
   impl_->Routes();
 }
 
@@ -56,13 +61,12 @@ HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Impl::Routes() {
   const size_t threads = std::max<size_t>(4, options.http_threads);
-  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr.new_task_queue = [threads] { return GuardedServer::NewTaskQueue(threads); };
   svr.set_tcp_nodelay(true);  // one SSE event per token: no Nagle + delayed-ACK stalls
   svr.set_keep_alive_max_count(100000);
-  svr.set_keep_alive_timeout(30);
-  svr.set_read_timeout(60);
-  svr.set_write_timeout(60);
-  svr.set_payload_max_length(options.max_body_bytes);
+  svr.set_logger([this](const httplib::Request&, const httplib::Response& res) {
+    http_metrics.AddReply(res.status);
+  });
   svr.set_socket_options([this](int fd) {
     int yes = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
@@ -98,14 +102,24 @@ void HttpServer::Impl::Routes() {
   });
   svr.set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request& req, httplib::Response& res) {
+    // A fault of the guard's while the library read the body: its status, not the library's 400.
+    const HttpFault fault = GuardedServer::CurrentFault();
+    if (fault.status != 0) {
+      res.status = fault.status;
+      res.body.clear();
+    }
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e;
     e.status = res.status;
-    if (res.status == 404) {
+    if (fault.status != 0) {
+      e.message = fault.message;
+    } else if (res.status == 404) {
       e.type = "not_found_error";
       e.message = "no route " + req.method + " " + req.path;
     } else if (res.status == 413) {
       e.message = "the request body is too large";
+    } else if (res.status == 400) {
+      e.message = "malformed HTTP request";
     } else {
       e.message = "HTTP " + std::to_string(res.status);
     }
@@ -137,7 +151,9 @@ void HttpServer::Impl::Routes() {
   });
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     Engine* e = engine.load();
-    res.set_content(e ? e->metrics().RenderPrometheus() : "", "text/plain; version=0.0.4");
+    std::string text = e ? e->metrics().RenderPrometheus() : "";
+    http_metrics.Render(text);
+    res.set_content(text, "text/plain; version=0.0.4");
   });
   svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const json m = {{"id", options.model_name}, {"object", "model"}, {"created", created},
@@ -201,6 +217,7 @@ void HttpServer::Impl::Generate(ApiKind kind, const httplib::Request& req, httpl
   res.set_header("Cache-Control", "no-cache");
   if (stream) res.set_header("X-Accel-Buffering", "no");
   // Exactly "text/event-stream" (no charset): the library leaves it uncompressed and unbuffered.
+  replying.fetch_add(1);
   res.set_chunked_content_provider(
       stream ? "text/event-stream" : "application/json",
       [reply, stream](size_t, httplib::DataSink& sink) {
@@ -223,7 +240,11 @@ void HttpServer::Impl::Generate(ApiKind kind, const httplib::Request& req, httpl
         }
         return true;
       },
-      [reply](bool) { reply->Cancel(); });
+      [this, reply](bool success) {
+        reply->Cancel();
+        if (!success) http_metrics.AddCutShort();
+        replying.fetch_sub(1);
+      });
 }
 
 int HttpServer::Bind() {
@@ -248,6 +269,7 @@ void HttpServer::SetEngine(Engine* engine) {
   impl_->ctx.eos_ids = engine->eos_ids();
   impl_->ctx.max_context = std::min(engine->max_seq(),
                                     engine->options().kv_blocks * engine->options().block_size);
+  impl_->ctx.max_choices = engine->options().max_queue;
   impl_->engine.store(engine);
 }
 
@@ -263,5 +285,32 @@ void HttpServer::Stop() {
   impl_->svr.stop();
   thread_.join();
 }
+
+size_t HttpServer::Drain(double grace_s) {
+  SetDraining();
+  Engine* e = impl_->engine.load();
+  size_t left = 0;
+  if (e != nullptr) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(grace_s);
+    for (;;) {
+      const EngineStats s = e->stats();
+      left = s.running + s.waiting;
+      if (left == 0 || std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    e->Shutdown(true);  // what is left is cancelled; its streams end
+    // ... and are written to the end before the server stops: a stop ends the library's
+    // chunked writer without its last chunk, cutting a stream off before [DONE].
+    const auto flushed = std::chrono::steady_clock::now() +
+                         std::chrono::duration<double>(impl_->options.http.write_timeout_s + 1);
+    while (impl_->replying.load() > 0 && std::chrono::steady_clock::now() < flushed) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  Stop();
+  return left;
+}
+
+const HttpMetrics& HttpServer::metrics() const { return impl_->http_metrics; }
 
 }  // namespace qwen3

@@ -4,6 +4,8 @@
 // through a chunked provider, also non-stream ones, so a client that goes away is seen within
 // one poll (50 ms) and its request cancelled in the engine, also during prefill. HTTP threads
 // never touch the model: they submit to the Engine and wait on their request's stream.
+// Connections are read under HttpLimits (serve/http_guard.h), requests parsed under ApiLimits
+// (serve/openai_api.h); every reply is counted by status (HttpMetrics, on /metrics).
 #pragma once
 
 #include <atomic>
@@ -12,9 +14,13 @@
 #include <string>
 #include <thread>
 
+#include "serve/http_guard.h"
+#include "serve/openai_api.h"
+
 namespace qwen3 {
 
 class Engine;
+class HttpMetrics;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -22,7 +28,8 @@ struct ServerOptions {
   std::string api_key;           // empty: no auth
   std::string model_name;        // --served-model-name
   size_t http_threads = 64;      // connections served at once (each stream holds one)
-  size_t max_body_bytes = 8u << 20;
+  HttpLimits http;
+  ApiLimits api;
 };
 
 class HttpServer {
@@ -39,6 +46,11 @@ class HttpServer {
   void Start();
   // Stops listening, waits for the requests in flight and joins the thread. Idempotent.
   void Stop();
+  // SIGTERM's path: new requests get 503, running ones have grace_s seconds to finish, then
+  // the engine is shut down (cancelling what is left) and the server stopped. Returns how many
+  // sequences were still running or waiting when the grace period ended.
+  size_t Drain(double grace_s);
+  const HttpMetrics& metrics() const;
 
  private:
   struct Impl;

@@ -85,6 +85,10 @@ void Metrics::AddPreemption() {
   std::lock_guard lock(mu_);
   ++preemptions_;
 }
+void Metrics::AddSubmitted(uint64_t n) {
+  std::lock_guard lock(mu_);
+  submitted_ += n;
+}
 void Metrics::AddFinished(const std::string& reason) {
   std::lock_guard lock(mu_);
   ++finished_[reason];
@@ -122,6 +126,15 @@ uint64_t Metrics::prefix_hits() const {
   return prefix_hits_;
 }
 
+uint64_t Metrics::submitted() const {
+  std::lock_guard lock(mu_);
+  return submitted_;
+}
+std::map<std::string, uint64_t> Metrics::finished() const {
+  std::lock_guard lock(mu_);
+  return finished_;
+}
+
 std::string Metrics::RenderPrometheus() const {
   std::lock_guard lock(mu_);
   std::string out;
@@ -148,6 +161,9 @@ std::string Metrics::RenderPrometheus() const {
          static_cast<double>(prefix_queries_));
   Scalar(out, p + "prefix_cache_hits", "counter", "Prompt tokens found in the prefix cache.",
          static_cast<double>(prefix_hits_));
+  Scalar(out, p + "request_submitted_total", "counter",
+         "Sequences submitted (one per choice); each ends in request_success_total.",
+         static_cast<double>(submitted_));
   const std::string fin = p + "request_success_total";
   Header(out, fin, "counter", "Finished requests by finish reason.");
   for (const char* r : {"stop", "length", "tool_calls", "abort"}) {
@@ -164,6 +180,34 @@ std::string Metrics::RenderPrometheus() const {
   hist("e2e_request_latency_seconds", "Time from arrival to the last token.", e2e_);
   hist("request_queue_time_seconds", "Time from arrival to the first scheduled step.", queue_);
   return out;
+}
+
+void HttpMetrics::AddReply(int status) {
+  std::lock_guard lock(mu_);
+  ++replies_[status];
+}
+void HttpMetrics::AddCutShort() {
+  std::lock_guard lock(mu_);
+  ++cut_short_;
+}
+std::map<int, uint64_t> HttpMetrics::replies() const {
+  std::lock_guard lock(mu_);
+  return replies_;
+}
+uint64_t HttpMetrics::cut_short() const {
+  std::lock_guard lock(mu_);
+  return cut_short_;
+}
+void HttpMetrics::Render(std::string& out) const {
+  std::lock_guard lock(mu_);
+  const std::string name = "qwen3:http_requests_total";
+  Header(out, name, "counter", "HTTP requests answered, by status code.");
+  for (const auto& [code, n] : replies_) {
+    out += name + "{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) + "\n";
+  }
+  Scalar(out, "qwen3:http_replies_cut_short_total", "counter",
+         "Replies not sent to the end (the client went away or stopped reading).",
+         static_cast<double>(cut_short_));
 }
 
 }  // namespace qwen3

@@ -42,6 +42,7 @@ class Metrics {
   void AddGenerationTokens(uint64_t n);
   void AddPrefixCache(uint64_t queried_tokens, uint64_t hit_tokens);
   void AddPreemption();
+  void AddSubmitted(uint64_t n);                // sequences (one per choice)
   void AddFinished(const std::string& reason);  // stop, length, abort, ...
   void ObserveTtft(double s);
   void ObserveItl(double s);
@@ -52,15 +53,35 @@ class Metrics {
   uint64_t preemptions() const;
   uint64_t prefix_queries() const;
   uint64_t prefix_hits() const;
+  uint64_t submitted() const;
+  // Finished sequences by reason (stop, length, abort).
+  std::map<std::string, uint64_t> finished() const;
   std::string RenderPrometheus() const;
 
  private:
   mutable std::mutex mu_;
   MetricsSnapshot state_;
   uint64_t prompt_tokens_ = 0, generation_tokens_ = 0, preemptions_ = 0;
-  uint64_t prefix_queries_ = 0, prefix_hits_ = 0;
+  uint64_t prefix_queries_ = 0, prefix_hits_ = 0, submitted_ = 0;
   std::map<std::string, uint64_t> finished_;
   Histogram ttft_, itl_, e2e_, queue_;
+};
+
+// The HTTP front's replies by status code (the guard's own refusals included), and replies cut
+// short (the client went away, or stopped reading).
+class HttpMetrics {
+ public:
+  void AddReply(int status);
+  void AddCutShort();
+  std::map<int, uint64_t> replies() const;
+  uint64_t cut_short() const;
+  // qwen3:http_requests_total{code="..."} and qwen3:http_replies_cut_short_total.
+  void Render(std::string& out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int, uint64_t> replies_;
+  uint64_t cut_short_ = 0;
 };
 
 }  // namespace qwen3

@@ -16,10 +16,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kMaxChoices = 64;
-constexpr size_t kMaxStops = 16;
-constexpr size_t kMaxStopBytes = 256;
-constexpr int kMaxTopLogprobs = 20;
+constexpr size_t kEngineMaxTopLogprobs = 20;  // Engine::Validate's
+constexpr int kMaxJsonDepth = 64;  // arrays and objects in a body (tool schemas nest a few)
 
 // A value as the client wrote it, for messages ("got ...").
 std::string Shown(const json& v) {
@@ -62,6 +60,17 @@ int64_t Integer(const json& body, const char* key, int64_t lo, int64_t hi, int64
                                  : v->get<int64_t>();
 }
 
+// Integer() whose upper bound is a `qwen3 serve` flag, named when the value is past it.
+int64_t Limited(const json& body, const char* key, int64_t lo, int64_t hi, int64_t def,
+                const char* flag) {
+  const json* v = Field(body, key);
+  if (v && v->is_number() && v->get<double>() > static_cast<double>(hi)) {
+    BadValue(key, *v,
+             "an integer in " + std::to_string(lo) + ".." + std::to_string(hi) + " (" + flag + ")");
+  }
+  return Integer(body, key, lo, hi, def);
+}
+
 bool Bool(const json& body, const char* key, bool def) {
   const json* v = Field(body, key);
   if (!v) return def;
@@ -100,10 +109,15 @@ std::string Content(const json& m, size_t i) {
   return out;
 }
 
-std::vector<ChatMessage> Messages(const json& body) {
+std::vector<ChatMessage> Messages(const json& body, const ApiLimits& limits) {
   const json* msgs = Field(body, "messages");
   if (!msgs) BadRequest("messages", "\"messages\" is required: an array of messages");
   if (!msgs->is_array() || msgs->empty()) BadValue("messages", *msgs, "a non-empty array of messages");
+  if (msgs->size() > limits.max_messages) {
+    BadRequest("messages", "\"messages\": " + std::to_string(msgs->size()) +
+                               " messages: expected at most " +
+                               std::to_string(limits.max_messages) + " (--max-messages)");
+  }
   std::vector<ChatMessage> out;
   for (size_t i = 0; i < msgs->size(); ++i) {
     const json& m = (*msgs)[i];
@@ -151,7 +165,7 @@ std::vector<ChatMessage> Messages(const json& body) {
 }
 
 // Renders the chat prompt; tools_out says whether tools were rendered (and are parsed).
-std::string RenderChat(const json& body, bool& tools_out) {
+std::string RenderChat(const json& body, const ApiLimits& limits, bool& tools_out) {
   ChatTemplateOptions co;
   co.add_generation_prompt = Bool(body, "add_generation_prompt", true);
   if (const json* kw = Field(body, "chat_template_kwargs")) {
@@ -183,7 +197,7 @@ std::string RenderChat(const json& body, bool& tools_out) {
     tools_out = !co.tools.empty();
   }
   try {
-    return RenderQwen3Chat(Messages(body), co);
+    return RenderQwen3Chat(Messages(body, limits), co);
   } catch (const Error& e) {
     BadRequest("messages", e.what());
   }
@@ -240,6 +254,22 @@ json Bytes(const std::string& s) {
 
 }  // namespace
 
+std::string CheckApiLimits(const ApiLimits& l) {
+  const auto at_least_1 = [](const char* flag, size_t v) {
+    return v == 0 ? std::string(flag) + " 0: expected at least 1" : std::string();
+  };
+  for (const std::string& e :
+       {at_least_1("--max-messages", l.max_messages), at_least_1("--max-n", l.max_n),
+        at_least_1("--max-stop-bytes", l.max_stop_bytes)}) {
+    if (!e.empty()) return e;
+  }
+  if (l.max_top_logprobs > kEngineMaxTopLogprobs) {
+    return "--max-top-logprobs " + std::to_string(l.max_top_logprobs) + ": expected 0.." +
+           std::to_string(kEngineMaxTopLogprobs);
+  }
+  return "";
+}
+
 std::string ApiError::Body() const {
   json e = {{"message", message}, {"type", type}, {"param", param.empty() ? json() : json(param)},
             {"code", code.empty() ? json() : json(code)}};
@@ -259,8 +289,17 @@ std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_
 json ParseJsonBody(const std::string& body) {
   json j;
   try {
-    j = json::parse(body);
-  } catch (const json::parse_error& e) {
+    // Deeper values are refused while parsing: nlohmann parses and frees them iteratively,
+    // but dumps them recursively (an error message quotes a value), and a body of 4M '['
+    // overflowed the HTTP thread's stack.
+    j = json::parse(body, [](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxJsonDepth) {
+        BadRequest("", "the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      }
+      return true;
+    });
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number past double's range (1e400) is out_of_range.
     BadRequest("", std::string("the body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) BadRequest("", "the body is " + std::string(j.type_name()) + ": expected a JSON object");
@@ -286,7 +325,7 @@ ParsedRequest ParseRequest(ApiKind kind, const std::string& text, const ApiConte
   }
   const Tokenizer& tok = *ctx.tokenizer;
   if (kind == ApiKind::kChat) {
-    const std::string prompt = RenderChat(body, r.tools);
+    const std::string prompt = RenderChat(body, ctx.limits, r.tools);
     // Decided from the prompt: thinking off leaves an empty think block at its end.
     const std::string closed = "<think>\n\n</think>\n\n";
     r.thinking = !(prompt.size() >= closed.size() &&
@@ -298,12 +337,21 @@ ParsedRequest ParseRequest(ApiKind kind, const std::string& text, const ApiConte
     if (const json* s = Field(body, "suffix")) BadValue("suffix", *s, "null (suffix is not supported)");
   }
   GenerationRequest& g = r.base;
+  const ApiLimits& lim = ctx.limits;
   const int64_t max_context = static_cast<int64_t>(ctx.max_context);
   size_t longest = 0;
   for (const auto& p : r.prompts) longest = std::max(longest, p.size());
+  if (lim.max_prompt_tokens > 0 && longest > lim.max_prompt_tokens) {
+    BadRequest(kind == ApiKind::kChat ? "messages" : "prompt",
+               "the prompt is " + std::to_string(longest) + " tokens: expected at most " +
+                   std::to_string(lim.max_prompt_tokens) + " (--max-prompt-tokens)");
+  }
   const char* mt_key = Field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  const int64_t def = std::max<int64_t>(1, max_context - static_cast<int64_t>(longest));
-  const int64_t mt = Integer(body, mt_key, 1, INT32_MAX, def);
+  const int64_t cap = lim.max_tokens > 0 ? static_cast<int64_t>(lim.max_tokens) : INT32_MAX;
+  const int64_t room = max_context - static_cast<int64_t>(longest);
+  const int64_t def = std::min(cap, std::max<int64_t>(1, room));
+  const int64_t mt = lim.max_tokens > 0 ? Limited(body, mt_key, 1, cap, def, "--max-tokens")
+                                         : Integer(body, mt_key, 1, cap, def);
   if (static_cast<int64_t>(longest) + mt > max_context) {
     BadRequest(mt_key, "This model's maximum context length is " + std::to_string(max_context) +
                            " tokens. However, you requested " + std::to_string(longest + mt) +
@@ -339,32 +387,50 @@ ParsedRequest ParseRequest(ApiKind kind, const std::string& text, const ApiConte
     } else {
       BadValue("stop", *stop, "a string or an array of strings");
     }
-    if (stops.size() > kMaxStops) BadValue("stop", *stop, "at most " + std::to_string(kMaxStops) + " strings");
+    if (stops.size() > lim.max_stops) {
+      BadValue("stop", *stop,
+               "at most " + std::to_string(lim.max_stops) + " strings (--max-stops)");
+    }
     for (const std::string& x : stops) {
-      if (x.empty() || x.size() > kMaxStopBytes) {
-        BadValue("stop", *stop, "non-empty strings of at most " + std::to_string(kMaxStopBytes) + " bytes");
+      if (x.empty() || x.size() > lim.max_stop_bytes) {
+        BadValue("stop", *stop,
+                 "non-empty strings of at most " + std::to_string(lim.max_stop_bytes) +
+                     " bytes (--max-stop-bytes)");
       }
     }
     g.stop = std::move(stops);
   }
   g.stop_ids = Bool(body, "ignore_eos", false) ? std::vector<int32_t>{} : ctx.eos_ids;
-  r.n = static_cast<size_t>(Integer(body, "n", 1, kMaxChoices, 1));
+  r.n = static_cast<size_t>(Limited(body, "n", 1, static_cast<int64_t>(lim.max_n), 1, "--max-n"));
+  if (ctx.max_choices > 0 && r.prompts.size() * r.n > ctx.max_choices) {
+    BadRequest(r.prompts.size() > 1 ? "prompt" : "n",
+               std::to_string(r.prompts.size()) + " prompt(s) x n " + std::to_string(r.n) + " = " +
+                   std::to_string(r.prompts.size() * r.n) + " choices: expected at most " +
+                   std::to_string(ctx.max_choices) + " (--max-queue)");
+  }
   r.stream = Bool(body, "stream", false);
   if (const json* so = Field(body, "stream_options")) {
     if (!r.stream) BadValue("stream_options", *so, "stream_options only with \"stream\": true");
     if (!so->is_object()) BadValue("stream_options", *so, "an object");
     r.include_usage = Bool(*so, "include_usage", false);
   }
+  const int64_t max_top = static_cast<int64_t>(lim.max_top_logprobs);
   if (kind == ApiKind::kChat) {
     r.logprobs = Bool(body, "logprobs", false);
     const json* tl = Field(body, "top_logprobs");
     if (tl && !r.logprobs) BadValue("top_logprobs", *tl, "top_logprobs only with \"logprobs\": true");
-    g.top_logprobs = r.logprobs ? static_cast<int>(Integer(body, "top_logprobs", 0, kMaxTopLogprobs, 0)) : -1;
+    g.top_logprobs = r.logprobs ? static_cast<int>(Limited(body, "top_logprobs", 0, max_top, 0,
+                                                           "--max-top-logprobs"))
+                                : -1;
   } else {
     const json* lp = Field(body, "logprobs");
-    if (lp && lp->is_boolean()) BadValue("logprobs", *lp, "an integer in 0..20 (completions)");
+    if (lp && lp->is_boolean()) {
+      BadValue("logprobs", *lp, "an integer in 0.." + std::to_string(max_top) + " (completions)");
+    }
     r.logprobs = lp != nullptr;
-    g.top_logprobs = r.logprobs ? static_cast<int>(Integer(body, "logprobs", 0, kMaxTopLogprobs, 0)) : -1;
+    g.top_logprobs = r.logprobs ? static_cast<int>(Limited(body, "logprobs", 0, max_top, 0,
+                                                           "--max-top-logprobs"))
+                                : -1;
   }
   if (const json* lb = Field(body, "logit_bias")) {
     if (!lb->is_object()) BadValue("logit_bias", *lb, "an object of token id -> bias");
@@ -388,7 +454,7 @@ json Tokenize(const std::string& text, const ApiContext& ctx) {
   std::vector<int32_t> ids;
   if (Field(body, "messages")) {
     bool tools = false;
-    ids = ctx.tokenizer->Encode(RenderChat(body, tools));
+    ids = ctx.tokenizer->Encode(RenderChat(body, ctx.limits, tools));
   } else if (const json* p = Field(body, "prompt")) {
     if (!p->is_string()) BadValue("prompt", *p, "a string");
     ids = ctx.tokenizer->Encode(p->get<std::string>(), Bool(body, "add_special_tokens", true));

@@ -40,11 +40,27 @@ class ApiException : public std::exception {
 // 400 invalid_request_error naming param.
 [[noreturn]] void BadRequest(const std::string& param, const std::string& message);
 
+// What one request may ask for (`qwen3 serve` flags). Past a limit is a 400 naming the field,
+// the value and the flag.
+struct ApiLimits {
+  size_t max_messages = 2048;    // chat messages (OpenAI's own limit)
+  size_t max_prompt_tokens = 0;  // tokens of one prompt; 0: the context length less one
+  size_t max_tokens = 0;         // max_tokens a request may ask for; 0: the context length
+  size_t max_n = 64;             // choices per prompt
+  size_t max_top_logprobs = 20;  // at most the engine's 20
+  size_t max_stops = 16;         // stop strings
+  size_t max_stop_bytes = 256;   // bytes of one stop string (each is searched at every token)
+};
+// One line naming the flag and its value when a limit is out of range; empty when all are fine.
+std::string CheckApiLimits(const ApiLimits& l);
+
 struct ApiContext {
   std::string model_name;  // --served-model-name
   const Tokenizer* tokenizer = nullptr;
   std::vector<int32_t> eos_ids;
   size_t max_context = 0;  // tokens a request may span (prompt + max_tokens)
+  size_t max_choices = 0;  // prompts x n one request may queue (--max-queue); 0: any
+  ApiLimits limits;
 };
 
 enum class ApiKind { kChat, kCompletion };

@@ -18,6 +18,12 @@ using json = nlohmann::json;
   throw Error("tokenizer " + source + ": " + what);
 }
 
+// A token as JSON writes it, for messages. A GGUF's tokens are arbitrary bytes, and dump()
+// throws on invalid UTF-8: replace it (fuzz/regressions/gguf/).
+std::string Quoted(const std::string& s) {
+  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
@@ -31,29 +37,75 @@ void ByteChars(char32_t* map) {
   }
 }
 
+// A json DOM built from SAX events, with nlohmann's public API only (its own builder,
+// nlohmann::detail::json_sax_dom_parser, is internal: its template changed in 3.12). As
+// json::parse does, a repeated key keeps its last value. stack_ holds the open containers:
+// a child is added to the innermost, and while it is open its parent is not touched, so the
+// pointers stay valid.
+class DomBuilder {
+ public:
+  explicit DomBuilder(json& root) : root_(root) {}
+  bool Value(json&& v) {
+    Add(std::move(v));
+    return true;
+  }
+  bool StartContainer(json&& empty) {
+    stack_.push_back(Add(std::move(empty)));
+    return true;
+  }
+  bool Key(std::string& k) {
+    key_ = std::move(k);
+    return true;
+  }
+  bool EndContainer() {
+    stack_.pop_back();
+    return true;
+  }
+
+ private:
+  json* Add(json&& v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    json& top = *stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    json& slot = top[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+
+  json& root_;
+  std::vector<json*> stack_;
+  std::string key_;
+};
+
 // Parses tokenizer.json in one pass: model.vocab and model.merges (300k small values, most of
 // the 11 MB) go straight into flat tables; everything else becomes a small DOM with those two
 // replaced by null. Twice as fast as building the whole DOM (the 0.5 s load budget).
-class LoadSax {
+class LoadSax final : public nlohmann::json_sax<json> {
  public:
   explicit LoadSax(json& root) : dom_(root) {}
   std::vector<std::pair<std::string, int64_t>> vocab;
   std::vector<std::pair<std::string, std::string>> merges;
 
-  bool null() { return Bulk() ? BadBulk("null") : dom_.null(); }
-  bool boolean(bool v) { return Bulk() ? BadBulk("a boolean") : dom_.boolean(v); }
-  bool number_integer(json::number_integer_t v) {
+  bool null() override { return Bulk() ? BadBulk("null") : dom_.Value(nullptr); }
+  bool boolean(bool v) override { return Bulk() ? BadBulk("a boolean") : dom_.Value(v); }
+  bool number_integer(json::number_integer_t v) override {
     if (mode_ == kVocab) return AddVocab(v);
-    return Bulk() ? BadBulk("a number") : dom_.number_integer(v);
+    return Bulk() ? BadBulk("a number") : dom_.Value(v);
   }
-  bool number_unsigned(json::number_unsigned_t v) {
+  bool number_unsigned(json::number_unsigned_t v) override {
     if (mode_ == kVocab) return AddVocab(static_cast<int64_t>(v));
-    return Bulk() ? BadBulk("a number") : dom_.number_unsigned(v);
+    return Bulk() ? BadBulk("a number") : dom_.Value(v);
   }
-  bool number_float(json::number_float_t v, const std::string& s) {
-    return Bulk() ? BadBulk("a number") : dom_.number_float(v, s);
+  bool number_float(json::number_float_t v, const std::string&) override {
+    return Bulk() ? BadBulk("a number") : dom_.Value(v);
   }
-  bool string(std::string& v) {
+  bool string(std::string& v) override {
     if (mode_ == kMerges) {
       if (pair_ >= 0) {
         if (pair_ >= 2) return BadBulk("a merge of more than 2 strings");
@@ -65,36 +117,38 @@ class LoadSax {
       merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
       return true;
     }
-    return mode_ == kVocab ? BadBulk("a string value") : dom_.string(v);
+    return mode_ == kVocab ? BadBulk("a string value") : dom_.Value(std::move(v));
   }
-  bool binary(json::binary_t& v) { return Bulk() ? BadBulk("binary") : dom_.binary(v); }
-  bool start_object(std::size_t n) {
+  bool binary(json::binary_t& v) override {
+    return Bulk() ? BadBulk("binary") : dom_.Value(json::binary(std::move(v)));
+  }
+  bool start_object(std::size_t) override {
     if (mode_ == kNone && depth_ == 2 && keys_[1] == "model" && keys_[2] == "vocab") {
       mode_ = kVocab;
       return true;
     }
     if (Bulk()) return BadBulk("an object");
     Push();
-    return dom_.start_object(n);
+    return dom_.StartContainer(json::object());
   }
-  bool key(std::string& k) {
+  bool key(std::string& k) override {
     if (mode_ == kVocab) {
       key_ = std::move(k);
       return true;
     }
     if (mode_ == kMerges) return BadBulk("an object");
     keys_[depth_] = k;
-    return dom_.key(k);
+    return dom_.Key(k);
   }
-  bool end_object() {
+  bool end_object() override {
     if (mode_ == kVocab) {
       mode_ = kNone;
-      return dom_.null();
+      return dom_.Value(nullptr);
     }
     Pop();
-    return dom_.end_object();
+    return dom_.EndContainer();
   }
-  bool start_array(std::size_t n) {
+  bool start_array(std::size_t) override {
     if (mode_ == kNone && depth_ == 2 && keys_[1] == "model" && keys_[2] == "merges") {
       mode_ = kMerges;
       return true;
@@ -106,9 +160,9 @@ class LoadSax {
     }
     if (mode_ == kVocab) return BadBulk("an array");
     Push();
-    return dom_.start_array(n);
+    return dom_.StartContainer(json::array());
   }
-  bool end_array() {
+  bool end_array() override {
     if (mode_ == kMerges) {
       if (pair_ >= 0) {
         if (pair_ != 2) return BadBulk("a merge that is not 2 strings");
@@ -116,12 +170,12 @@ class LoadSax {
         return true;
       }
       mode_ = kNone;
-      return dom_.null();
+      return dom_.Value(nullptr);
     }
     Pop();
-    return dom_.end_array();
+    return dom_.EndContainer();
   }
-  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) {
+  bool parse_error(std::size_t pos, const std::string&, const json::exception& e) override {
     throw Error("not valid JSON at byte " + std::to_string(pos) + ": " + e.what());
   }
 
@@ -142,7 +196,7 @@ class LoadSax {
   }
   void Pop() { --depth_; }
 
-  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  DomBuilder dom_;
   Mode mode_ = kNone;
   int depth_ = 0, pair_ = -1;
   std::vector<std::string> keys_ = std::vector<std::string>(4);
@@ -200,13 +254,20 @@ Tokenizer Tokenizer::FromJson(const std::string& text, const std::string& source
     const std::string pattern = split.at("pattern").at("Regex").get<std::string>();
     if (pattern != kQwen2SplitPattern || split.value("behavior", "") != "Isolated" ||
         split.value("invert", false)) {
-      fail("pre_tokenizer Split pattern " + json(pattern).dump().substr(0, 80) +
+      fail("pre_tokenizer Split pattern " + Quoted(pattern).substr(0, 80) +
            "...: expected the Qwen2 pattern, Isolated");
     }
     if (sax.vocab.empty()) fail("model.vocab: missing or empty");
     for (const json& a : j.at("added_tokens")) {
-      added.push_back({a.at("content").get<std::string>(), a.at("id").get<int32_t>(),
-                       a.value("special", false)});
+      const std::string content = a.at("content").get<std::string>();
+      // get<int32_t> would convert any number, a float past int's range by UB.
+      const json& id = a.at("id");
+      if (!id.is_number_unsigned() || id.get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)) {
+        fail("added token " + Quoted(content) + " has id " + id.dump() +
+             ": expected an integer in 0.." + std::to_string(INT32_MAX));
+      }
+      added.push_back(
+          {content, static_cast<int32_t>(id.get<uint64_t>()), a.value("special", false)});
     }
   } catch (const json::exception& e) {
     fail(std::string("unexpected structure: ") + e.what());
@@ -243,7 +304,7 @@ Tokenizer Tokenizer::FromVocab(const std::vector<std::string>& tokens,
       case 5:  // UNUSED: padding ids past the tokenizer's ([PAD151669]); decode to nothing
         break;
       default:
-        Fail(source, "token " + std::to_string(i) + " " + json(tokens[i]).dump() + " has type " +
+        Fail(source, "token " + std::to_string(i) + " " + Quoted(tokens[i]) + " has type " +
                          std::to_string(token_types[i]) +
                          ": expected 1 (normal), 3 (control), 4 (user-defined) or 5 (unused)");
     }
@@ -253,7 +314,7 @@ Tokenizer Tokenizer::FromVocab(const std::vector<std::string>& tokens,
   for (size_t r = 0; r < merges.size(); ++r) {
     const size_t sp = merges[r].find(' ');
     if (sp == std::string::npos) {
-      Fail(source, "merge " + std::to_string(r) + " " + json(merges[r]).dump() +
+      Fail(source, "merge " + std::to_string(r) + " " + Quoted(merges[r]) +
                        ": expected two tokens separated by a space");
     }
     pairs.emplace_back(merges[r].substr(0, sp), merges[r].substr(sp + 1));
@@ -273,22 +334,35 @@ Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
   for (int b = 0; b < 256; ++b) t.char_byte_[t.byte_char_[b]] = static_cast<uint8_t>(b);
 
   t.vocab_.reserve(vocab.size() * 2);
+  // Ids index dense tables, so a sparse id (2^31 - 1 among 300 tokens) would allocate
+  // gigabytes: ids may leave gaps but stay below twice the number of tokens (real files
+  // number them 0..n-1; a GGUF's min_size is its table's own size).
+  const size_t tokens = vocab.size() + added.size();
+  const size_t id_limit = std::min<size_t>(std::max(min_size, 2 * tokens), INT32_MAX);
+  const auto bad_id = [&](int64_t id) { return id < 0 || static_cast<uint64_t>(id) >= id_limit; };
+  const auto expected_id = [&] {
+    return ": expected 0.." + std::to_string(id_limit - 1) + " (below twice the " +
+           std::to_string(tokens) + " tokens)";
+  };
   int32_t max_id = static_cast<int32_t>(min_size) - 1;
   for (auto& [tok, id] : vocab) {
-    if (id < 0 || id > INT32_MAX) {
-      fail("vocab entry " + json(tok).dump() + " has id " + std::to_string(id));
+    if (bad_id(id)) {
+      fail("vocab entry " + Quoted(tok) + " has id " + std::to_string(id) + expected_id());
     }
     max_id = std::max(max_id, static_cast<int32_t>(id));
     const auto [it, inserted] = t.vocab_.emplace(std::move(tok), static_cast<int32_t>(id));
     if (!inserted) {
-      fail("vocab entry " + json(it->first).dump() + " appears twice (ids " +
+      fail("vocab entry " + Quoted(it->first) + " appears twice (ids " +
            std::to_string(it->second) + " and " + std::to_string(id) + ")");
     }
   }
   for (const Added& a : added) {
-    if (a.content.empty() || a.id < 0) {
-      fail("added token " + json(a.content).dump() + " (id " + std::to_string(a.id) +
-           "): expected a non-empty text and an id >= 0");
+    if (a.content.empty()) {
+      fail("added token \"\" (id " + std::to_string(a.id) + "): expected a non-empty text");
+    }
+    if (bad_id(a.id)) {
+      fail("added token " + Quoted(a.content) + " has id " + std::to_string(a.id) +
+           expected_id());
     }
     max_id = std::max(max_id, a.id);
   }
@@ -304,7 +378,7 @@ Tokenizer Tokenizer::Build(std::vector<std::pair<std::string, int64_t>> vocab,
     // An added token may restate its vocab entry (same text, same id), nothing else.
     const int32_t other = t.TokenId(a.content);
     if ((other >= 0 && other != a.id) || (used[a.id] && t.id_to_token_[a.id] != a.content)) {
-      fail("added token " + json(a.content).dump() + " (id " + std::to_string(a.id) +
+      fail("added token " + Quoted(a.content) + " (id " + std::to_string(a.id) +
            ") clashes with another token's text or id");
     }
     used[a.id] = 1;

@@ -66,6 +66,7 @@ void MatmulGroup(const CpuKernels& kernels, const MatmulInput& x, size_t rows,
     a.q += p0 * a.ldq;
     a.scale += p0 * a.ld16;
     a.bias16 += p0 * a.ld16;
+    a.sum16 += p0 * a.ld16;
     a.bias32 += p0 * a.ld32;
     kernels.qmatmul(a, panel, g, c, kGroupCols);
     for (size_t r0 = 0; r0 < panel; r0 += kTileM) {

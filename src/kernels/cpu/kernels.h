@@ -92,41 +92,67 @@ void MatmulRowsByTiles(const bf16* a, size_t lda, size_t rows, size_t k_tiles, c
 
 // The int8 kernels (quantized weights, quant_matrix.h): B is one group of a QuantMatrix,
 // A is activations quantized per row (quant_rows.h).
+//
+// How a group holds each sub-block's weight scale s and bias b (weight = s * u + b, or
+// s * (u - offset) where QuantGroup::offset is set):
+//   kF32: per sub-block record and block, fp32 s[16] then b[16];
+//   kF16: fp16 d[16], s = d (Q8_0, Q4_0; the bias is the offset);
+//   kK:   ggml's K-quant scales. Every 256 weights (a super-block) start with a header per
+//         block of fp16 d[16] and, without an offset, fp16 dmin[16]; each sub-block record then
+//         holds u8 sc[16] and u8 m[16] (Q4_K: s = d * sc, b = -(dmin * m)) or, with an offset,
+//         int8 sc[16] (Q6_K: s = d * sc). Both products are exact in fp32, so s and b are the
+//         values gguf-py computes, and the file's bits per weight are nearly kept.
+enum class QuantScales : uint32_t { kF32, kF16, kK };
 struct QuantGroup {
-  const uint8_t* data;  // the group's first sub-block record
+  const uint8_t* data;  // the group's first super-block (header, then sub-block records)
   size_t nb;            // 16-column blocks, 1..kMaxBlocksPerCall
   size_t subs;          // sub-blocks along K
   uint32_t bits, sub;   // codes of 4 or 8 bits; 16 or 32 weights per sub-block
-  uint32_t offset;      // 0: fp32 s[16], b[16] per block; else fp16 s[16] and b = -offset * s
+  uint32_t offset;      // 0, or the code offset of s * (u - offset) (128, 8 or 32)
+  QuantScales scales;
 };
-// Bytes of one block's s (and b) in a sub-block record.
-constexpr size_t QuantScaleBytes(uint32_t offset) {
-  return offset ? kTileN * sizeof(uint16_t) : 2 * kTileN * sizeof(float);
+constexpr size_t kQuantSuperWeights = 256;  // a K-quant super-block, and the kernels' K chunk
+// Bytes of one block's scales in a sub-block record, and of its super-block header.
+constexpr size_t QuantScaleBytes(QuantScales scales, uint32_t offset) {
+  return scales == QuantScales::kF32   ? 2 * kTileN * sizeof(float)
+         : scales == QuantScales::kF16 ? kTileN * sizeof(uint16_t)
+         : offset                      ? kTileN
+                                       : 2 * kTileN;
+}
+constexpr size_t QuantHeaderBytes(QuantScales scales, uint32_t offset) {
+  return scales != QuantScales::kK ? 0 : (offset ? 1 : 2) * kTileN * sizeof(uint16_t);
 }
 struct QuantRows {
   const int8_t* q;      // [rows][ldq] int8 codes, k = subs * sub of them per row
   size_t ldq;
   const float* scale;   // [rows][ld16]: per 16 codes, x ~= scale * q
   const float* bias16;  // [rows][ld16]: per 16 codes, scale * their sum
+  const int32_t* sum16; // [rows][ld16]: per 16 codes, their sum
   size_t ld16;
   const float* bias32;  // [rows][ld32]: per 32 codes, bias16 of the first 16 + of the second
   size_t ld32;
 };
 // c[r][0, nb * 16) for rows r < rows (1..kMaxPanelRows): per output, over the sub-blocks s in
-// K order, with the exact integer dot d_h = sum(u * q) of each 16 codes h of the sub-block,
+// K order, with s and b as QuantScales says and the exact integer dot d_h of each 16 codes h
+// of the sub-block,
 //   t = scale[h0] * float(d_h0);  t = fma(scale[h1], float(d_h1), t)  (32-weight sub-blocks)
-//   acc = fma(s_s, t, acc);  acc = fma(b_s, bias16 or bias32 of the sub-block, acc)
-// (sum (s u + b) x over the sub-block). Every path computes exactly this, so all paths give
-// the same bits and a row's result never depends on its neighbours.
+// and then, for weights s * (u - offset) (Q8_0, Q4_0, Q6_K),
+//   d_h = sum(u * q) - offset * sum16[h];  acc = fma(s_s, t, acc)
+// or for weights s * u + b (Q4_K, and any widened kF32 format),
+//   d_h = sum(u * q);  acc = fma(s_s, t, acc);  acc = fma(b_s, bias16 or bias32 of s, acc)
+// (sum of weight * x over the sub-block; the offset is taken exactly, in the integers, which
+// also saves the second fma). Every path computes exactly this, so all paths give the same
+// bits and a row's result never depends on its neighbours.
 using QMatmulFn = void (*)(const QuantRows& a, size_t rows, const QuantGroup& b, float* c,
                            size_t ldc);
 
 // One row of activations for the int8 kernels (quant_rows.h), k a multiple of 32: per 16 values
 // scale = max|x| / 127, q = round-to-nearest-even(x * (127 / max|x|)) (an all-zero block: scale
-// 0, q 0), bias16 = scale * sum(q); per 32, bias32 = bias16 of its first 16 + of its second.
-// Every path gives the same bits (its rounding is cvtss2si / vcvtps2dq under the default MXCSR).
-using QuantizeRowFn = void (*)(const bf16* x, size_t k, int8_t* q, float* scale, float* bias16,
-                               float* bias32);
+// 0, q 0), sum16 = sum(q), bias16 = scale * sum16; per 32, bias32 = bias16 of its first 16 +
+// of its second. Every path gives the same bits (its rounding is cvtss2si / vcvtps2dq under
+// the default MXCSR).
+using QuantizeRowFn = void (*)(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
+                               float* bias16, float* bias32);
 
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).

@@ -27,15 +27,47 @@ inline __m256i Broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
+__m256 Half8(const uint8_t* p) {  // 8 fp16s
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+__m256 Bytes8(const uint8_t* p, bool is_signed) {  // 8 u8s or i8s as floats
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm256_cvtepi32_ps(is_signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v));
+}
+
+// Columns 8h .. 8h + 7's s and b (kernels.h, QuantScales; b unused with an offset).
+void ScalesOf(const QuantGroup& b, const uint8_t* header, const uint8_t* sb, size_t h, __m256& ws,
+              __m256& wb) {
+  wb = _mm256_setzero_ps();
+  switch (b.scales) {
+    case QuantScales::kF32:
+      ws = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + h * 8);
+      wb = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + kTileN + h * 8);
+      return;
+    case QuantScales::kF16:
+      ws = Half8(sb + h * 16);
+      return;
+    case QuantScales::kK:
+      ws = _mm256_mul_ps(Half8(header + h * 16), Bytes8(sb + h * 8, b.offset != 0));
+      if (!b.offset) {
+        wb = _mm256_mul_ps(Half8(header + 2 * kTileN + h * 16), Bytes8(sb + kTileN + h * 8, false));
+        wb = _mm256_xor_ps(wb, _mm256_set1_ps(-0.0f));  // -(dmin m), as the scalar twin
+      }
+      return;
+  }
+}
+
 template <size_t R>
 void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c, size_t ldc) {
-  const size_t code_bytes = QuantCodeBytes(b), record = QuantRecordBytes(b);
+  const size_t code_bytes = QuantCodeBytes(b);
+  const size_t scale_bytes = QuantScaleBytes(b.scales, b.offset);
+  const size_t header_bytes = QuantHeaderBytes(b.scales, b.offset);
   const bool wide = b.bits == 8;
   const __m256i nib = _mm256_set1_epi8(0x0f);
   __m256 acc[R][2];
   for (size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (size_t s = 0; s < b.subs; ++s) {
-    const uint8_t* rec = b.data + s * record;
+    const uint8_t* rec = b.data + QuantRecordOffset(b, s);
     const uint8_t* codes = rec + j * code_bytes;
     const int8_t* x[R];
     for (size_t r = 0; r < R; ++r) x[r] = a.q + (r0 + r) * a.ldq + s * b.sub;
@@ -43,7 +75,9 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
     for (size_t r = 0; r < R; ++r) t[r][0] = t[r][1] = _mm256_setzero_ps();
     for (size_t g = 0; g < b.sub / 16; ++g) {  // each 16 codes has its own activation scale
       __m256i dot[R][2];
-      for (size_t r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
+      for (size_t r = 0; r < R; ++r) {
+        dot[r][0] = dot[r][1] = _mm256_set1_epi32(QuantRowOffsetDot(a, r0 + r, s * b.sub / 16 + g, b.offset));
+      }
       for (size_t v = 0; v < 4; ++v) {
         for (size_t h = 0; h < 2; ++h) {  // columns 8h .. 8h + 7
           const size_t vec = wide ? g * 4 + v : v;
@@ -62,23 +96,15 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
         }
       }
     }
-    const uint8_t* sb = rec + b.nb * code_bytes + j * QuantScaleBytes(b.offset);
+    const uint8_t* sb = rec + b.nb * code_bytes + j * scale_bytes;
+    const uint8_t* hd = b.data + QuantHeaderOffset(b, s) + j * header_bytes;
     __m256 ws[2], wb[2];
-    for (size_t h = 0; h < 2; ++h) {
-      if (b.offset) {  // fp16 d; b = -offset d, exact
-        ws[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb + h * 16)));
-        wb[h] = _mm256_mul_ps(ws[h], _mm256_set1_ps(-static_cast<float>(b.offset)));
-      } else {
-        ws[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + h * 8);
-        wb[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(sb) + kTileN + h * 8);
-      }
-    }
+    for (size_t h = 0; h < 2; ++h) ScalesOf(b, hd, sb, h, ws[h], wb[h]);
     for (size_t r = 0; r < R; ++r) {
+      for (size_t h = 0; h < 2; ++h) acc[r][h] = _mm256_fmadd_ps(ws[h], t[r][h], acc[r][h]);
+      if (b.offset) continue;
       const __m256 xb = _mm256_set1_ps(QuantRowBias(a, r0 + r, s, b.sub));
-      for (size_t h = 0; h < 2; ++h) {
-        acc[r][h] = _mm256_fmadd_ps(ws[h], t[r][h], acc[r][h]);
-        acc[r][h] = _mm256_fmadd_ps(wb[h], xb, acc[r][h]);
-      }
+      for (size_t h = 0; h < 2; ++h) acc[r][h] = _mm256_fmadd_ps(wb[h], xb, acc[r][h]);
     }
   }
   for (size_t r = 0; r < R; ++r) {

@@ -58,13 +58,13 @@ WeightType ParseQuantizeType(const std::string& name) {
 QuantFormat FormatOf(WeightType type) {
   switch (type) {
     case WeightType::kQ8_0:
-      return {8, 32, 128};
+      return {8, 32, 128, QuantScales::kF16};
     case WeightType::kQ4_0:
-      return {4, 32, 8};
+      return {4, 32, 8, QuantScales::kF16};
     case WeightType::kQ4_K:
-      return {4, 32, 0};
+      return {4, 32, 0, QuantScales::kK};
     case WeightType::kQ6_K:
-      return {8, 16, 0};
+      return {8, 16, 32, QuantScales::kK};
     case WeightType::kBf16:
       break;
   }
@@ -122,6 +122,10 @@ void DecodeBlock(WeightType type, const uint8_t* b, SubBlock* out) {
           SubBlock& s = out[j];
           s.scale = d * sc;
           s.bias = -(dmin * m);
+          s.d = d;
+          s.dmin = dmin;
+          s.sc = sc;
+          s.m = m;
           for (int i = 0; i < 32; ++i) {
             s.codes[i] = half ? q[chunk * 32 + i] >> 4 : q[chunk * 32 + i] & 0xf;
           }
@@ -137,6 +141,8 @@ void DecodeBlock(WeightType type, const uint8_t* b, SubBlock* out) {
       for (int i = 0; i < 16; ++i) {
         out[i].scale = d * sc[i];
         out[i].bias = -32.0f * out[i].scale;
+        out[i].d = d;
+        out[i].sc = sc[i];
       }
       for (int n = 0; n < 2; ++n) {  // 128 weights each, as ggml's dequantize_row_q6_K
         const uint8_t* l = ql + n * 64;

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/cpu/kernels.h"
+
 namespace qwen3::cpu {
 
 enum class WeightType { kBf16, kQ8_0, kQ4_0, kQ4_K, kQ6_K };
@@ -16,11 +18,13 @@ const char* ToString(WeightType type);  // "bf16", "q8_0", "q4_0", "q4_k", "q6_k
 // "q8_0" or "q4_0" (the --quantize targets); anything else throws Error naming the value.
 WeightType ParseQuantizeType(const std::string& name);
 
-// How a quantized type is held: bits per code (4 or 8), weights per sub-block (16 or 32), and
-// the bias: offset 0 holds fp32 s and b per sub-block; Q8_0 and Q4_0 (b = -128 d, -8 d with d an
-// fp16) hold just d as fp16 and their offset, so they take the file's own bits per weight.
+// How a quantized type is held: bits per code (4 or 8), weights per sub-block (16 or 32), the
+// code offset of weight = s * (u - offset) (0: weight = s * u + b), and how s and b are stored
+// (kernels.h, QuantScales): Q8_0 {8, 32, 128, kF16}, Q4_0 {4, 32, 8, kF16}, Q4_K {4, 32, 0, kK},
+// Q6_K {8, 16, 32, kK}; a pair of differing types interleaved is widened to {8, 16, 0, kF32}.
 struct QuantFormat {
   uint32_t bits = 8, sub = 32, offset = 0;
+  QuantScales scales = QuantScales::kF32;
   bool operator==(const QuantFormat&) const = default;
 };
 QuantFormat FormatOf(WeightType type);  // not kBf16
@@ -30,6 +34,10 @@ size_t BlockBytes(WeightType type);     // bytes per ggml block: 34, 18, 144, 21
 struct SubBlock {
   float scale = 0, bias = 0;
   uint8_t codes[32] = {};  // [0, sub)
+  // K types: the super-block's d and dmin, and this sub-block's sc and m (scale = d * sc,
+  // bias = -(dmin * m) for Q4_K; bias = -32 * scale for Q6_K, whose sc is signed).
+  float d = 0, dmin = 0;
+  int32_t sc = 0, m = 0;
 };
 
 // The BlockElems(type) / sub sub-blocks of one ggml block, in K order.

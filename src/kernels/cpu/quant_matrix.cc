@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/f16.h"
+#include "kernels/cpu/qmatmul.h"
 #include "runtime/thread_pool.h"
 
 namespace qwen3::cpu {
@@ -32,7 +33,7 @@ void CheckFinite(const SubBlock& s, const std::string& name, size_t row, size_t 
 // Re-expresses a sub-block of format `from` as the sub-blocks of the wider `to` (8-bit codes
 // hold 4-bit ones; a 32-weight sub-block is two 16-weight ones with the same s and b).
 void Widen(const SubBlock& in, QuantFormat from, QuantFormat to, SubBlock* out) {
-  if (from.sub == to.sub) {
+  if (from == to || from.sub == to.sub) {
     out[0] = in;
     return;
   }
@@ -80,7 +81,7 @@ class GgufRows {
 
 QuantFormat Wider(QuantFormat a, QuantFormat b) {
   if (a == b) return a;
-  return {std::max(a.bits, b.bits), std::min(a.sub, b.sub), 0};  // explicit fp32 s and b
+  return {std::max(a.bits, b.bits), std::min(a.sub, b.sub), 0, QuantScales::kF32};
 }
 
 // Column nn of a [k, 2n] interleaved matrix: column `col` of the first or the second source.
@@ -114,7 +115,50 @@ std::vector<uint8_t> QuantizeToBlocks(const bf16* src, size_t n, size_t k, Weigh
   return out;
 }
 
+// Writes column c's s and b of a sub-block as `format` holds them (kernels.h, QuantScales):
+// into the block's part of the record's scales and, for kK, of the super-block's header.
+void PutScales(QuantFormat format, const SubBlock& sb, size_t c, uint8_t* header, uint8_t* scales) {
+  auto put_half = [](uint8_t* p, size_t i, float f) {
+    const uint16_t h = F32ToF16(f);
+    QW_ASSERT(F16ToF32(h) == f);  // d and dmin are the file's fp16s
+    std::memcpy(p + i * sizeof(h), &h, sizeof(h));
+  };
+  switch (format.scales) {
+    case QuantScales::kF32: {
+      float* sc = reinterpret_cast<float*>(scales);
+      sc[c] = sb.scale;
+      sc[kTileN + c] = sb.bias;
+      return;
+    }
+    case QuantScales::kF16:  // d, and b = -offset d by the type's definition
+      QW_ASSERT(sb.bias == -static_cast<float>(format.offset) * sb.scale);
+      put_half(scales, c, sb.scale);
+      return;
+    case QuantScales::kK:
+      put_half(header, c, sb.d);
+      QW_ASSERT(sb.scale == sb.d * static_cast<float>(sb.sc));
+      if (format.offset) {  // Q6_K
+        QW_ASSERT(sb.sc >= -128 && sb.sc <= 127);
+        scales[c] = static_cast<uint8_t>(static_cast<int8_t>(sb.sc));
+      } else {  // Q4_K
+        QW_ASSERT(sb.sc >= 0 && sb.sc < 256 && sb.m >= 0 && sb.m < 256 &&
+                  sb.bias == -(sb.dmin * static_cast<float>(sb.m)));
+        put_half(header, kTileN + c, sb.dmin);
+        scales[c] = static_cast<uint8_t>(sb.sc);
+        scales[kTileN + c] = static_cast<uint8_t>(sb.m);
+      }
+      return;
+  }
+}
+
 }  // namespace
+
+size_t QuantMatrix::ColumnBlockBytes() const {
+  const QuantGroup one = {nullptr, 1, subs(), format_.bits, format_.sub, format_.offset,
+                          format_.scales};
+  return format_.scales == QuantScales::kK ? subs() / QuantSuperSubs(one) * QuantSuperBytes(one)
+                                           : subs() * RecordBytes(1);
+}
 
 template <typename Source>
 QuantMatrix QuantMatrix::Pack(size_t k, size_t n, QuantFormat format, WeightType type,
@@ -125,31 +169,25 @@ QuantMatrix QuantMatrix::Pack(size_t k, size_t n, QuantFormat format, WeightType
   m.n_blocks_ = (n + kTileN - 1) / kTileN;
   m.format_ = format;
   m.type_ = type;
-  m.data_ = AlignedBuffer<uint8_t>(m.n_blocks_ * m.subs() * m.RecordBytes(1));
+  m.data_ = AlignedBuffer<uint8_t>(m.n_blocks_ * m.ColumnBlockBytes());
   std::memset(m.data_.data(), 0, m.data_.size());  // padded columns: zero codes, s = b = 0
   const size_t groups = (m.n_blocks_ + kGroup - 1) / kGroup;
   const size_t code_bytes = m.CodeBytes();
+  const size_t scale_bytes = QuantScaleBytes(format.scales, format.offset);
+  const size_t header_bytes = QuantHeaderBytes(format.scales, format.offset);
   pool.Spmd(groups, [&](size_t g, size_t) {
     auto source = make_source();  // per worker: it caches a decoded block
     const size_t j0 = g * kGroup, nb = std::min(kGroup, m.n_blocks_ - j0);
+    const QuantGroup group = m.Group(j0, nb);
     uint8_t* base = m.data_.data() + m.GroupOffset(j0);
-    const size_t record = m.RecordBytes(nb);
     for (size_t nn = j0 * kTileN; nn < std::min(n, (j0 + nb) * kTileN); ++nn) {
       const size_t jb = nn / kTileN - j0, c = nn % kTileN;
       for (size_t s = 0; s < m.subs(); ++s) {
         const SubBlock& sb = source(nn, s);
-        uint8_t* rec = base + s * record;
+        uint8_t* rec = base + QuantRecordOffset(group, s);
         uint8_t* codes = rec + jb * code_bytes;
-        uint8_t* scales = rec + nb * code_bytes + jb * QuantScaleBytes(format.offset);
-        if (format.offset) {  // d is an fp16 and b = -offset d by the type's definition
-          const uint16_t h = F32ToF16(sb.scale);
-          QW_ASSERT(F16ToF32(h) == sb.scale && sb.bias == -static_cast<float>(format.offset) * sb.scale);
-          std::memcpy(scales + c * sizeof(h), &h, sizeof(h));
-        } else {
-          float* sc = reinterpret_cast<float*>(scales);
-          sc[c] = sb.scale;
-          sc[kTileN + c] = sb.bias;
-        }
+        PutScales(format, sb, c, base + QuantHeaderOffset(group, s) + jb * header_bytes,
+                  rec + nb * code_bytes + jb * scale_bytes);
         for (size_t i = 0; i < format.sub; ++i) {
           if (format.bits == 8) {
             codes[(i / 4) * 64 + c * 4 + i % 4] = sb.codes[i];
@@ -220,19 +258,23 @@ QuantMatrix QuantMatrix::QuantizeInterleaved(const bf16* a, const bf16* b, size_
 QuantGroup QuantMatrix::Group(size_t j0, size_t nb) const {
   QW_ASSERT(j0 % kGroup == 0 && nb >= 1 && j0 + nb <= n_blocks_ &&
             nb <= std::min(kGroup, n_blocks_ - j0));
-  return {data_.data() + GroupOffset(j0), nb, subs(), format_.bits, format_.sub, format_.offset};
+  return {data_.data() + GroupOffset(j0), nb,           subs(), format_.bits, format_.sub,
+          format_.offset,        format_.scales};
 }
 
 float QuantMatrix::At(size_t kk, size_t nn) const {
   QW_ASSERT(kk < k_ && nn < n_);
   const size_t j = nn / kTileN, j0 = j / kGroup * kGroup, jb = j - j0, c = nn % kTileN;
   const size_t nb = std::min(kGroup, n_blocks_ - j0), s = kk / format_.sub, i = kk % format_.sub;
-  const uint8_t* rec = data_.data() + GroupOffset(j0) + s * RecordBytes(nb);
-  const uint8_t* codes = rec + jb * CodeBytes();
-  const uint8_t* scales = rec + nb * CodeBytes() + jb * QuantScaleBytes(format_.offset);
-  const uint32_t u = QuantCodeAt(codes, format_.bits, i, c);
+  const QuantGroup g = Group(j0, nb);
+  const uint8_t* rec = g.data + QuantRecordOffset(g, s);
+  const uint8_t* header =
+      g.data + QuantHeaderOffset(g, s) + jb * QuantHeaderBytes(format_.scales, format_.offset);
+  const uint8_t* scales =
+      rec + nb * CodeBytes() + jb * QuantScaleBytes(format_.scales, format_.offset);
+  const uint32_t u = QuantCodeAt(rec + jb * CodeBytes(), format_.bits, i, c);
   float ws, wb;
-  QuantScaleBias(scales, format_.offset, c, ws, wb);
+  QuantScaleBias(format_.scales, format_.offset, header, scales, c, ws, wb);
   return std::fma(ws, static_cast<float>(u), wb);
 }
 

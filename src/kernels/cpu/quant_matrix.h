@@ -1,17 +1,19 @@
 // A quantized weight matrix packed once, at load, as the B operand of the int8 kernels
 // (CpuKernels::qmatmul): logical [k, n] (k inputs, n outputs), in the sub-blocks of its
 // QuantFormat: per output column and sub-block of 16 or 32 inputs, unsigned codes u (4 or 8
-// bits) and an fp32 scale s and bias b, weight = s * u + b (quant_blocks.h).
+// bits) and a scale s and bias b, weight = s * u + b (quant_blocks.h), held as
+// QuantFormat::scales says (kernels.h, QuantScales).
 //
 // Layout: 16-column blocks in groups of 4 (the last group may be smaller), like the bf16
-// TileOrder, and within a group one record per sub-block, in K order:
-//   [codes of block 0] ... [codes of block nb-1] [s[16], b[16] of block 0] ... [of block nb-1]
-// (s as fp16 and no b for Q8_0 / Q4_0: QuantFormat::offset)
+// TileOrder, and within a group, per super-block of 256 weights along K, the blocks' headers
+// (kK only) and then one record per sub-block, in K order:
+//   [codes of block 0] ... [codes of block nb-1] [scales of block 0] ... [of block nb-1]
 // so a call over one group streams one linear range. A block's codes for a sub-block are
 // 64-byte vectors, one per 4 consecutive k (the vpdpbusd operand: byte 4c + i of vector v is
 // column c at k = 4v + i); 4-bit codes pack vector v (low nibbles) with v + 4 (high nibbles).
-// Memory: Q4_0 4.5 bits per weight and Q8_0 8.5 (fp16 d, as in the file); with fp32 s and b,
-// Q4_K 6 and Q6_K 12.
+// Memory in bits per weight (the file's in parentheses): Q4_0 4.5 (4.5), Q8_0 8.5 (8.5), Q4_K
+// 4.625 (4.5), Q6_K 8.5625 (6.5625: its 6-bit codes are held in bytes), and a widened
+// (kF32) interleaved pair 12.
 #pragma once
 
 #include <cstddef>
@@ -37,17 +39,31 @@ inline uint32_t QuantCodeAt(const uint8_t* codes, uint32_t bits, size_t i, size_
   return i < 16 ? byte & 0xf : byte >> 4;
 }
 
-// Column c's s and b in one block's scales of a sub-block record (QuantFormat::offset).
-inline void QuantScaleBias(const uint8_t* scales, uint32_t offset, size_t c, float& s, float& b) {
-  if (offset) {
+// Column c's s and b (kernels.h, QuantScales): `header` is the block's part of its super-block
+// header (kK only), `scales` the block's part of the sub-block record. For an offset format
+// b = -offset * s.
+inline void QuantScaleBias(QuantScales kind, uint32_t offset, const uint8_t* header,
+                           const uint8_t* scales, size_t c, float& s, float& b) {
+  auto half = [](const uint8_t* p, size_t i) {
     uint16_t h;
-    __builtin_memcpy(&h, scales + c * sizeof(h), sizeof(h));
-    s = F16ToF32(h);
-    b = s * -static_cast<float>(offset);  // exact: a power of two
-  } else {
+    __builtin_memcpy(&h, p + i * sizeof(h), sizeof(h));
+    return F16ToF32(h);
+  };
+  if (kind == QuantScales::kF32) {
     __builtin_memcpy(&s, scales + c * sizeof(float), sizeof(float));
     __builtin_memcpy(&b, scales + (kTileN + c) * sizeof(float), sizeof(float));
+    return;
   }
+  if (kind == QuantScales::kF16) {
+    s = half(scales, c);
+  } else if (offset) {  // Q6_K: int8 sc
+    s = half(header, c) * static_cast<float>(static_cast<int8_t>(scales[c]));
+  } else {  // Q4_K: u8 sc, m
+    s = half(header, c) * static_cast<float>(scales[c]);
+    b = -(half(header, kTileN + c) * static_cast<float>(scales[kTileN + c]));
+    return;
+  }
+  b = s * -static_cast<float>(offset);  // exact: the offsets are powers of two
 }
 
 class QuantMatrix {
@@ -86,7 +102,7 @@ class QuantMatrix {
   // Bytes of one 16-column block's codes, and of a sub-block record of a group of nb blocks.
   size_t CodeBytes() const { return format_.sub * kTileN * format_.bits / 8; }
   size_t RecordBytes(size_t nb) const {
-    return nb * (CodeBytes() + QuantScaleBytes(format_.offset));
+    return nb * (CodeBytes() + QuantScaleBytes(format_.scales, format_.offset));
   }
 
  private:
@@ -94,7 +110,9 @@ class QuantMatrix {
   template <typename Source>
   static QuantMatrix Pack(size_t k, size_t n, QuantFormat format, WeightType type, Source sub,
                           ThreadPool& pool);
-  size_t GroupOffset(size_t j0) const { return j0 * subs() * RecordBytes(1); }
+  // One 16-column block's bytes over all of K: its records and its super-block headers.
+  size_t ColumnBlockBytes() const;
+  size_t GroupOffset(size_t j0) const { return j0 * ColumnBlockBytes(); }
 
   size_t k_ = 0, n_ = 0, n_blocks_ = 0;
   QuantFormat format_;

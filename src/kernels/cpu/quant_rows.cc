@@ -17,6 +17,7 @@ void QuantizedRows::Reserve(size_t rows, size_t k) {
   q_ = AlignedBuffer<int8_t>(rows_cap_ * k_cap_);
   scale_ = AlignedBuffer<float>(rows_cap_ * k_cap_ / 16);
   bias16_ = AlignedBuffer<float>(rows_cap_ * k_cap_ / 16);
+  sum16_ = AlignedBuffer<int32_t>(rows_cap_ * k_cap_ / 16);
   bias32_ = AlignedBuffer<float>(rows_cap_ * k_cap_ / 32);
 }
 
@@ -27,15 +28,16 @@ void QuantizedRows::Quantize(const CpuKernels& kernels, const bf16* x, size_t ld
       rows,
       [&](size_t r, size_t) {
         kernels.quantize_row(x + r * lda, k, q_.data() + r * k_cap_,
-                             scale_.data() + r * (k_cap_ / 16), bias16_.data() + r * (k_cap_ / 16),
+                             scale_.data() + r * (k_cap_ / 16), sum16_.data() + r * (k_cap_ / 16),
+                             bias16_.data() + r * (k_cap_ / 16),
                              bias32_.data() + r * (k_cap_ / 32));
       },
       "quantize_rows");
 }
 
 QuantRows QuantizedRows::view() const {
-  return {q_.data(), k_cap_, scale_.data(), bias16_.data(), k_cap_ / 16, bias32_.data(),
-          k_cap_ / 32};
+  return {q_.data(), k_cap_, scale_.data(), bias16_.data(), sum16_.data(), k_cap_ / 16,
+          bias32_.data(), k_cap_ / 32};
 }
 
 }  // namespace qwen3::cpu

@@ -67,8 +67,8 @@ static inline uint16_t RoundToBf16Bits(float f) {
 // cvtss2si rounds to nearest even under the default MXCSR, as the vector paths' vcvtps2dq; an
 // intrinsic, so no compiler can fuse the product into something else (std::nearbyint was a
 // libm call per element).
-static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, float* bias16,
-                        float* bias32) {
+static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
+                        float* bias16, float* bias32) {
   for (size_t b = 0; b < k / 16; ++b) {
     float v[16], amax = 0;
     for (size_t i = 0; i < 16; ++i) {
@@ -83,6 +83,7 @@ static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, float*
       q[b * 16 + i] = static_cast<int8_t>(c);
       sum += c;
     }
+    sum16[b] = sum;
     bias16[b] = scale[b] * static_cast<float>(sum);
     if (b % 2 == 1) bias32[b / 2] = bias16[b - 1] + bias16[b];
   }

@@ -58,8 +58,8 @@ static inline float ReduceAdd16(__m512 v) {
 }
 
 // QuantizeRowFn (kernels.h): one 16-value block per vector, the same steps as the scalar twin.
-static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, float* bias16,
-                        float* bias32) {
+static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
+                        float* bias16, float* bias32) {
   const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
   for (size_t b = 0; b < k / 16; ++b) {
     const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(
@@ -74,6 +74,7 @@ static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, float*
     _mm512_store_si512(t, c);
     int32_t sum = 0;
     for (int i = 0; i < 16; ++i) sum += t[i];
+    sum16[b] = sum;
     bias16[b] = scale[b] * static_cast<float>(sum);
     if (b % 2 == 1) bias32[b / 2] = bias16[b - 1] + bias16[b];
   }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/, clang + ASan + UBSan, in build-fuzz/) and runs each for
+# SECONDS (default 60) on its corpus; exits non-zero if any target finds a crash, hang, leak,
+# excessive allocation or UB (the input is left in build-fuzz/findings/<target>/).
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: every target)
+# New inputs accumulate in build-fuzz/corpus/<target>/ (seeded from fuzz/corpus/ and
+# fuzz/regressions/, which are read only); docs/RELIABILITY.md says how to keep a finding.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+
+packages=(cmake ninja-build clang libclang-rt-14-dev libomp-dev pkg-config libgtest-dev
+          nlohmann-json3-dev libcli11-dev libdnnl-dev libicu-dev libcpp-httplib-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "fuzz: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+scripts/npm-deps.sh  # the real tokenizer.json the tokenizer targets load
+
+# -O1 with asserts on (no NDEBUG): QW_DASSERT checks run too.
+CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DQWEN3_WERROR=ON -DQWEN3_BUILD_TESTS=OFF \
+  -DQWEN3_FUZZ=ON >/dev/null
+cmake --build build-fuzz --target fuzz
+
+# Target and the longest input worth mutating (the seeds' sizes: GGUF metadata of a real
+# file is 64 KB, a small tokenizer.json 17 KB).
+declare -A max_len=([safetensors]=8192 [gguf]=70000 [config]=4096 [tokenizer_load]=20000
+                    [tokenizer_encode]=4096 [chat_template]=4096 [openai_request]=4096
+                    [stream]=2048)
+targets=("$@")
+((${#targets[@]})) || targets=(safetensors gguf config tokenizer_load tokenizer_encode
+                                chat_template openai_request stream)
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+failed=()
+printf "%-18s %8s %12s %8s %8s  %s\n" target seconds execs cov ft result
+for t in "${targets[@]}"; do
+  [ -n "${max_len[$t]:-}" ] || { echo "fuzz: unknown target $t" >&2; exit 2; }
+  work=build-fuzz/corpus/$t findings=build-fuzz/findings/$t log=build-fuzz/logs/$t.log
+  mkdir -p "$work" "$findings" build-fuzz/logs fuzz/regressions/$t
+  # -timeout: an input taking 10 s is a hang; -rss_limit_mb also caps single allocations.
+  rc=0
+  build-fuzz/bin/${t}_fuzz "$work" fuzz/corpus/$t fuzz/regressions/$t \
+    -max_total_time="$seconds" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  cov=$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo "?")
+  ft=$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo "?")
+  result=ok
+  if ((rc != 0)); then
+    result="FOUND (exit $rc): $(ls -t "$findings" | head -1), see $log"
+    failed+=("$t")
+  fi
+  printf "%-18s %8s %12s %8s %8s  %s\n" "$t" "$seconds" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$result"
+done
+if ((${#failed[@]})); then
+  echo "fuzz: findings in ${failed[*]}: fix them, keep each input in fuzz/regressions/<target>/" >&2
+  exit 1
+fi
