@@ -335,13 +335,14 @@ void BadFraming(const AbuseTarget& t, AbuseTally& tally, AbuseClient& c, std::mt
 // Sends a request a byte at a time, slower than --read-timeout allows: 408.
 void SlowSender(const AbuseTarget& t, AbuseTally& tally, std::mt19937_64& rng) {
   const bool in_body = rng() % 2 == 0;
-  const auto give_up = Deadline(t.http.read_timeout_s + 10);
+  const double give_up_s = t.http.read_timeout_s + 10;
+  const auto give_up = Deadline(give_up_s);
   const double step = std::max(0.02, t.http.read_timeout_s / 10);
   // JSON padded with spaces to more bytes than fit before give_up: the server's deadline starts
   // when it reads the first byte, so a connection that waited long for an HTTP thread would
   // otherwise find a short body whole in its socket buffer and rightly answer 200.
   std::string body = R"({"prompt": "hi", "max_tokens": 2})";
-  body.resize(body.size() + static_cast<size_t>((t.http.read_timeout_s + 10) / step) + 16, ' ');
+  body.resize(body.size() + static_cast<size_t>(give_up_s / step) + 16, ' ');
   const std::string head =
       "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\n\r\n";

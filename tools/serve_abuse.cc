@@ -18,18 +18,9 @@
 #include "serve/metrics.h"
 #include "tools/abuse_actions.h"
 
-// Under ASan or TSan, the sanitizer runtime's allocator counts the bytes in use (declared in
-// LLVM's <sanitizer/allocator_interface.h>, which GCC does not ship; GCC's runtimes export it).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define QWEN3_ABUSE_SANITIZER_HEAP 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define QWEN3_ABUSE_SANITIZER_HEAP 1
-#endif
-#endif
-#ifdef QWEN3_ABUSE_SANITIZER_HEAP
-extern "C" size_t __sanitizer_get_current_allocated_bytes();
-#endif
+// Exported by the ASan and TSan runtimes (LLVM's <sanitizer/allocator_interface.h>, which GCC
+// does not ship); weak, so it is null in a build without a sanitizer.
+extern "C" size_t __sanitizer_get_current_allocated_bytes() __attribute__((weak));
 
 namespace qwen3 {
 namespace {
@@ -39,17 +30,12 @@ using json = nlohmann::json;
 // Memory in use, in KiB. Normally VmRSS after malloc_trim (not what the allocator keeps in free
 // lists). Under ASan, RSS also holds the quarantine of freed blocks (256 MiB by default), which
 // fills during any long run, and under TSan the shadow of every page touched; there the
-// allocator's live bytes are what can show a leak.
-#ifdef QWEN3_ABUSE_SANITIZER_HEAP
-constexpr const char* kMemory = "heap in use (sanitizer)";
-#else
-constexpr const char* kMemory = "VmRSS";
-#endif
+// sanitizer allocator's live bytes are what can show a leak.
+bool SanitizerHeap() { return __sanitizer_get_current_allocated_bytes != nullptr; }
+const char* MemoryMeasure() { return SanitizerHeap() ? "heap in use (sanitizer)" : "VmRSS"; }
 
 size_t MemoryInUseKb() {
-#ifdef QWEN3_ABUSE_SANITIZER_HEAP
-  return __sanitizer_get_current_allocated_bytes() / 1024;
-#else
+  if (SanitizerHeap()) return __sanitizer_get_current_allocated_bytes() / 1024;
   malloc_trim(0);
   std::ifstream in("/proc/self/status");
   std::string key;
@@ -62,7 +48,6 @@ size_t MemoryInUseKb() {
     in.ignore(1 << 10, '\n');
   }
   return 0;
-#endif
 }
 
 std::string Words(std::mt19937_64& rng, size_t n) {
@@ -308,21 +293,21 @@ AbuseReport RunAbuse(const AbuseOptions& o) {
   const size_t warm = std::max<size_t>(16 * o.concurrency, o.requests / 10);
   rep.actions += RunClients(t, tally, warm, o.concurrency, 0, o.seed + 1);
   if (!AwaitIdle(*engine, why)) checks.push_back("after warm-up: " + why);
-  rep.rss_warm_kb = MemoryInUseKb();
-  Log(o, std::to_string(warm) + " warm-up actions; " + std::string(kMemory) + " " +
-             std::to_string(rep.rss_warm_kb) + " KiB");
+  rep.memory_warm_kb = MemoryInUseKb();
+  Log(o, std::to_string(warm) + " warm-up actions; " + std::string(MemoryMeasure()) + " " +
+             std::to_string(rep.memory_warm_kb) + " KiB");
 
   const auto t0 = AbuseClock::now();
   rep.actions += RunClients(t, tally, o.requests, o.concurrency, o.duration_s, o.seed + 2);
   rep.seconds = std::chrono::duration<double>(AbuseClock::now() - t0).count();
   if (!AwaitIdle(*engine, why)) checks.push_back("after the run: " + why);
   if (const std::string e = CheckPrometheus(t, server, tally); !e.empty()) checks.push_back(e);
-  rep.rss_after_kb = MemoryInUseKb();
-  Log(o, "main phase done in " + std::to_string(rep.seconds) + " s; " + std::string(kMemory) + " " +
-             std::to_string(rep.rss_after_kb) + " KiB");
+  rep.memory_after_kb = MemoryInUseKb();
+  Log(o, "main phase done in " + std::to_string(rep.seconds) + " s; " +
+             std::string(MemoryMeasure()) + " " + std::to_string(rep.memory_after_kb) + " KiB");
 
   DrainUnderLoad(server, t, tally, o.max_running + o.max_queue, o.grace_s);
-  rep.rss_end_kb = MemoryInUseKb();
+  rep.memory_end_kb = MemoryInUseKb();
 
   rep.outcomes = tally.outcomes();
   rep.lost = tally.lost();
@@ -353,15 +338,19 @@ AbuseReport RunAbuse(const AbuseOptions& o) {
     rep.failures.push_back(std::to_string(rep.submitted) + " sequences submitted, " +
                            std::to_string(finished_total) + " finished");
   }
-  const double growth = static_cast<double>(rep.rss_after_kb) /
-                            static_cast<double>(std::max<size_t>(1, rep.rss_warm_kb)) -
-                        1;
-  if (std::abs(growth) > 0.10) {
-    rep.failures.push_back(
-        std::string(kMemory) + " after the run " + std::to_string(rep.rss_after_kb) + " KiB vs " +
-        std::to_string(rep.rss_warm_kb) + " KiB after warm-up: more than 10% apart");
+  if (std::abs(rep.memory_growth()) > 0.10) {
+    rep.failures.push_back(std::string(MemoryMeasure()) + " after the run " +
+                           std::to_string(rep.memory_after_kb) + " KiB vs " +
+                           std::to_string(rep.memory_warm_kb) +
+                           " KiB after warm-up: more than 10% apart");
   }
   return rep;
+}
+
+double AbuseReport::memory_growth() const {
+  return static_cast<double>(memory_after_kb) /
+             static_cast<double>(std::max<size_t>(1, memory_warm_kb)) -
+         1;
 }
 
 std::string AbuseReport::Summary() const {
@@ -377,14 +366,12 @@ std::string AbuseReport::Summary() const {
   for (const auto& [code, n] : server_replies) s << " " << code << "=" << n;
   s << "\nsequences: " << submitted << " submitted, finished:";
   for (const auto& [reason, n] : finished) s << " " << reason << "=" << n;
-  const double growth = 100.0 * (static_cast<double>(rss_after_kb) /
-                                     static_cast<double>(std::max<size_t>(1, rss_warm_kb)) -
-                                 1);
+  const double growth = 100.0 * memory_growth();
   char pct[32];
   std::snprintf(pct, sizeof(pct), "%+.1f%%", growth);
   s << "\n"
-    << kMemory << ": after warm-up " << mib(rss_warm_kb) << ", after the run " << mib(rss_after_kb)
-    << " (" << pct << "), after the drain " << mib(rss_end_kb) << "\n";
+    << MemoryMeasure() << ": after warm-up " << mib(memory_warm_kb) << ", after the run "
+    << mib(memory_after_kb) << " (" << pct << "), after the drain " << mib(memory_end_kb) << "\n";
   for (const std::string& f : failures) s << "FAILED: " << f << "\n";
   s << (failures.empty() ? "PASS" : "FAIL") << "\n";
   return s.str();

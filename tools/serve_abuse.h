@@ -54,8 +54,10 @@ struct AbuseReport {
   std::map<int, uint64_t> server_replies;    // the server's count by status
   uint64_t submitted = 0;                    // sequences the engine accepted
   std::map<std::string, uint64_t> finished;  // and how they ended
-  size_t rss_warm_kb = 0, rss_after_kb = 0, rss_end_kb = 0;
-  double seconds = 0;  // the main phase
+  // Memory in use (VmRSS; the sanitizer heap's live bytes under ASan/TSan), in KiB.
+  size_t memory_warm_kb = 0, memory_after_kb = 0, memory_end_kb = 0;
+  double seconds = 0;            // the main phase
+  double memory_growth() const;  // after the run vs after warm-up: 0.03 is +3%
   bool ok() const { return failures.empty(); }
   std::string Summary() const;
 };
