@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a source file under src/ includes a header of a layer above its own (the layers of
-# docs/ARCHITECTURE.md: tools -> serve -> generate/tokenizer -> model -> kernels -> runtime ->
+# docs/ARCHITECTURE.md: tools -> serve -> generate/tokenizer -> model -> exec -> runtime ->
 # base; io -> model; golden -> model). Run by the build (target check_layers).
 #   scripts/check-layers.sh [SRC_DIR]
 set -euo pipefail
@@ -8,13 +8,13 @@ src=${1:-$(dirname "$0")/../src}
 declare -A allowed=(
   [base]="base"
   [runtime]="runtime base"
-  [kernels]="kernels runtime base"
-  [model]="model kernels runtime base"
-  [io]="io model kernels runtime base"
-  [golden]="golden model kernels runtime base"
+  [exec]="exec runtime base"
+  [model]="model exec runtime base"
+  [io]="io model exec runtime base"
+  [golden]="golden model exec runtime base"
   [tokenizer]="tokenizer base"
-  [generate]="generate tokenizer model kernels runtime base"
-  [serve]="serve generate tokenizer io model kernels runtime base"
+  [generate]="generate tokenizer model exec runtime base"
+  [serve]="serve generate tokenizer io model exec runtime base"
 )
 status=0
 while IFS= read -r file; do
@@ -27,6 +27,11 @@ while IFS= read -r file; do
   fi
   while IFS= read -r inc; do
     target=${inc%%/*}
+    # Above exec/, only the seam itself (exec/*.h): never an executor's own files.
+    if [ "$layer" != exec ] && [[ "$inc" == exec/*/* ]]; then
+      echo "check-layers: $file includes \"$inc\": layer '$layer' may include only exec/*.h (the executor seam), not an executor's files" >&2
+      status=1
+    fi
     case " ${allowed[$layer]} " in
       *" $target "*) ;;
       *) echo "check-layers: $file includes \"$inc\": layer '$layer' may include only: ${allowed[$layer]}" >&2
@@ -34,4 +39,9 @@ while IFS= read -r file; do
     esac
   done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\/[^"]*\)".*/\1/p' "$file")
 done < <(find "$src" -name '*.h' -o -name '*.cc' | sort)
+# The model names no executor's types.
+if grep -rn "cpu::" "$src/model" >&2; then
+  echo "check-layers: src/model names cpu:: (above): the model talks to executors through exec/executor.h only" >&2
+  status=1
+fi
 exit $status

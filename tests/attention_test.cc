@@ -7,7 +7,7 @@
 // normalized weights sum(p~ v) / sum(p~) are off by at most 2^-8 * max_t |v_t| per output
 // column; the bf16 output adds <= 2^-8 |out|. fp32 scores and merges add ~1e-6, covered by a
 // 1e-5 * max|v| term. Splits only re-associate fp32 merges, so they agree to 1 bf16 ulp.
-#include "kernels/cpu/attention.h"
+#include "exec/cpu/attention.h"
 
 #include <gtest/gtest.h>
 
@@ -20,8 +20,8 @@
 
 #include "base/bf16.h"
 #include "base/rng.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/cpu_path.h"
+#include "exec/cpu/kernels.h"
 
 namespace qwen3::cpu {
 namespace {

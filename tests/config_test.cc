@@ -293,7 +293,7 @@ TEST(ConfigTest, RejectsShapesTheKernelsCannotRun) {
   EXPECT_TRUE(ThrowsError([&] { ValidateConfig(c); }, {"num_key_value_heads = 0", "positive"}));
 }
 
-// Any even head_dim runs: pages and q tiles pad it to 32 internally (kernels/cpu/attention.h).
+// Any even head_dim runs: pages and q tiles pad it to 32 internally (exec/cpu/attention.h).
 TEST(ConfigTest, AcceptsAnyEvenHeadDimUpTo256) {
   for (int head_dim : {2, 48, 64, 80, 96, 100, 128, 250, 256}) {
     ojson j = Small();

@@ -1,4 +1,4 @@
-#include "kernels/cpu/cpu_path.h"
+#include "exec/cpu/cpu_path.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include "base/cpu_features.h"
 #include "base/error.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/kernels.h"
 
 namespace qwen3::cpu {
 namespace {

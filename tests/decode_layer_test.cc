@@ -25,8 +25,8 @@
 #include "base/bf16.h"
 #include "base/error.h"
 #include "golden/reference.h"
-#include "kernels/cpu/cpu_path.h"
-#include "model/kv_cache.h"
+#include "exec/cpu/cpu_path.h"
+#include "exec/cpu/kv_cache.h"
 #include "model/layer_weights.h"
 #include "runtime/thread_pool.h"
 #include "tools/layer_harness.h"
@@ -119,7 +119,7 @@ struct KvSnapshot {
   bool operator==(const KvSnapshot&) const = default;
 };
 
-KvSnapshot Snapshot(const PagedKvCache& kv) {
+KvSnapshot Snapshot(const cpu::PagedKvCache& kv) {
   KvSnapshot s;
   const size_t n = kv.num_slots() * kv.kv_heads() * kv.layout().head_dim;
   s.k.resize(n);
@@ -136,7 +136,7 @@ void ExpectKvMatchesGolden(LayerHarness& h, const std::vector<bf16>& k_before,
                            const std::vector<bf16>& v_before) {
   const LayerShape& shape = h.shape();
   const LayerTensors& t = h.tensors();
-  const PagedKvCache& kv = h.kv_cache();
+  const cpu::PagedKvCache& kv = h.kv_cache();
   const size_t dim = shape.config.head_dim, heads_kv = shape.config.kv_heads;
   const size_t bs = shape.block_size;
   std::vector<bool> current(kv.num_slots() * heads_kv, false);
@@ -322,7 +322,7 @@ const std::string& HeadDimConfig(const HeadDimCase& c) {
 }
 
 // Page lanes past the real dims (KIndex / VIndex of no real (token, dim)) that are not zero.
-size_t NonZeroPadding(const PagedKvCache& kv) {
+size_t NonZeroPadding(const cpu::PagedKvCache& kv) {
   const cpu::KvPageLayout& layout = kv.layout();
   std::vector<bool> real_k(layout.PageElems(), false), real_v(layout.PageElems(), false);
   for (size_t t = 0; t < layout.block_size; ++t) {
@@ -477,8 +477,7 @@ TEST(DecodeLayerPadding, SmallerBatchOnLargerLayerWritesOnlyItsRows) {
     }
 
     // LM head: rows past the batch and columns past lm.rows keep their canaries.
-    ThreadPool pool(2);
-    const LmHeadWeights lm = LmHeadWeights::FromSeedLayout(c, t, pool);
+    const LmHeadWeights lm = LmHeadWeights::FromSeedLayout(c, t, h16.executor());
     const size_t ld = c.vocab + 40;
     std::vector<float> logits(16 * ld, -777.0f);
     h16.layer().RunLmHead(lm, next.data(), 5, logits.data(), ld);
@@ -528,15 +527,15 @@ TEST(DecodeLayerSplits, PagesPerSplitAgreeWithinOneUlp) {
 TEST(DecodeLayerSplits, PagesPerSplitOutOfRangeThrows) {
   const Qwen3Config c = ResolveConfig(TinyAConfig());
   ThreadPool pool(1);
-  const cpu::CpuKernels& k = cpu::GetCpuKernels(cpu::CpuPath::kScalar);
+  cpu::CpuExecutor k(DimsOf(c), cpu::GetCpuKernels(cpu::CpuPath::kScalar), pool);
   DecodeLayer::Options lo;
   lo.pages_per_split = 0;  // automatic
-  EXPECT_NO_THROW(DecodeLayer(c, lo, k, pool));
+  EXPECT_NO_THROW(DecodeLayer(c, lo, k));
   lo.pages_per_split = 65;
-  EXPECT_TRUE(ThrowsError([&] { DecodeLayer(c, lo, k, pool); }, {"pages_per_split = 65"}));
+  EXPECT_TRUE(ThrowsError([&] { DecodeLayer(c, lo, k); }, {"pages_per_split = 65"}));
   lo.pages_per_split = 64;
   lo.max_batch = 0;
-  EXPECT_TRUE(ThrowsError([&] { DecodeLayer(c, lo, k, pool); }, {"max_batch = 0"}));
+  EXPECT_TRUE(ThrowsError([&] { DecodeLayer(c, lo, k); }, {"max_batch = 0"}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -728,7 +727,7 @@ TEST_F(DecodeLayerValidate, BlockTableTooNarrow) {
 
 TEST_F(DecodeLayerValidate, KvCacheShapeMismatch) {
   const Qwen3Config& c = h_.config();
-  PagedKvCache other(h_.kv_cache().num_blocks(), c.kv_heads + 1, c.head_dim, 128);
+  cpu::PagedKvCache other(h_.kv_cache().num_blocks(), c.kv_heads + 1, c.head_dim, 128);
   EXPECT_TRUE(ThrowsError(
       [&] { h_.layer().Run(h_.weights(), rope_, other, Batch(), hidden_.data(), next_.data()); },
       {"KV cache has 3 heads of 64", "expected 2 of 64"}));
@@ -741,8 +740,7 @@ TEST_F(DecodeLayerValidate, RopeHeadDimMismatch) {
 }
 
 TEST_F(DecodeLayerValidate, LmHeadBatchOutOfRange) {
-  ThreadPool pool(1);
-  const LmHeadWeights lm = LmHeadWeights::FromSeedLayout(h_.config(), h_.tensors(), pool);
+  const LmHeadWeights lm = LmHeadWeights::FromSeedLayout(h_.config(), h_.tensors(), h_.executor());
   std::vector<float> logits((kBatch + 1) * h_.config().vocab);
   EXPECT_TRUE(ThrowsError(
       [&] { h_.layer().RunLmHead(lm, next_.data(), 0, logits.data(), h_.config().vocab); },

@@ -15,11 +15,12 @@
 #include "io/hf_checkpoint.h"
 #include "io/load_weights.h"
 #include "io/safetensors.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/quant_blocks.h"
+#include "exec/cpu/cpu_path.h"
+#include "exec/cpu/kernels.h"
+#include "exec/cpu/quant_blocks.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
+#include "tests/executor_util.h"
 #include "tools/replay.h"
 
 namespace qwen3 {
@@ -30,6 +31,12 @@ const std::string kGguf = std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/";
 ThreadPool& Pool() {
   static ThreadPool pool(2);
   return pool;
+}
+
+// A CPU executor for the shared files' config (tiny-a), packing on Pool().
+Executor& X(const Qwen3Config& c) {
+  static std::unique_ptr<cpu::CpuExecutor> x = MakeCpuExecutor(c, Pool());
+  return *x;
 }
 
 // Every element of a [rows][cols] reference equals at(row, col) (+0 and -0 alike).
@@ -52,22 +59,23 @@ class GgufFileTest : public testing::TestWithParam<std::string> {};
 TEST_P(GgufFileTest, WeightsAreGgufPysDequantization) {
   const std::string file = kGguf + "tiny-a." + GetParam() + ".gguf";
   const GgufCheckpoint ck = GgufCheckpoint::Open(file);
-  const ModelWeights w = LoadModelWeights(ck, Pool());
+  const ModelWeights w = LoadModelWeights(ck, X(ck.config()));
   const auto ref = SafetensorsFile::Open(kGguf + "tiny-a." + GetParam() + ".reference.safetensors");
   const size_t h = w.config.hidden;
   ExpectEqualsReference(*ref, "token_embd", [&](size_t token, size_t k) {
-    return w.embed_q.n() ? w.embed_q.At(k, token) : Bf16ToF32(w.embed[token * h + k]);
+    const cpu::CpuWeight& e = cpu::AsCpu(*w.embed);
+    return e.matrix.n() ? e.matrix.At(k, token) : Bf16ToF32(e.table[token * h + k]);
   });
-  ExpectEqualsReference(*ref, "blk.0.attn_q", [&](size_t o, size_t k) { return w.layers[0].wq.At(k, o); });
-  ExpectEqualsReference(*ref, "blk.0.ffn_down", [&](size_t o, size_t k) { return w.layers[0].w_down.At(k, o); });
+  ExpectEqualsReference(*ref, "blk.0.attn_q", [&](size_t o, size_t k) { return cpu::MatrixOf(*w.layers[0].wq).At(k, o); });
+  ExpectEqualsReference(*ref, "blk.0.ffn_down", [&](size_t o, size_t k) { return cpu::MatrixOf(*w.layers[0].w_down).At(k, o); });
   ExpectEqualsReference(*ref, "blk.1.ffn_gate", [&](size_t o, size_t k) {  // interleaved by 32
-    return w.layers[1].w_gate_up.At(k, o / 32 * 64 + o % 32);
+    return cpu::MatrixOf(*w.layers[1].w_gate_up).At(k, o / 32 * 64 + o % 32);
   });
 }
 
 TEST_P(GgufFileTest, HoldsTheFilesTypes) {
   const GgufCheckpoint ck = GgufCheckpoint::Open(kGguf + "tiny-a." + GetParam() + ".gguf");
-  const ModelWeights w = LoadModelWeights(ck, Pool());
+  const ModelWeights w = LoadModelWeights(ck, X(ck.config()));
   const std::map<std::string, std::string> want = {
       {"bf16", "bf16"}, {"q8_0", "q8_0"}, {"q4_k_m", "q4_k+q6_k"}, {"q4_0", "q4_0+q6_k"}};
   EXPECT_EQ(w.weight_type(), want.at(GetParam()));
@@ -142,14 +150,16 @@ TEST(GgufQuantizeTest, QuantizersMatchLlamaQuantizeByteForByte) {
 TEST(GgufQuantizeTest, QuantizingTheBf16FileEqualsQuantizingTheHfCheckpoint) {
   LoadOptions o;
   o.quantize = cpu::WeightType::kQ4_0;
-  const ModelWeights a = LoadModelWeights(GgufCheckpoint::Open(kGguf + "tiny-a.bf16.gguf"), Pool(), o);
+  const GgufCheckpoint ga = GgufCheckpoint::Open(kGguf + "tiny-a.bf16.gguf");
+  const ModelWeights a = LoadModelWeights(ga, X(ga.config()), o);
   const ModelWeights b = LoadModelWeights(
-      HfCheckpoint::Open(std::string(QWEN3_SHARED_DIR) + "/testdata/hf-qwen3/tiny-a"), Pool(), o);
+      HfCheckpoint::Open(std::string(QWEN3_SHARED_DIR) + "/testdata/hf-qwen3/tiny-a"),
+      X(ga.config()), o);
   EXPECT_EQ(a.weight_type(), "q4_0");
   ASSERT_EQ(a.layers.size(), b.layers.size());
   for (size_t i = 0; i < a.layers.size(); ++i) {
-    const cpu::QuantMatrix& x = a.layers[i].w_gate_up.quant();
-    const cpu::QuantMatrix& y = b.layers[i].w_gate_up.quant();
+    const cpu::QuantMatrix& x = cpu::MatrixOf(*a.layers[i].w_gate_up).quant();
+    const cpu::QuantMatrix& y = cpu::MatrixOf(*b.layers[i].w_gate_up).quant();
     ASSERT_EQ(x.bytes(), y.bytes());
     for (size_t n = 0; n < x.n(); n += 7) {
       for (size_t k = 0; k < x.k(); k += 5) ASSERT_EQ(x.At(k, n), y.At(k, n)) << i << " " << k << " " << n;

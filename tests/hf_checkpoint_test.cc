@@ -8,10 +8,11 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "kernels/cpu/cpu_path.h"
+#include "exec/cpu/cpu_path.h"
 #include "model/model.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
+#include "tests/executor_util.h"
 #include "tests/checkpoint_util.h"
 #include "tests/error_matchers.h"
 
@@ -28,11 +29,12 @@ namespace fs = std::filesystem;
 std::vector<float> Logits(const std::string& dir) {
   ThreadPool pool(2);
   const HfCheckpoint ck = HfCheckpoint::Open(dir);
-  const ModelWeights w = LoadModelWeights(ck, pool);
+  const auto x = MakeCpuExecutor(ck.config(), pool);
+  const ModelWeights w = LoadModelWeights(ck, *x);
   Model::Options o;
   o.max_users = 1;
   o.max_seq = 64;
-  Model m(w, o, cpu::GetCpuKernels(cpu::SelectCpuPath()), pool);
+  Model m(w, o, *x);
   std::vector<float> logits(w.config.vocab);
   const std::vector<int32_t> users = {0};
   m.Prefill(users, {{1, 5, 9, 42, 99}}, logits.data());
@@ -79,12 +81,14 @@ TEST(HfCheckpointTest, TiedEmbeddingsUseEmbedTokens) {
   const HfCheckpoint ck = HfCheckpoint::Open(d.Sub("m"));
   EXPECT_FALSE(ck.Has(HfNames::LmHead()));
   ThreadPool pool(1);
-  const ModelWeights w = LoadModelWeights(ck, pool);
-  EXPECT_TRUE(w.embed.empty());
+  const auto x = MakeCpuExecutor(ck.config(), pool);
+  const ModelWeights w = LoadModelWeights(ck, *x);
+  EXPECT_TRUE(w.embed == nullptr);
   const AlignedBuffer<bf16> embed = ck.Get(HfNames::Embed()).ToBf16();
   std::vector<bf16> row(64);
   for (int32_t tok : {0, 37, 99}) {
-    w.Embed(tok, row.data());
+    x->Embed(w.embedding(), {&tok, 1}, Act::kHidden);
+    x->Download(Act::kHidden, 1, row.data());
     for (size_t k = 0; k < 64; ++k) ASSERT_EQ(row[k], embed[tok * 64 + k]);
   }
 }
@@ -193,7 +197,7 @@ TEST(HfCheckpointTest, BadCheckpointsAreOneLineErrorsNamingFileAndTensor) {
     const auto load = [&] {
       ThreadPool pool(1);
       const HfCheckpoint ck = HfCheckpoint::Open(d.Sub("m"));
-      LoadModelWeights(ck, pool);
+      LoadModelWeights(ck, *MakeCpuExecutor(ck.config(), pool));
     };
     for (const std::string& part : bc.parts) EXPECT_TRUE(ThrowsError(load, {part})) << bc.tag;
   }

@@ -9,7 +9,7 @@
 // the worst case K u is never approached), so tol = 1e-6 * sum_k |a_k b_k| (~17u) holds while
 // staying far below any real indexing or tiling bug (which is O(|a_k b_k|)). Measured worst:
 // 0.42 tol (7u), on every path, K 1..17408. Path vs scalar: both err, so 2 x tol.
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/kernels.h"
 
 #include <gtest/gtest.h>
 
@@ -27,9 +27,9 @@
 #include "base/bf16.h"
 #include "base/error.h"
 #include "base/rng.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/fused_matmul.h"
-#include "kernels/cpu/packed_matrix.h"
+#include "exec/cpu/cpu_path.h"
+#include "exec/cpu/fused_matmul.h"
+#include "exec/cpu/packed_matrix.h"
 #include "runtime/thread_pool.h"
 #include "tests/error_matchers.h"
 

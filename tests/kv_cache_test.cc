@@ -1,4 +1,4 @@
-#include "model/kv_cache.h"
+#include "exec/cpu/kv_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -10,6 +10,7 @@
 #include "runtime/thread_pool.h"
 
 namespace qwen3 {
+using cpu::PagedKvCache;
 namespace {
 
 std::vector<bf16> RandomRows(size_t n, uint64_t stream) {

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "exec/finite.h"
 #include "tests/error_matchers.h"
 
 namespace qwen3 {

@@ -9,10 +9,12 @@
 
 #include "io/hf_checkpoint.h"
 #include "io/load_weights.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/cpu_path.h"
+#include "exec/cpu/kernels.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
+#include "tests/executor_util.h"
+#include "exec/cpu/cpu_weight.h"
 #include "tests/checkpoint_util.h"
 #include "tests/error_matchers.h"
 #include "tools/replay.h"
@@ -70,7 +72,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
   ThreadPool pool(2);
   const HfCheckpoint ck = HfCheckpoint::Open(kTestData + "tiny-a");
-  const ModelWeights w = LoadModelWeights(ck, pool);
+  const auto x = MakeCpuExecutor(ck.config(), pool);
+  const ModelWeights w = LoadModelWeights(ck, *x);
   const auto ref = SafetensorsFile::Open(kTestData + "tiny-a/reference.safetensors");
   const TensorView& ids_view = ref->Get("prompt_ids");
   const std::vector<int32_t> ids = ids_view.ToI32(), lens = ref->Get("prompt_lens").ToI32();
@@ -83,7 +86,7 @@ TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
   o.max_users = n;
   o.max_seq = width;
   o.max_rows = 64;
-  Model model(w, o, cpu::GetCpuKernels(cpu::SelectCpuPath()), pool);
+  Model model(w, o, *x);
   std::vector<Model::Row> rows;
   std::vector<uint8_t> want;
   std::vector<size_t> last_row(n);
@@ -105,7 +108,7 @@ TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
       if (depth == layers) {  // transformers' last entry is after the final norm
         std::vector<bf16> normed(h);
         cpu::GetCpuKernels(cpu::CpuPath::kScalar)
-            .rms_norm_bf16(row, w.lm.final_norm.data(), h,
+            .rms_norm_bf16(row, cpu::AsCpu(*w.lm.final_norm).vec.data(), h,
                            static_cast<float>(w.config.rms_norm_eps), normed.data());
         for (size_t k = 0; k < h; ++k) g[k] = Bf16ToF32(normed[k]);
       } else {
@@ -136,6 +139,7 @@ class ModelFixture : public testing::TestWithParam<int> {
   static void TearDownTestSuite() {
     for (auto& [head_dim, w] : weights_) delete w;
     weights_.clear();
+    executors_.clear();
     delete pool_;
     delete dir_;
   }
@@ -146,7 +150,7 @@ class ModelFixture : public testing::TestWithParam<int> {
       c.head_dim = head_dim;
       const std::string sub = dir_->Sub("m" + std::to_string(head_dim));
       WriteSyntheticCheckpoint(c, {.seed = 11}, sub);
-      w = new ModelWeights(LoadModelWeights(HfCheckpoint::Open(sub), *pool_));
+      w = new ModelWeights(LoadModelWeights(HfCheckpoint::Open(sub), Executor(head_dim)));
     }
     return *w;
   }
@@ -158,7 +162,17 @@ class ModelFixture : public testing::TestWithParam<int> {
     o.block_size = block_size;
     o.max_rows = max_rows;
     o.pages_per_split = 2;  // the same splits whatever the batch: comparable bit for bit
-    return Model(Weights(GetParam()), o, cpu::GetCpuKernels(path), *pool_);
+    return Model(Weights(GetParam()), o, Executor(GetParam(), path));
+  }
+  // One executor per (head_dim, path): models borrow them.
+  static cpu::CpuExecutor& Executor(int head_dim, cpu::CpuPath path = cpu::SelectCpuPath()) {
+    std::unique_ptr<cpu::CpuExecutor>& x = executors_[{head_dim, path}];
+    if (x == nullptr) {
+      Qwen3Config c = TinyConfig(true);
+      c.head_dim = head_dim;
+      x = MakeCpuExecutor(c, *pool_, path);
+    }
+    return *x;
   }
   static std::vector<int32_t> Prompt(size_t len, int32_t salt) {
     std::vector<int32_t> p(len);
@@ -168,6 +182,8 @@ class ModelFixture : public testing::TestWithParam<int> {
   static inline ScratchDir* dir_ = nullptr;
   static inline ThreadPool* pool_ = nullptr;
   static inline std::map<int, ModelWeights*> weights_;
+  static inline std::map<std::pair<int, cpu::CpuPath>, std::unique_ptr<cpu::CpuExecutor>>
+      executors_;
 };
 
 // Users with different prompt lengths prefilled together, in passes of 16 rows, equal the

@@ -1,7 +1,7 @@
 // PeakDotFlops: a positive, finite rate on every path this machine supports (never a timing
 // threshold), an Error naming the path on the others, and each path's matmul still right
 // afterwards (the amx loop reconfigures every worker's tiles).
-#include "kernels/cpu/peak_rate.h"
+#include "exec/cpu/peak_rate.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 
 #include "base/aligned_buffer.h"
 #include "base/bf16.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/kernels.h"
 #include "runtime/thread_pool.h"
 #include "tests/error_matchers.h"
 

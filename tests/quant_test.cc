@@ -1,4 +1,4 @@
-// Quantized weights and activations (kernels/cpu/quant_blocks.h, quant_matrix.h, quant_rows.h)
+// Quantized weights and activations (exec/cpu/quant_blocks.h, quant_matrix.h, quant_rows.h)
 // and the int8 kernel of every path (CpuKernels::qmatmul).
 //
 // The block decoders are checked against ggml's reference dequantization loops, rewritten here
@@ -15,12 +15,12 @@
 
 #include "base/f16.h"
 #include "base/rng.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/qmatmul.h"
-#include "kernels/cpu/quant_blocks.h"
-#include "kernels/cpu/quant_matrix.h"
-#include "kernels/cpu/quant_rows.h"
+#include "exec/cpu/cpu_path.h"
+#include "exec/cpu/kernels.h"
+#include "exec/cpu/qmatmul.h"
+#include "exec/cpu/quant_blocks.h"
+#include "exec/cpu/quant_matrix.h"
+#include "exec/cpu/quant_rows.h"
 #include "runtime/thread_pool.h"
 #include "tests/error_matchers.h"
 

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "kernels/cpu/cpu_path.h"
+#include "exec/cpu/cpu_path.h"
 #include "tests/cli_util.h"
 #include "model/decode_layer.h"
 

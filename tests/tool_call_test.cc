@@ -31,10 +31,11 @@
 #include "io/load_weights.h"
 #include "io/safetensors.h"
 #include "io/synthetic_checkpoint.h"
-#include "kernels/cpu/cpu_path.h"
+#include "exec/cpu/cpu_path.h"
 #include "model/model.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
+#include "tests/executor_util.h"
 #include "serve/engine.h"
 #include "serve/http_server.h"
 #include "tests/checkpoint_util.h"
@@ -214,11 +215,12 @@ TEST(ToolCallTest, GreedyDecodingFollowsTheScript) {
   ASSERT_EQ(s.chain.size(), 21u);
   ThreadPool pool(2);
   const HfCheckpoint ck = HfCheckpoint::Open(s.dir);
-  const ModelWeights w = LoadModelWeights(ck, pool);
+  const auto x = MakeCpuExecutor(ck.config(), pool);
+  const ModelWeights w = LoadModelWeights(ck, *x);
   Model::Options o;
   o.max_users = 1;
   o.max_seq = 512;
-  Model m(w, o, cpu::GetCpuKernels(cpu::SelectCpuPath()), pool);
+  Model m(w, o, *x);
   const Tokenizer tok = Tokenizer::FromFile(s.dir + "/tokenizer.json");
   ChatTemplateOptions co;
   co.enable_thinking = false;

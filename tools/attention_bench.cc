@@ -17,8 +17,8 @@
 #include "base/aligned_buffer.h"
 #include "base/error.h"
 #include "base/rng.h"
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/attention.h"
+#include "exec/cpu/kernels.h"
 #include "tools/summary.h"
 #include "tools/tool_main.h"
 

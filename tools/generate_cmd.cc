@@ -49,6 +49,7 @@ std::unique_ptr<Engine> Load(const TextModelOptions& o, size_t users, size_t max
   eo.model_dir = o.model_dir;
   eo.tokenizer = o.tokenizer;
   eo.quantize = o.quantize;
+  eo.device = o.device;
   eo.threads = o.threads;
   eo.max_seq = max_seq;
   eo.block_size = o.block_size;

@@ -23,6 +23,7 @@ struct TextModelOptions {
   std::string model_dir;
   std::string tokenizer;  // empty: model_dir/tokenizer.json
   std::string quantize;   // EngineOptions::quantize
+  std::string device = "cpu";  // EngineOptions::device
   size_t threads = 0;
   size_t max_seq = 0;     // 0: what the prompts need (generate) / 4096 (chat)
   size_t block_size = 64;

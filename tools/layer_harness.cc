@@ -14,9 +14,9 @@ LayerHarness::LayerHarness(const LayerHarnessOptions& o) : options_(o) {
   shape_.block_size = o.block_size;
   if (o.batch < 1) throw Error("batch " + std::to_string(o.batch) + ": expected at least 1");
   if (o.max_seq < 1) throw Error("max_seq " + std::to_string(o.max_seq) + ": expected at least 1");
-  if (o.block_size == 0 || o.block_size % cpu::kTileK != 0 || o.block_size > cpu::kMaxBlockSize) {
+  if (o.block_size == 0 || o.block_size % kKvDimAlign != 0 || o.block_size > kMaxBlockSize) {
     throw Error("block size " + std::to_string(o.block_size) +
-                ": expected a multiple of 32 up to " + std::to_string(cpu::kMaxBlockSize));
+                ": expected a multiple of 32 up to " + std::to_string(kMaxBlockSize));
   }
   const size_t mb = shape_.MaxBlocksPerSeq();
   shape_.num_blocks = o.kv_blocks ? o.kv_blocks : o.batch * mb;
@@ -38,8 +38,9 @@ LayerHarness::LayerHarness(const LayerHarnessOptions& o) : options_(o) {
       }
     }
   }
-  kernels_ = &cpu::GetCpuKernels(cpu::SelectCpuPath());
   pool_ = std::make_unique<ThreadPool>(o.threads);
+  executor_ = std::make_unique<cpu::CpuExecutor>(
+      DimsOf(shape_.config), cpu::GetCpuKernels(cpu::SelectCpuPath()), *pool_, o.batch);
 
   SyntheticOptions syn;
   syn.seed = o.seed;
@@ -54,14 +55,13 @@ LayerHarness::LayerHarness(const LayerHarnessOptions& o) : options_(o) {
           tensors_.block_table[b * mb + pos / o.block_size] * o.block_size + pos % o.block_size);
     }
   }
-  weights_ = LayerWeights::FromSeedLayout(shape_.config, tensors_, *pool_);
-  lm_head_ = LmHeadWeights::FromSeedLayout(shape_.config, tensors_, *pool_);
+  weights_ = LayerWeights::FromSeedLayout(shape_.config, tensors_, *executor_);
+  lm_head_ = LmHeadWeights::FromSeedLayout(shape_.config, tensors_, *executor_);
   rope_ = RopeTable::FromTables(tensors_.rope_cos.data(), tensors_.rope_sin.data(), o.max_seq,
                                 shape_.config.head_dim);
-  kv_ = std::make_unique<PagedKvCache>(shape_.num_blocks, shape_.config.kv_heads,
-                                       shape_.config.head_dim, o.block_size);
-  kv_->ImportSeedLayout(tensors_.k_cache.data(), tensors_.v_cache.data(), *pool_);
-  layer_ = std::make_unique<DecodeLayer>(shape_.config, layer_options(), *kernels_, *pool_);
+  kv_ = executor_->NewKvCache(shape_.num_blocks, o.block_size);
+  executor_->ImportKv(*kv_, tensors_.k_cache.data(), tensors_.v_cache.data());
+  layer_ = std::make_unique<DecodeLayer>(shape_.config, layer_options(), *executor_);
   next_hidden_.assign(o.batch * shape_.config.hidden, 0);
   out_.assign(o.batch * static_cast<size_t>(shape_.config.vocab), 0.0f);
 }
@@ -82,6 +82,11 @@ DecodeLayer::Options LayerHarness::layer_options() const {
   lo.max_seq = options_.max_seq;
   lo.pages_per_split = options_.pages_per_split;
   return lo;
+}
+
+size_t LayerHarness::PagesPerSplit() const {
+  return cpu::PagesPerSplit(batch(), options_.block_size, shape_.config.kv_heads,
+                            pool_->NumWorkers(), layer_->attention_options());
 }
 
 void LayerHarness::StepWith(DecodeLayer& layer, StageTimes* times) {

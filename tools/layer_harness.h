@@ -11,7 +11,8 @@
 
 #include "golden/compare.h"
 #include "golden/reference.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/cpu_executor.h"
+#include "exec/cpu/kv_cache.h"
 #include "model/decode_layer.h"
 #include "model/layer_tensors.h"
 #include "runtime/thread_pool.h"
@@ -30,7 +31,7 @@ struct LayerHarnessOptions {
   size_t max_seq = 4096;
   size_t block_size = 128;
   size_t kv_blocks = 0;        // KV pool size; 0 = batch * ceil(max_seq / block_size)
-  size_t pages_per_split = 0;  // 0 = automatic (DecodeLayer::PagesPerSplit)
+  size_t pages_per_split = 0;  // 0 = automatic (cpu::PagesPerSplit)
 };
 
 struct HarnessCheck {
@@ -46,17 +47,20 @@ class LayerHarness {
 
   const Qwen3Config& config() const { return shape_.config; }
   const LayerShape& shape() const { return shape_; }
-  cpu::CpuPath path() const { return kernels_->path; }
+  cpu::CpuPath path() const { return executor_->kernels().path; }
   size_t threads() const { return pool_->NumWorkers(); }
   DecodeBatch batch() const;
   LayerTensors& tensors() { return tensors_; }
-  PagedKvCache& kv_cache() { return *kv_; }
+  cpu::PagedKvCache& kv_cache() { return static_cast<cpu::PagedKvCache&>(*kv_); }
   DecodeLayer& layer() { return *layer_; }
   const LayerWeights& weights() const { return weights_; }
 
   ThreadPool& pool() { return *pool_; }
-  const cpu::CpuKernels& kernels() const { return *kernels_; }
+  const cpu::CpuKernels& kernels() const { return executor_->kernels(); }
+  cpu::CpuExecutor& executor() { return *executor_; }
   DecodeLayer::Options layer_options() const;
+  // The split length the step runs with (options.pages_per_split, or the automatic choice).
+  size_t PagesPerSplit() const;
 
   // One decode step: layer, then final RMSNorm + LM head (per the mode).
   void Step(StageTimes* times = nullptr) { StepWith(*layer_, times); }
@@ -72,12 +76,12 @@ class LayerHarness {
   LayerShape shape_;
   LayerHarnessOptions options_;
   std::unique_ptr<ThreadPool> pool_;
-  const cpu::CpuKernels* kernels_ = nullptr;
+  std::unique_ptr<cpu::CpuExecutor> executor_;
   LayerTensors tensors_;
   LayerWeights weights_;
   LmHeadWeights lm_head_;
   RopeTable rope_;
-  std::unique_ptr<PagedKvCache> kv_;
+  std::unique_ptr<KvCache> kv_;
   std::unique_ptr<DecodeLayer> layer_;
   std::vector<bf16> next_hidden_;
   std::vector<float> out_;

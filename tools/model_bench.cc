@@ -9,13 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/packed_matrix.h"
-#include "kernels/cpu/peak_rate.h"
+#include "exec/cpu/cpu_path.h"
+#include "exec/cpu/cpu_executor.h"
+#include "exec/cpu/kernels.h"
+#include "exec/cpu/packed_matrix.h"
+#include "exec/cpu/peak_rate.h"
 #include "model/model.h"
 #include "model/model_weights.h"
-#include "model/stage_cost.h"
+#include "tools/stage_cost.h"
 #include "runtime/thread_pool.h"
 #include "serve/engine.h"
 #include "tools/read_bandwidth.h"
@@ -81,7 +82,9 @@ void RunModelBench(const ModelBenchOptions& o) {
   eo.serve = false;
   eo.threads = o.threads;
   const std::unique_ptr<Engine> engine = Engine::Open(eo);
-  const cpu::CpuKernels& kernels = engine->kernels();
+  auto* cpu_executor = dynamic_cast<cpu::CpuExecutor*>(&engine->executor());
+  if (cpu_executor == nullptr) throw Error("qwen3-bench --model: expected the cpu executor");
+  const cpu::CpuKernels& kernels = cpu_executor->kernels();
   const cpu::CpuPath path = kernels.path;
   ThreadPool& pool = engine->pool();
   const ModelWeights& w = engine->weights();
@@ -91,7 +94,7 @@ void RunModelBench(const ModelBenchOptions& o) {
   mo.max_users = max_batch + 1;  // + the mixed pass's prefill user
   mo.max_seq = o.context + 3 * o.steps + 8;  // warm-up and mixed-pass steps too
   mo.max_rows = o.max_rows;
-  Model model(w, mo, kernels, pool);
+  Model model(w, mo, *cpu_executor);
   std::printf(
       "qwen3-bench --model %s: %d layers, hidden %d, vocab %d, tied %s | weights %.3f GB packed "
       "(loaded in %.2f s), KV cache %.3f GB | path %s, %zu threads\n",
@@ -107,7 +110,9 @@ void RunModelBench(const ModelBenchOptions& o) {
   const double kernel_peak = PeakMatmulFlops(kernels, pool);
   // Weights every decode step streams: all packed layers and the LM head (embedding rows and
   // norm vectors are noise).
-  const double weight_bytes = static_cast<double>(w.bytes() - w.embed.size() * sizeof(bf16));
+  const size_t embed_rows =
+      w.embed && w.embed->type() == WeightType::kBf16 ? w.embed->bytes() : 0;
+  const double weight_bytes = static_cast<double>(w.bytes() - embed_rows);
   const double kv_token_bytes = static_cast<double>(c.KvBytesPerToken());
   // FLOPs (stage_cost.h): all layers' stages for rows at the given lengths (a decode step: one
   // row per user; a prompt: row i at length i + 1), and the final norm + LM head for `rows`.

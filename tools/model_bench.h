@@ -2,7 +2,7 @@
 // each batch (every user at --context tokens) as % of the memory-bandwidth limit (weights +
 // the KV each step reads, over the read bandwidth measured before each step) and % of the
 // roofline (max of that and the step's FLOPs over the path's peak dot rate,
-// kernels/cpu/peak_rate.h); prefill tokens/s as % of the compute limit (the FLOPs of the
+// exec/cpu/peak_rate.h); prefill tokens/s as % of the compute limit (the FLOPs of the
 // prompt over the peak dot rate). The JSON's "prefill" is the first batch's prefill.
 #pragma once
 

@@ -46,11 +46,18 @@ void AddQuantizeFlag(CLI::App& app, std::string& quantize) {
                  "quantize the bf16 weights at load, as llama.cpp's blocks: q8_0 | q4_0");
 }
 
+void AddDeviceFlag(CLI::App& app, std::string& device) {
+  app.add_option("--device", device,
+                 "executor: cpu (default; the kernels of the best CPU path) | reference (plain "
+                 "float32 loops: slow, the engine's own truth)");
+}
+
 void AddModelFlags(CLI::App& app, qwen3::TextModelOptions& o) {
   app.add_option("--model", o.model_dir, "Hugging Face model directory, or a GGUF file")
       ->required();
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the model directory's)");
   AddQuantizeFlag(app, o.quantize);
+  AddDeviceFlag(app, o.device);
   app.add_option("--max-seq", o.max_seq, "KV cache tokens per sequence (default: as needed / 4096)");
 }
 
@@ -87,6 +94,7 @@ int Main(int argc, char** argv) {
   rp->add_option("--out", replay.out, "write the computed logits_s* here (safetensors)");
   rp->add_option("--max-rows", replay.max_rows, "tokens per prefill pass (default 64)");
   AddQuantizeFlag(*rp, replay.quantize);
+  AddDeviceFlag(*rp, replay.device);
   rp->add_option("--tol", replay.max_rel_l2, "rel-L2 bound per step (default 3.5e-2)");
 
   std::string preset, out_dir, mk_tokenizer;
@@ -147,6 +155,7 @@ int Main(int argc, char** argv) {
       ->required();
   sv->add_option("--tokenizer", serve.engine.tokenizer, "tokenizer.json (default: the model directory's)");
   AddQuantizeFlag(*sv, serve.engine.quantize);
+  AddDeviceFlag(*sv, serve.engine.device);
   sv->add_option("--host", serve.server.host, "address to listen on (default 127.0.0.1)");
   sv->add_option("--port", serve.server.port, "port (default 8000; 0: any free port)");
   sv->add_option("--api-key", serve.server.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");

@@ -2,7 +2,7 @@
 //   (a) read bandwidth: every thread streams a buffer of >= 2 GiB (read_bandwidth.h)
 //   (b) our step per stage and in total: median and spread over --steps after --warmup
 //   (c) the bytes each stage must move, its GB/s and % of (a)
-//   (c') the roofline: each stage's FLOPs, the path's peak dot rate (kernels/cpu/peak_rate.h),
+//   (c') the roofline: each stage's FLOPs, the path's peak dot rate (exec/cpu/peak_rate.h),
 //        and max(bytes / bandwidth, FLOPs / peak), the least time the stage can take
 //   (d) the same projections through oneDNN's bf16 matmul (the peer), side by side
 //   (e) what the seed's design choices are worth: fused epilogues vs an unfused schedule,
@@ -22,8 +22,9 @@
 #include <vector>
 
 #include "base/error.h"
-#include "kernels/cpu/peak_rate.h"
-#include "model/stage_cost.h"
+#include "exec/cpu/peak_rate.h"
+#include "tools/bench_variants.h"
+#include "tools/stage_cost.h"
 #include "tools/layer_flags.h"
 #include "tools/onednn_peer.h"
 #include "tools/model_bench.h"
@@ -207,7 +208,7 @@ int Main(int argc, char** argv) {
               o.batch, o.all_max_seq ? "all seq_lens = max" : "seq_lens random",
               ToString(o.lm_head), cpu::ToString(h.path()), threads);
 
-  const size_t h_pps = h.layer().PagesPerSplit(h.batch(), o.block_size);
+  const size_t h_pps = h.PagesPerSplit();
   const auto bytes = StageBytes(c, h.batch(), h.tensors().lm_rows, h_pps, o.block_size);
   const auto flops = StageFlops(c, h.batch(), h.tensors().lm_rows);
   ReadBandwidthProbe probe(h.pool(), static_cast<size_t>(bw_gib * (1 << 30)));
@@ -229,18 +230,23 @@ int Main(int argc, char** argv) {
   // turn with the engine, so the comparison is not at the mercy of the host's drift.
   nlohmann::json variants = nlohmann::json::object();
   if (!no_variants) {
+    std::vector<std::unique_ptr<Executor>> executors;  // the variants' (tools/bench_variants.h)
+    executors.push_back(std::make_unique<UnfusedEpilogueExecutor>(
+        h.executor().dims(), h.kernels(), h.pool(), o.batch));
+    executors.push_back(std::make_unique<PerUserAttentionExecutor>(
+        h.executor().dims(), h.kernels(), h.pool(), o.batch));
     std::vector<std::unique_ptr<DecodeLayer>> own;
-    auto variant = [&](auto set) {
+    auto variant = [&](Executor& x, auto set) {
       DecodeLayer::Options vo = h.layer_options();
       set(vo);
-      own.push_back(std::make_unique<DecodeLayer>(c, vo, h.kernels(), h.pool()));
+      own.push_back(std::make_unique<DecodeLayer>(c, vo, x));
       return own.back().get();
     };
+    const auto same = [](auto&) {};
     const std::vector<DecodeLayer*> layers = {
-        &h.layer(), variant([](auto& vo) { vo.fused_epilogues = false; }),
-        variant([](auto& vo) { vo.attention_per_user = true; }),
-        variant([](auto& vo) { vo.pages_per_split = 1; }),
-        variant([](auto& vo) { vo.pages_per_split = 8; })};
+        &h.layer(), variant(*executors[0], same), variant(*executors[1], same),
+        variant(h.executor(), [](auto& vo) { vo.pages_per_split = 1; }),
+        variant(h.executor(), [](auto& vo) { vo.pages_per_split = 8; })};
     const std::vector<StageStats> st =
         TimeSteps(h, layers, probe, bytes, flops, peak, warmup, steps);
     const char* names[] = {"engine", "unfused_epilogues", "attention_per_user",

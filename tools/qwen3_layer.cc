@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
-#include "model/stage_cost.h"
+#include "tools/stage_cost.h"
 #include "tools/layer_flags.h"
 #include "tools/summary.h"
 #include "tools/tool_main.h"
@@ -54,7 +54,7 @@ int Main(int argc, char** argv) {
     for (auto& t : runs) harness.Step(&t);
     const auto bytes =
         StageBytes(c, harness.batch(), harness.tensors().lm_rows,
-                   harness.layer().PagesPerSplit(harness.batch(), o.block_size), o.block_size);
+                   harness.PagesPerSplit(), o.block_size);
     std::printf("%-20s %10s %10s %10s\n", "stage", "MB", "ms", "GB/s");
     double total_bytes = 0;
     std::vector<double> totals;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "exec/cpu/cpu_executor.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/model_weights.h"
@@ -106,11 +107,11 @@ Reference ReadReference(const ReplayOptions& o) {
 }
 
 // The weights only: no tokenizer, KV pool, model or engine thread.
-std::unique_ptr<Engine> OpenWeights(const std::string& model_dir, const std::string& quantize,
-                                    size_t threads) {
+std::unique_ptr<Engine> OpenWeights(const ReplayOptions& o, size_t threads) {
   EngineOptions eo;
-  eo.model_dir = model_dir;
-  eo.quantize = quantize;
+  eo.model_dir = o.model_dir;
+  eo.quantize = o.quantize;
+  eo.device = o.device;
   eo.need_tokenizer = false;
   eo.serve = false;
   eo.threads = threads;
@@ -118,7 +119,7 @@ std::unique_ptr<Engine> OpenWeights(const std::string& model_dir, const std::str
 }
 
 ReplayResult Replay(const ReplayOptions& o, const Reference& ref, const ModelWeights& weights,
-                    const cpu::CpuKernels& kernels, ThreadPool& pool) {
+                    Executor& executor) {
   const size_t n = ref.n, steps = ref.steps;
   const size_t vocab = weights.config.vocab;
   for (size_t s = 0; s < steps; ++s) {
@@ -133,7 +134,7 @@ ReplayResult Replay(const ReplayOptions& o, const Reference& ref, const ModelWei
   mo.max_users = n;
   mo.max_seq = ref.longest + steps;
   mo.max_rows = o.max_rows;
-  Model model(weights, mo, kernels, pool);
+  Model model(weights, mo, executor);
 
   std::vector<int32_t> users(n);
   for (size_t b = 0; b < n; ++b) users[b] = static_cast<int32_t>(b);
@@ -182,14 +183,15 @@ ReplayResult Replay(const ReplayOptions& o, const Reference& ref, const ModelWei
 
 ReplayResult RunReplay(const ReplayOptions& o) {
   const Reference ref = ReadReference(o);
-  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, o.quantize, o.threads);
-  return Replay(o, ref, engine->weights(), engine->kernels(), engine->pool());
+  const std::unique_ptr<Engine> engine = OpenWeights(o, o.threads);
+  return Replay(o, ref, engine->weights(), engine->executor());
 }
 
 ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, ThreadPool& pool) {
   const Reference ref = ReadReference(o);
-  const std::unique_ptr<Engine> engine = OpenWeights(o.model_dir, o.quantize, pool.NumWorkers());
-  return Replay(o, ref, engine->weights(), kernels, pool);
+  const std::unique_ptr<Engine> engine = OpenWeights(o, pool.NumWorkers());
+  cpu::CpuExecutor executor(DimsOf(engine->weights().config), kernels, pool);
+  return Replay(o, ref, engine->weights(), executor);
 }
 
 }  // namespace qwen3

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "exec/cpu/kernels.h"
 
 namespace qwen3 {
 
@@ -16,6 +16,7 @@ class ThreadPool;
 struct ReplayOptions {
   std::string model_dir, reference, out;  // out: logits_s{s} as safetensors; empty = none
   std::string quantize;                   // EngineOptions::quantize
+  std::string device = "cpu";             // EngineOptions::device
   size_t max_rows = 64;                   // prefill chunk
   size_t threads = 0;                     // workers (0: all cores)
   double max_rel_l2 = 3.5e-2;

@@ -4,31 +4,30 @@
 // ones rounded to bf16 (or quantized with LoadOptions::quantize), norm vectors as fp32. A tied
 // model's LM head is its token embedding, stored once.
 #include <cstring>
+#include <optional>
 
 #include "base/error.h"
 #include "base/f16.h"
 #include "io/gguf_checkpoint.h"
 #include "io/load_weights.h"
-#include "kernels/cpu/weight_matrix.h"
-#include "model/layer_weights.h"
 
 namespace qwen3 {
 namespace {
 
 // The weight type a GGUF type is held as; bf16 for the float types (GgufCheckpoint::Open
 // admitted only F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K).
-cpu::WeightType HeldAs(GgmlType t) {
+WeightType HeldAs(GgmlType t) {
   switch (t) {
     case GgmlType::kQ8_0:
-      return cpu::WeightType::kQ8_0;
+      return WeightType::kQ8_0;
     case GgmlType::kQ4_0:
-      return cpu::WeightType::kQ4_0;
+      return WeightType::kQ4_0;
     case GgmlType::kQ4_K:
-      return cpu::WeightType::kQ4_K;
+      return WeightType::kQ4_K;
     case GgmlType::kQ6_K:
-      return cpu::WeightType::kQ6_K;
+      return WeightType::kQ6_K;
     default:
-      return cpu::WeightType::kBf16;
+      return WeightType::kBf16;
   }
 }
 
@@ -74,85 +73,75 @@ class GgufBf16 {
   const bf16* ptr_ = nullptr;
 };
 
-AlignedBuffer<float> Norm(const GgufCheckpoint& ck, const std::string& name) {
+std::unique_ptr<Weight> Norm(const GgufCheckpoint& ck, const std::string& name, Executor& x) {
   const GgufTensor& t = ck.Get(name);
   AlignedBuffer<float> f(t.Elements());
   for (size_t i = 0; i < f.size(); ++i) f[i] = GgufBf16::ValueAt(t, i);
-  return CopyFinite(f.data(), f.size(), name);
+  return x.PackNorm(f.data(), f.size(), name);
 }
 
-// A [out, in] linear (ggml dims [in, out]) as [in -> out].
-cpu::WeightMatrix Linear(const GgufCheckpoint& ck, const std::string& name, ThreadPool& pool,
-                         const LoadOptions& o) {
+// A [out, in] matrix (ggml dims [in, out]): a quantized type's blocks as the file has them, a
+// float type's values as bf16 (src, which must outlive the packing).
+HostMatrix Host(const GgufCheckpoint& ck, const std::string& name, std::optional<GgufBf16>& src) {
   const GgufTensor& t = ck.Get(name);
-  const size_t k = t.dims[0], n = t.dims[1];
-  const cpu::WeightType held = HeldAs(t.type);
-  if (held != cpu::WeightType::kBf16) {
-    return cpu::QuantMatrix::FromGguf(held, t.data, n, k, name, pool);
-  }
-  const GgufBf16 src(t);
-  if (o.quantize) return cpu::QuantMatrix::Quantize(src.data(), n, k, *o.quantize, name, pool);
-  return cpu::PackedMatrix::FromOutIn(src.data(), n, k, name, pool);
+  const WeightType held = HeldAs(t.type);
+  if (held != WeightType::kBf16) return {name, held, t.data, t.dims[1], t.dims[0], false};
+  src.emplace(t);
+  return {name, WeightType::kBf16, src->data(), t.dims[1], t.dims[0], false};
 }
 
-cpu::WeightMatrix GateUp(const GgufCheckpoint& ck, const std::string& gn, const std::string& un,
-                         ThreadPool& pool, const LoadOptions& o) {
+std::unique_ptr<Weight> Linear(const GgufCheckpoint& ck, const std::string& name, WeightRole role,
+                               Executor& x, const LoadOptions& o) {
+  std::optional<GgufBf16> src;
+  const HostMatrix m = Host(ck, name, src);
+  // Quantized tensors are repacked as they are: --quantize applies to float tensors only.
+  return x.PackLinear(m, role, m.type == WeightType::kBf16 ? o.quantize : std::nullopt);
+}
+
+std::unique_ptr<Weight> GateUp(const GgufCheckpoint& ck, const std::string& gn,
+                               const std::string& un, Executor& x, const LoadOptions& o) {
   const GgufTensor& g = ck.Get(gn);
   const GgufTensor& u = ck.Get(un);
-  const size_t k = g.dims[0], n = g.dims[1];
-  const cpu::WeightType hg = HeldAs(g.type), hu = HeldAs(u.type);
-  if (hg != cpu::WeightType::kBf16 && hu != cpu::WeightType::kBf16) {
-    return cpu::QuantMatrix::FromGgufInterleaved(hg, g.data, hu, u.data, n, k, gn, un, pool);
-  }
-  if (hg != cpu::WeightType::kBf16 || hu != cpu::WeightType::kBf16) {
+  const bool qg = HeldAs(g.type) != WeightType::kBf16, qu = HeldAs(u.type) != WeightType::kBf16;
+  if (qg != qu) {
     throw Error(g.Where() + ": " + ToString(g.type) + " with " + un + " " + ToString(u.type) +
                 ": expected both quantized or both float (they are computed as one matrix)");
   }
-  const GgufBf16 a(g), b(u);
-  if (o.quantize) {
-    return cpu::QuantMatrix::QuantizeInterleaved(a.data(), b.data(), n, k, *o.quantize, gn, un,
-                                                 pool);
-  }
-  return cpu::PackedMatrix::FromOutInInterleaved(a.data(), b.data(), n, k, gn, un, pool);
+  std::optional<GgufBf16> gs, us;
+  const HostMatrix hg = Host(ck, gn, gs), hu = Host(ck, un, us);
+  return x.PackGateUp(hg, hu, qg ? std::nullopt : o.quantize);
 }
 
 }  // namespace
 
-ModelWeights LoadModelWeights(const GgufCheckpoint& ck, ThreadPool& pool, const LoadOptions& o) {
+ModelWeights LoadModelWeights(const GgufCheckpoint& ck, Executor& x, const LoadOptions& o) {
   ModelWeights w;
   const Qwen3Config& c = ck.config();
   w.config = c;
   for (int i = 0; i < c.layers; ++i) {
     const auto name = [&](const char* leaf) { return GgufNames::Layer(i, leaf); };
     LayerWeights l;
-    l.input_norm = Norm(ck, name("attn_norm.weight"));
-    l.post_norm = Norm(ck, name("ffn_norm.weight"));
-    l.q_norm = Norm(ck, name("attn_q_norm.weight"));
-    l.k_norm = Norm(ck, name("attn_k_norm.weight"));
-    l.wq = Linear(ck, name("attn_q.weight"), pool, o);
-    l.wk = Linear(ck, name("attn_k.weight"), pool, o);
-    l.wv = Linear(ck, name("attn_v.weight"), pool, o);
-    l.wo = Linear(ck, name("attn_output.weight"), pool, o);
-    l.w_gate_up = GateUp(ck, name("ffn_gate.weight"), name("ffn_up.weight"), pool, o);
-    l.w_down = Linear(ck, name("ffn_down.weight"), pool, o);
+    l.input_norm = Norm(ck, name("attn_norm.weight"), x);
+    l.post_norm = Norm(ck, name("ffn_norm.weight"), x);
+    l.q_norm = Norm(ck, name("attn_q_norm.weight"), x);
+    l.k_norm = Norm(ck, name("attn_k_norm.weight"), x);
+    l.wq = Linear(ck, name("attn_q.weight"), WeightRole::kQ, x, o);
+    l.wk = Linear(ck, name("attn_k.weight"), WeightRole::kK, x, o);
+    l.wv = Linear(ck, name("attn_v.weight"), WeightRole::kV, x, o);
+    l.wo = Linear(ck, name("attn_output.weight"), WeightRole::kO, x, o);
+    l.w_gate_up = GateUp(ck, name("ffn_gate.weight"), name("ffn_up.weight"), x, o);
+    l.w_down = Linear(ck, name("ffn_down.weight"), WeightRole::kDown, x, o);
     w.layers.push_back(std::move(l));
   }
-  w.lm.final_norm = Norm(ck, GgufNames::FinalNorm());
+  w.lm.final_norm = Norm(ck, GgufNames::FinalNorm(), x);
   w.lm.rows = c.vocab;
-  const GgufTensor& embed = ck.Get(GgufNames::Embed());
   if (c.tied_embeddings) {  // one table: the LM head, whose columns are the embedding rows
-    w.lm.weight = Linear(ck, GgufNames::Embed(), pool, o);
+    w.lm.weight = Linear(ck, GgufNames::Embed(), WeightRole::kLmHead, x, o);
     return w;
   }
-  w.lm.weight = Linear(ck, GgufNames::LmHead(), pool, o);
-  const cpu::WeightType held = HeldAs(embed.type);
-  if (held != cpu::WeightType::kBf16) {  // read a row per token: kept as the file has it
-    w.embed_q = cpu::QuantMatrix::FromGguf(held, embed.data, c.vocab, c.hidden,
-                                           GgufNames::Embed(), pool);
-    return w;
-  }
-  const GgufBf16 src(embed);
-  w.embed = CopyFiniteBf16(src.data(), c.vocab, c.hidden, GgufNames::Embed());
+  w.lm.weight = Linear(ck, GgufNames::LmHead(), WeightRole::kLmHead, x, o);
+  std::optional<GgufBf16> src;  // read a row per token: a quantized table is kept as it is
+  w.embed = x.PackEmbedding(Host(ck, GgufNames::Embed(), src));
   return w;
 }
 

@@ -4,7 +4,6 @@
 
 #include "base/error.h"
 #include "io/hf_checkpoint.h"
-#include "kernels/cpu/weight_matrix.h"
 
 namespace qwen3 {
 namespace {
@@ -28,61 +27,56 @@ class Bf16Source {
   const bf16* ptr_ = nullptr;
 };
 
-AlignedBuffer<float> NormWeight(const HfCheckpoint& ck, const std::string& name) {
-  const TensorView& t = ck.Get(name);
-  const AlignedBuffer<float> f = t.ToF32();
-  return CopyFinite(f.data(), f.size(), name);
+HostMatrix Host(const std::string& name, const TensorView& t, const Bf16Source& src) {
+  return {name, WeightType::kBf16, src.data(), t.shape[0], t.shape[1], false};
 }
 
-cpu::WeightMatrix Linear(const HfCheckpoint& ck, const std::string& name, ThreadPool& pool,
-                         const LoadOptions& o) {
+std::unique_ptr<Weight> Norm(const HfCheckpoint& ck, const std::string& name, Executor& x) {
+  const AlignedBuffer<float> f = ck.Get(name).ToF32();
+  return x.PackNorm(f.data(), f.size(), name);
+}
+
+std::unique_ptr<Weight> Linear(const HfCheckpoint& ck, const std::string& name, WeightRole role,
+                               Executor& x, const LoadOptions& o) {
   const TensorView& t = ck.Get(name);
   const Bf16Source src(t);
-  if (o.quantize) {
-    return cpu::QuantMatrix::Quantize(src.data(), t.shape[0], t.shape[1], *o.quantize, name, pool);
-  }
-  return cpu::PackedMatrix::FromOutIn(src.data(), t.shape[0], t.shape[1], name, pool);
+  return x.PackLinear(Host(name, t, src), role, o.quantize);
 }
 
 }  // namespace
 
-ModelWeights LoadModelWeights(const HfCheckpoint& ck, ThreadPool& pool, const LoadOptions& o) {
+ModelWeights LoadModelWeights(const HfCheckpoint& ck, Executor& x, const LoadOptions& o) {
   ModelWeights w;
   const Qwen3Config& c = ck.config();
   w.config = c;
   for (int i = 0; i < c.layers; ++i) {
     const auto name = [&](const char* leaf) { return HfNames::Layer(i, leaf); };
     LayerWeights l;
-    l.input_norm = NormWeight(ck, name("input_layernorm.weight"));
-    l.post_norm = NormWeight(ck, name("post_attention_layernorm.weight"));
-    l.q_norm = NormWeight(ck, name("self_attn.q_norm.weight"));
-    l.k_norm = NormWeight(ck, name("self_attn.k_norm.weight"));
-    l.wq = Linear(ck, name("self_attn.q_proj.weight"), pool, o);
-    l.wk = Linear(ck, name("self_attn.k_proj.weight"), pool, o);
-    l.wv = Linear(ck, name("self_attn.v_proj.weight"), pool, o);
-    l.wo = Linear(ck, name("self_attn.o_proj.weight"), pool, o);
+    l.input_norm = Norm(ck, name("input_layernorm.weight"), x);
+    l.post_norm = Norm(ck, name("post_attention_layernorm.weight"), x);
+    l.q_norm = Norm(ck, name("self_attn.q_norm.weight"), x);
+    l.k_norm = Norm(ck, name("self_attn.k_norm.weight"), x);
+    l.wq = Linear(ck, name("self_attn.q_proj.weight"), WeightRole::kQ, x, o);
+    l.wk = Linear(ck, name("self_attn.k_proj.weight"), WeightRole::kK, x, o);
+    l.wv = Linear(ck, name("self_attn.v_proj.weight"), WeightRole::kV, x, o);
+    l.wo = Linear(ck, name("self_attn.o_proj.weight"), WeightRole::kO, x, o);
     {
       const std::string gn = name("mlp.gate_proj.weight"), un = name("mlp.up_proj.weight");
-      const Bf16Source gate(ck.Get(gn)), up(ck.Get(un));
-      if (o.quantize) {
-        l.w_gate_up = cpu::QuantMatrix::QuantizeInterleaved(
-            gate.data(), up.data(), c.intermediate, c.hidden, *o.quantize, gn, un, pool);
-      } else {
-        l.w_gate_up = cpu::PackedMatrix::FromOutInInterleaved(
-            gate.data(), up.data(), c.intermediate, c.hidden, gn, un, pool);
-      }
+      const TensorView &gt = ck.Get(gn), &ut = ck.Get(un);
+      const Bf16Source gate(gt), up(ut);
+      l.w_gate_up = x.PackGateUp(Host(gn, gt, gate), Host(un, ut, up), o.quantize);
     }
-    l.w_down = Linear(ck, name("mlp.down_proj.weight"), pool, o);
+    l.w_down = Linear(ck, name("mlp.down_proj.weight"), WeightRole::kDown, x, o);
     w.layers.push_back(std::move(l));
   }
-  w.lm.final_norm = NormWeight(ck, HfNames::FinalNorm());
+  w.lm.final_norm = Norm(ck, HfNames::FinalNorm(), x);
   w.lm.rows = c.vocab;
   const std::string head = c.tied_embeddings ? HfNames::Embed() : HfNames::LmHead();
-  w.lm.weight = Linear(ck, head, pool, o);
+  w.lm.weight = Linear(ck, head, WeightRole::kLmHead, x, o);
   if (!c.tied_embeddings) {
     const TensorView& e = ck.Get(HfNames::Embed());
     const Bf16Source src(e);
-    w.embed = CopyFiniteBf16(src.data(), c.vocab, c.hidden, HfNames::Embed());
+    w.embed = x.PackEmbedding(Host(HfNames::Embed(), e, src));
   }
   return w;
 }

@@ -11,7 +11,6 @@
 #include <utility>
 
 #include "base/error.h"
-#include "kernels/cpu/attention.h"
 
 namespace qwen3 {
 namespace {
@@ -221,7 +220,7 @@ Qwen3Config ResolveConfig(const std::string& preset_or_path) {
 }
 
 size_t Qwen3Config::KvBytesPerToken() const {
-  const size_t stored_dim = cpu::PaddedHeadDim(static_cast<size_t>(head_dim));
+  const size_t stored_dim = (static_cast<size_t>(head_dim) + kKvDimAlign - 1) / kKvDimAlign * kKvDimAlign;
   return static_cast<size_t>(layers) * 2 * static_cast<size_t>(kv_heads) * stored_dim * 2;
 }
 
@@ -265,9 +264,9 @@ void ValidateConfig(const Qwen3Config& c) {
     fail("num_attention_heads / num_key_value_heads = " + std::to_string(c.GroupSize()) +
          ": expected at most 16 (attention uses one 16-row query tile per KV head)");
   }
-  if (c.head_dim % 2 != 0 || c.head_dim > static_cast<int>(cpu::kMaxHeadDim)) {
+  if (c.head_dim % 2 != 0 || c.head_dim > kMaxHeadDim) {
     fail("head_dim = " + std::to_string(c.head_dim) + ": expected an even number in 2.." +
-         std::to_string(cpu::kMaxHeadDim) +
+         std::to_string(kMaxHeadDim) +
          " (RoPE rotates two halves; the attention tiles hold at most 256)");
   }
   if (c.hidden % 32 != 0) {

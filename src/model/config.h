@@ -9,6 +9,13 @@
 
 namespace qwen3 {
 
+// The engine's bounds on shapes: head_dim (the attention tiles hold at most 256 dims) and the
+// KV pages' alignment (whole 32-element k-tiles: head_dim is stored padded to it, and a block
+// holds a multiple of it; executors' KvBytesPerToken agree).
+constexpr int kMaxHeadDim = 256;
+constexpr size_t kKvDimAlign = 32;
+constexpr size_t kMaxBlockSize = 256;  // KV block tokens: a multiple of kKvDimAlign up to this
+
 struct Qwen3Config {
   std::string name;              // "qwen3-14b", or the path for a file
   int hidden = 0;                // hidden_size
@@ -26,7 +33,7 @@ struct Qwen3Config {
   int QDim() const { return heads * head_dim; }
   int KvDim() const { return kv_heads * head_dim; }
   // KV cache bytes of one token over all layers (bf16 K and V) as the pages store them:
-  // head_dim padded to a multiple of 32 (cpu::KvPageLayout).
+  // head_dim padded to a multiple of kKvDimAlign (the executors' KV tiles).
   size_t KvBytesPerToken() const;
   int GroupSize() const { return heads / kv_heads; }
 

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "base/error.h"
-#include "runtime/thread_pool.h"
 
 namespace qwen3 {
 namespace {
@@ -32,16 +31,15 @@ void CheckDistinct(std::span<const int32_t> users, const char* what) {
 
 }  // namespace
 
-Model::Model(const ModelWeights& weights, const Options& options, const cpu::CpuKernels& kernels,
-             ThreadPool& pool)
+Model::Model(const ModelWeights& weights, const Options& options, Executor& executor)
     : w_(weights),
       options_(options),
-      pool_(pool),
+      x_(executor),
       blocks_per_seq_(options.block_size == 0
                           ? 0
                           : (options.max_seq + options.block_size - 1) / options.block_size),
       num_blocks_(options.num_blocks ? options.num_blocks : options.max_users * blocks_per_seq_),
-      layer_(weights.config, LayerOptions(options), kernels, pool) {
+      layer_(weights.config, LayerOptions(options), executor) {
   const Qwen3Config& c = weights.config;
   const auto bad = [](const std::string& what) { throw Error("model options: " + what); };
   if (options.max_users == 0 && options.num_blocks == 0) {
@@ -57,10 +55,12 @@ Model::Model(const ModelWeights& weights, const Options& options, const cpu::Cpu
     bad("num_blocks = " + std::to_string(num_blocks_) + ": too many slots for int32 slot ids");
   }
   if (options.max_seq == 0) bad("max_seq = 0: expected at least 1");
-  if (options.block_size == 0 || options.block_size % cpu::kTileK != 0 ||
-      options.block_size > cpu::kMaxBlockSize) {
+  const ModelDims dims = DimsOf(c);
+  if (options.block_size == 0 || options.block_size % kKvDimAlign != 0 ||
+      options.block_size > kMaxBlockSize ||
+      !executor.Supports(Op::kAttention, {&dims, options.max_rows, options.block_size})) {
     bad("block_size = " + std::to_string(options.block_size) + ": expected a multiple of " +
-        std::to_string(cpu::kTileK) + " up to " + std::to_string(cpu::kMaxBlockSize));
+        std::to_string(kKvDimAlign) + " up to " + std::to_string(kMaxBlockSize));
   }
   if (weights.layers.size() != static_cast<size_t>(c.layers)) {
     bad(std::to_string(weights.layers.size()) + " layers of weights: expected " +
@@ -69,7 +69,7 @@ Model::Model(const ModelWeights& weights, const Options& options, const cpu::Cpu
   rope_ = RopeTable::FromTheta(c.rope_theta, options.max_seq, c.head_dim);
   kv_.reserve(c.layers);
   for (int l = 0; l < c.layers; ++l) {
-    kv_.emplace_back(num_blocks_, c.kv_heads, c.head_dim, options.block_size);
+    kv_.push_back(executor.NewKvCache(num_blocks_, options.block_size));
   }
   slot_tables_.resize(options.max_users * blocks_per_seq_);
   for (size_t i = 0; i < slot_tables_.size(); ++i) slot_tables_[i] = static_cast<int32_t>(i);
@@ -77,9 +77,9 @@ Model::Model(const ModelWeights& weights, const Options& options, const cpu::Cpu
   lengths_.assign(options.max_users, 0);
   pending_.assign(options.max_users, 0);
   const size_t h = c.hidden, rows = options.max_rows;
-  hidden_a_ = AlignedBuffer<bf16>(rows * h);
-  hidden_b_ = AlignedBuffer<bf16>(rows * h);
-  lm_rows_ = AlignedBuffer<bf16>(rows * h);
+  observed_ = AlignedBuffer<bf16>(rows * h);
+  tokens_.resize(rows);
+  lm_rows_.reserve(rows);
   seq_lens_.resize(rows);
   slots_.resize(rows);
   block_table_.resize(rows * blocks_per_seq_);
@@ -90,7 +90,7 @@ void Model::ResetAll() { std::fill(lengths_.begin(), lengths_.end(), 0); }
 
 size_t Model::kv_bytes() const {
   size_t n = 0;
-  for (const PagedKvCache& kv : kv_) n += kv.bytes();
+  for (const auto& kv : kv_) n += kv->bytes();
   return n;
 }
 
@@ -168,7 +168,7 @@ void Model::Forward(std::span<const Row> rows, std::span<const uint8_t> want_log
 
 void Model::Pass(std::span<const PagedRow> rows, size_t row0, std::span<const uint8_t> want,
                  float*& logits, const Observer* observer, StageTimes* times) {
-  const size_t n = rows.size(), h = w_.config.hidden, bs = options_.block_size;
+  const size_t n = rows.size(), bs = options_.block_size;
   const size_t bps = blocks_per_seq_;
   for (size_t r = 0; r < n; ++r) {
     const PagedRow& row = rows[r];
@@ -178,24 +178,27 @@ void Model::Pass(std::span<const PagedRow> rows, size_t row0, std::span<const ui
     std::copy(row.blocks, row.blocks + row.num_blocks, table);
     std::fill(table + row.num_blocks, table + bps, 0);  // past the row's length: never read
     slots_[r] = static_cast<int32_t>(static_cast<size_t>(row.blocks[pos / bs]) * bs + pos % bs);
-    w_.Embed(row.token, hidden_a_.data() + r * h);
+    tokens_[r] = row.token;
   }
   const DecodeBatch batch{n, seq_lens_.data(), block_table_.data(), bps, slots_.data()};
-  bf16* cur = hidden_a_.data();
-  bf16* next = hidden_b_.data();
-  if (observer) (*observer)(row0, n, 0, cur);
+  const auto observe = [&](size_t depth) {
+    if (observer == nullptr) return;
+    x_.Download(Act::kHidden, n, observed_.data());
+    (*observer)(row0, n, depth, observed_.data());
+  };
+  x_.Embed(w_.embedding(), {tokens_.data(), n}, Act::kHidden);
+  observe(0);
   for (size_t l = 0; l < w_.layers.size(); ++l) {
-    layer_.Run(w_.layers[l], rope_, kv_[l], batch, cur, next, times);
-    std::swap(cur, next);
-    if (observer) (*observer)(row0, n, l + 1, cur);
+    layer_.Forward(w_.layers[l], rope_, *kv_[l], batch, times);
+    observe(l + 1);
   }
-  size_t m = 0;
+  lm_rows_.clear();
   for (size_t r = 0; r < n; ++r) {
-    if (want[r]) std::memcpy(lm_rows_.data() + m++ * h, cur + r * h, h * sizeof(bf16));
+    if (want[r]) lm_rows_.push_back(static_cast<uint32_t>(r));
   }
-  if (m > 0) {
-    layer_.RunLmHead(w_.lm, lm_rows_.data(), m, logits, w_.config.vocab, times);
-    logits += m * w_.config.vocab;
+  if (!lm_rows_.empty()) {
+    layer_.LmHead(w_.lm, lm_rows_, logits, w_.config.vocab, times);
+    logits += lm_rows_.size() * w_.config.vocab;
   }
 }
 

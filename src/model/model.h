@@ -1,4 +1,4 @@
-// A whole Qwen3 model on the CPU: embedding -> every decoder layer (the fused decode program of
+// A whole Qwen3 model on an executor: embedding -> every decoder layer (the fused decode program of
 // decode_layer.h, per layer over its weights and its paged KV cache) -> final norm -> LM head.
 //
 // Work is a list of rows, one token each. A PagedRow names its sequence's block table (blocks
@@ -22,16 +22,15 @@
 #include <span>
 #include <vector>
 
+#include <memory>
+
 #include "base/aligned_buffer.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/executor.h"
 #include "model/decode_layer.h"
-#include "model/kv_cache.h"
 #include "model/layer_weights.h"
 #include "model/model_weights.h"
 
 namespace qwen3 {
-
-class ThreadPool;
 
 class Model {
  public:
@@ -60,8 +59,8 @@ class Model {
   // rows [row0, row0 + n) of the Forward call.
   using Observer = std::function<void(size_t row0, size_t n, size_t depth, const bf16* hidden)>;
 
-  Model(const ModelWeights& weights, const Options& options, const cpu::CpuKernels& kernels,
-        ThreadPool& pool);
+  // weights packed by executor, which runs every pass (and holds the KV pool).
+  Model(const ModelWeights& weights, const Options& options, Executor& executor);
 
   const Qwen3Config& config() const { return w_.config; }
   const Options& options() const { return options_; }
@@ -97,18 +96,19 @@ class Model {
 
   const ModelWeights& w_;
   Options options_;
-  ThreadPool& pool_;
+  Executor& x_;
   size_t blocks_per_seq_, num_blocks_;
   DecodeLayer layer_;
   RopeTable rope_;
-  std::vector<PagedKvCache> kv_;  // one per layer
+  std::vector<std::unique_ptr<KvCache>> kv_;  // one per layer
   std::vector<size_t> lengths_;   // per user
   std::vector<size_t> saved_lengths_;  // Forward's rollback copy
   std::vector<int32_t> slot_tables_;   // [max_users * blocks_per_seq]: the user slots' tables
   std::vector<PagedRow> slot_rows_;    // Forward's rows as paged rows
   // Per pass.
-  AlignedBuffer<bf16> hidden_a_, hidden_b_, lm_rows_;  // [max_rows, hidden]
-  std::vector<int32_t> seq_lens_, slots_, block_table_;
+  AlignedBuffer<bf16> observed_;  // [max_rows, hidden]: what an observer is shown
+  std::vector<int32_t> tokens_, seq_lens_, slots_, block_table_;
+  std::vector<uint32_t> lm_rows_;  // the pass's rows that want logits
   std::vector<size_t> pending_;  // per user, rows appended so far in this call (validation)
   std::vector<Row> decode_rows_;
   std::vector<uint8_t> decode_want_;

@@ -13,8 +13,7 @@
 #include "io/gguf_checkpoint.h"
 #include "io/hf_checkpoint.h"
 #include "io/load_weights.h"
-#include "kernels/cpu/cpu_path.h"
-#include "kernels/cpu/kernels.h"
+#include "exec/executor.h"
 #include "model/model.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
@@ -128,7 +127,7 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o) { return Open(o, nu
 std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tokenizer> tokenizer) {
   const auto t0 = Clock::now();
   LoadOptions load;
-  if (!o.quantize.empty()) load.quantize = cpu::ParseQuantizeType(o.quantize);
+  if (!o.quantize.empty()) load.quantize = ParseQuantizeType(o.quantize);
   std::unique_ptr<Engine> e(new Engine(o));
   e->tokenizer_ = std::move(tokenizer);
   // Cheap checks first: the tokenizer and the checkpoint's headers before any weight is packed.
@@ -161,9 +160,9 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
   }
   if (eo.serve) {
     const auto bad = [](const std::string& what) { throw Error(what); };
-    if (eo.block_size == 0 || eo.block_size % cpu::kTileK != 0 || eo.block_size > cpu::kMaxBlockSize) {
+    if (eo.block_size == 0 || eo.block_size % kKvDimAlign != 0 || eo.block_size > kMaxBlockSize) {
       bad("--block-size " + std::to_string(eo.block_size) + ": expected a multiple of " +
-          std::to_string(cpu::kTileK) + " up to " + std::to_string(cpu::kMaxBlockSize));
+          std::to_string(kKvDimAlign) + " up to " + std::to_string(kMaxBlockSize));
     }
     if (eo.max_running == 0) bad("--max-running 0: expected at least 1");
     if (eo.max_batch_tokens < eo.max_running) {
@@ -175,13 +174,16 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
     }
   }
   e->pool_ = std::make_unique<ThreadPool>(o.threads);
-  e->kernels_ = &cpu::GetCpuKernels(cpu::SelectCpuPath());
-  e->weights_ = std::make_unique<ModelWeights>(gguf ? LoadModelWeights(*gguf, *e->pool_, load)
-                                                    : LoadModelWeights(*hf, *e->pool_, load));
+  ExecutorOptions xo;
+  xo.device = o.device;
+  e->executor_ = MakeExecutor(DimsOf(c), xo, *e->pool_);
+  e->weights_ = std::make_unique<ModelWeights>(gguf ? LoadModelWeights(*gguf, *e->executor_, load)
+                                                    : LoadModelWeights(*hf, *e->executor_, load));
   e->allowed_vocab_ = e->tokenizer_ ? std::min(e->tokenizer_->size(), static_cast<size_t>(c.vocab))
                                     : static_cast<size_t>(c.vocab);
   if (eo.serve) {
-    const size_t block_bytes = c.KvBytesPerToken() * eo.block_size;
+    const size_t block_bytes =
+        e->executor_->KvBytesPerToken() * static_cast<size_t>(c.layers) * eo.block_size;
     if (eo.kv_blocks == 0) {
       const double bytes = eo.kv_memory_gb > 0 ? eo.kv_memory_gb * 1e9
                                                : kKvMemoryFraction * static_cast<double>(AvailableMemory());
@@ -197,7 +199,7 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
     mo.block_size = eo.block_size;
     mo.max_rows = eo.max_batch_tokens;
     mo.num_blocks = eo.kv_blocks;
-    e->model_ = std::make_unique<Model>(*e->weights_, mo, *e->kernels_, *e->pool_);
+    e->model_ = std::make_unique<Model>(*e->weights_, mo, *e->executor_);
     Scheduler::Options so;
     so.max_running = eo.max_running;
     so.max_batch_tokens = eo.max_batch_tokens;

@@ -27,13 +27,11 @@
 
 namespace qwen3 {
 
+class Executor;
 class Model;
 class ThreadPool;
 class Tokenizer;
 struct ModelWeights;
-namespace cpu {
-struct CpuKernels;
-}
 
 // Submit's refusal when the waiting queue is full (HTTP 503 + Retry-After).
 class QueueFullError : public Error {
@@ -45,6 +43,7 @@ struct EngineOptions {
   std::string model_dir;        // a Hugging Face directory or a GGUF file (model_source.h)
   std::string tokenizer;        // tokenizer.json; empty: the model's own
   std::string quantize;         // q8_0 | q4_0: quantize bf16 weights at load; empty: as stored
+  std::string device = "cpu";   // the executor (exec/executor.h): cpu | reference
   bool need_tokenizer = true;   // false: weights only (replay, benchmarks)
   size_t threads = 0;           // workers (0: all cores)
   bool serve = true;            // false: no KV pool, model or engine thread
@@ -80,7 +79,7 @@ class Engine {
   const Qwen3Config& config() const;
   const ModelWeights& weights() const { return *weights_; }
   ThreadPool& pool() { return *pool_; }
-  const cpu::CpuKernels& kernels() const { return *kernels_; }
+  Executor& executor() { return *executor_; }
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const Tokenizer& tokenizer() const;
   const std::vector<int32_t>& eos_ids() const { return eos_; }
@@ -114,7 +113,7 @@ class Engine {
   EngineOptions options_;
   double load_seconds_ = 0;
   std::unique_ptr<ThreadPool> pool_;
-  const cpu::CpuKernels* kernels_ = nullptr;
+  std::unique_ptr<Executor> executor_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ModelWeights> weights_;
   std::vector<int32_t> eos_;

@@ -1,3 +1,0 @@
-// The int8 kernel with vpdpbusd: qmatmul_avx512.cc (see there).
-#define QW_AVX512_VNNI 1
-#include "kernels/cpu/qmatmul_avx512.cc"
