@@ -86,6 +86,22 @@ TEST_P(GgufFileTest, HoldsTheFilesTypes) {
   EXPECT_LT(ratio, GetParam() == "q8_0" || GetParam() == "bf16" ? 1.001 : 1.5) << ratio;
 }
 
+// The reference executor against gguf-py's dequantized float32 references: within 1e-4, so the
+// int8 kernels' ~5e-2 is the cost of their recipe, not of reading the files.
+TEST_P(GgufFileTest, ReferenceExecutorReplaysWithin1e4) {
+  ReplayOptions o;
+  o.model_dir = kGguf + "tiny-a." + GetParam() + ".gguf";
+  o.reference = kGguf + "tiny-a." + GetParam() + ".reference.safetensors";
+  o.device = "reference";
+  o.threads = 2;
+  o.max_rows = 48;
+  o.max_rel_l2 = 1e-4;
+  const ReplayResult r = RunReplay(o);
+  EXPECT_TRUE(r.pass);
+  ASSERT_GE(r.steps.size(), 5u);
+  for (const ReplayStep& s : r.steps) EXPECT_LE(s.rel_l2, 1e-4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Files, GgufFileTest, testing::Values("bf16", "q8_0", "q4_k_m", "q4_0"));
 
 class GgufReplayTest : public testing::TestWithParam<std::tuple<std::string, cpu::CpuPath>> {};

@@ -68,6 +68,34 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
+// The reference executor (plain float32 loops) is the engine's own truth: transformers' float32
+// logits within 1e-4 per step, where the fast paths' bf16 recipe is ~1e-2 off.
+class ReferenceReplayTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(ReferenceReplayTest, MatchesTransformersWithin1e4) {
+  ReplayOptions o;
+  o.model_dir = kTestData + GetParam();
+  o.reference = kTestData + GetParam() + "/reference.safetensors";
+  o.device = "reference";
+  o.threads = 2;
+  o.max_rows = 48;
+  o.max_rel_l2 = 1e-4;
+  const ReplayResult r = RunReplay(o);
+  EXPECT_TRUE(r.pass);
+  ASSERT_GE(r.steps.size(), 5u);
+  for (const ReplayStep& s : r.steps) {
+    EXPECT_LE(s.rel_l2, 1e-4);
+    EXPECT_EQ(s.top1_agree, s.rows);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, ReferenceReplayTest, testing::Values("tiny-a", "tiny-b"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& ch : n) ch = ch == '-' ? '_' : ch;
+                           return n;
+                         });
+
 // tiny-a's reference holds the hidden state of each prompt's last position after every layer.
 TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
   ThreadPool pool(2);

@@ -95,28 +95,10 @@ GgufTokenizerData ReadTokenizer(const GgufFile& f, int vocab) {
 
 }  // namespace
 
-const std::vector<std::string>& GgufNames::LayerLeaves() {
-  static const std::vector<std::string> leaves = {
-      "attn_norm.weight", "ffn_norm.weight",    "attn_q.weight",      "attn_k.weight",
-      "attn_v.weight",    "attn_output.weight", "attn_q_norm.weight", "attn_k_norm.weight",
-      "ffn_gate.weight",  "ffn_up.weight",      "ffn_down.weight"};
-  return leaves;
-}
-
 std::map<std::string, std::vector<uint64_t>> ExpectedGgufTensors(const Qwen3Config& c) {
-  const uint64_t h = c.hidden, q = c.QDim(), kv = c.KvDim(), inter = c.intermediate,
-                 hd = c.head_dim, vocab = c.vocab;
   std::map<std::string, std::vector<uint64_t>> t;
-  t[GgufNames::Embed()] = {h, vocab};
-  t[GgufNames::FinalNorm()] = {h};
-  if (!c.tied_embeddings) t[GgufNames::LmHead()] = {h, vocab};
-  // ne0 first: the HF [out, in] shapes of HfNames::LayerLeaves(), reversed.
-  const std::vector<std::vector<uint64_t>> dims = {
-      {h}, {h}, {h, q}, {h, kv}, {h, kv}, {q, h}, {hd}, {hd}, {h, inter}, {h, inter}, {inter, h}};
-  for (int i = 0; i < c.layers; ++i) {
-    for (size_t j = 0; j < dims.size(); ++j) {
-      t[GgufNames::Layer(i, GgufNames::LayerLeaves()[j])] = dims[j];
-    }
+  for (const TensorSpec& spec : TensorSchema(c)) {
+    t[spec.gguf] = std::vector<uint64_t>(spec.shape.rbegin(), spec.shape.rend());
   }
   return t;
 }

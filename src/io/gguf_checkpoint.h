@@ -14,22 +14,12 @@
 
 #include "io/gguf.h"
 #include "model/config.h"
+#include "model/tensor_schema.h"
 
 namespace qwen3 {
 
-// llama.cpp's tensor names of a Qwen3 model (llama-arch.cpp, LLM_ARCH_QWEN3).
-struct GgufNames {
-  static std::string Embed() { return "token_embd.weight"; }
-  static std::string FinalNorm() { return "output_norm.weight"; }
-  static std::string LmHead() { return "output.weight"; }  // absent when tied
-  static std::string Layer(int layer, const std::string& leaf) {
-    return "blk." + std::to_string(layer) + "." + leaf;
-  }
-  // Leaves of one layer: "attn_norm.weight", "attn_q.weight", ...
-  static const std::vector<std::string>& LayerLeaves();
-};
-
-// Every tensor a GGUF of config c must hold, with its dims (ne0 first).
+// Every tensor a GGUF of config c must hold (the schema's GGUF names), with its dims (ne0
+// first: the HF shape reversed).
 std::map<std::string, std::vector<uint64_t>> ExpectedGgufTensors(const Qwen3Config& c);
 
 // The tokenizer.ggml.* metadata (llama.cpp's token types: 1 normal, 3 control, 4 user-defined,

@@ -28,32 +28,9 @@ bool IsFloat(DType d) {
 
 }  // namespace
 
-const std::vector<std::string>& HfNames::LayerLeaves() {
-  static const std::vector<std::string> leaves = {
-      "input_layernorm.weight",   "post_attention_layernorm.weight",
-      "self_attn.q_proj.weight",  "self_attn.k_proj.weight",
-      "self_attn.v_proj.weight",  "self_attn.o_proj.weight",
-      "self_attn.q_norm.weight",  "self_attn.k_norm.weight",
-      "mlp.gate_proj.weight",     "mlp.up_proj.weight",
-      "mlp.down_proj.weight"};
-  return leaves;
-}
-
 std::map<std::string, std::vector<size_t>> ExpectedTensors(const Qwen3Config& c) {
-  const size_t h = c.hidden, q = c.QDim(), kv = c.KvDim(), inter = c.intermediate,
-               hd = c.head_dim, vocab = c.vocab;
   std::map<std::string, std::vector<size_t>> t;
-  t[HfNames::Embed()] = {vocab, h};
-  t[HfNames::FinalNorm()] = {h};
-  if (!c.tied_embeddings) t[HfNames::LmHead()] = {vocab, h};
-  for (int i = 0; i < c.layers; ++i) {
-    const std::vector<std::vector<size_t>> shapes = {{h},        {h},     {q, h},      {kv, h},
-                                                     {kv, h},    {h, q},  {hd},        {hd},
-                                                     {inter, h}, {inter, h}, {h, inter}};
-    for (size_t j = 0; j < shapes.size(); ++j) {
-      t[HfNames::Layer(i, HfNames::LayerLeaves()[j])] = shapes[j];
-    }
-  }
+  for (const TensorSpec& spec : TensorSchema(c)) t[spec.hf] = spec.shape;
   return t;
 }
 

@@ -12,22 +12,12 @@
 
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/tensor_schema.h"
 
 namespace qwen3 {
 
-// HF tensor names of a Qwen3 model.
-struct HfNames {
-  static std::string Embed() { return "model.embed_tokens.weight"; }
-  static std::string FinalNorm() { return "model.norm.weight"; }
-  static std::string LmHead() { return "lm_head.weight"; }
-  static std::string Layer(int layer, const std::string& leaf) {
-    return "model.layers." + std::to_string(layer) + "." + leaf;
-  }
-  // Leaves of one layer: "input_layernorm.weight", "self_attn.q_proj.weight", ...
-  static const std::vector<std::string>& LayerLeaves();
-};
-
-// Every tensor a checkpoint of config c must hold, with its shape ([out, in] for linears).
+// Every tensor a checkpoint of config c must hold (the schema's HF names), with its shape
+// ([out, in] for linears).
 std::map<std::string, std::vector<size_t>> ExpectedTensors(const Qwen3Config& c);
 
 class HfCheckpoint {

@@ -50,23 +50,17 @@ void WriteText(const fs::path& path, const std::string& text) {
 std::string HfConfigJson(const Qwen3Config& c) {
   json j = {{"architectures", {"Qwen3ForCausalLM"}},
             {"model_type", "qwen3"},
-            {"hidden_size", c.hidden},
-            {"intermediate_size", c.intermediate},
-            {"num_hidden_layers", c.layers},
-            {"num_attention_heads", c.heads},
-            {"num_key_value_heads", c.kv_heads},
-            {"head_dim", c.head_dim},
-            {"vocab_size", c.vocab},
-            {"tie_word_embeddings", c.tied_embeddings},
-            {"rope_theta", c.rope_theta},
             {"rope_scaling", nullptr},
-            {"rms_norm_eps", c.rms_norm_eps},
-            {"max_position_embeddings", c.max_position_embeddings},
             {"hidden_act", "silu"},
             {"attention_bias", false},
             {"torch_dtype", "bfloat16"},
             {"bos_token_id", 151643},
             {"eos_token_id", 151645}};
+  for (const ConfigKey& k : ConfigKeys()) {
+    if (k.integer) j[k.json] = c.*k.integer;
+    if (k.real) j[k.json] = c.*k.real;
+    if (k.flag) j[k.json] = c.*k.flag;
+  }
   return j.dump(2) + "\n";
 }
 
@@ -79,20 +73,15 @@ SyntheticCheckpointInfo WriteSyntheticCheckpoint(const Qwen3Config& c,
     throw Error("output directory " + dir + ": exists and is not empty: expected a new directory");
   }
   // Tensors in HF order: embedding, layers, final norm, LM head.
-  const auto expected = ExpectedTensors(c);
-  std::vector<std::string> order = {HfNames::Embed()};
-  for (int i = 0; i < c.layers; ++i) {
-    for (const std::string& leaf : HfNames::LayerLeaves()) order.push_back(HfNames::Layer(i, leaf));
-  }
-  order.push_back(HfNames::FinalNorm());
-  if (!c.tied_embeddings) order.push_back(HfNames::LmHead());
+  const std::vector<TensorSpec> schema = TensorSchema(c);
 
   // Shards: consecutive tensors while they fit in max_shard_bytes (a bigger tensor alone).
   std::vector<SafetensorsWriter> shards(1);
   std::vector<std::vector<std::string>> shard_names(1);
   SyntheticCheckpointInfo info;
-  for (const std::string& name : order) {
-    const std::vector<size_t>& shape = expected.at(name);
+  for (const TensorSpec& t : schema) {
+    const std::string& name = t.hf;
+    const std::vector<size_t>& shape = t.shape;
     size_t count = 1;
     for (size_t d : shape) count *= d;
     const size_t bytes = count * 2;

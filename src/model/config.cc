@@ -150,6 +150,23 @@ Qwen3Config PresetConfig(const std::string& name) {
   throw Error(OneLine("unknown config preset '" + name + "': expected one of " + known));
 }
 
+// In reading order: head_dim's default needs hidden_size and the heads.
+constexpr ConfigKey kConfigKeys[] = {
+    {"hidden_size", &Qwen3Config::hidden, nullptr, nullptr, true},
+    {"intermediate_size", &Qwen3Config::intermediate, nullptr, nullptr, true},
+    {"num_hidden_layers", &Qwen3Config::layers, nullptr, nullptr, true},
+    {"num_attention_heads", &Qwen3Config::heads, nullptr, nullptr, true},
+    {"num_key_value_heads", &Qwen3Config::kv_heads, nullptr, nullptr, true},
+    {"head_dim", &Qwen3Config::head_dim},
+    {"vocab_size", &Qwen3Config::vocab, nullptr, nullptr, true},
+    {"max_position_embeddings", &Qwen3Config::max_position_embeddings},
+    {"tie_word_embeddings", nullptr, nullptr, &Qwen3Config::tied_embeddings},
+    {"rope_theta", nullptr, &Qwen3Config::rope_theta},
+    {"rms_norm_eps", nullptr, &Qwen3Config::rms_norm_eps},
+};
+
+std::span<const ConfigKey> ConfigKeys() { return kConfigKeys; }
+
 Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& source_name) {
   const std::string& src = source_name;
   json j;
@@ -167,32 +184,29 @@ Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& sourc
 
   Qwen3Config c;
   c.name = source_name;
-  c.hidden = RequiredInt(j, "hidden_size", src);
-  c.intermediate = RequiredInt(j, "intermediate_size", src);
-  c.layers = RequiredInt(j, "num_hidden_layers", src);
-  c.heads = RequiredInt(j, "num_attention_heads", src);
-  c.kv_heads = RequiredInt(j, "num_key_value_heads", src);
-  c.vocab = RequiredInt(j, "vocab_size", src);
-  // HF's default when head_dim is absent.
-  const json* head_dim = Field(j, "head_dim");
-  c.head_dim = head_dim ? PositiveInt(*head_dim, "head_dim", src) : c.hidden / c.heads;
-  if (const json* v = Field(j, "tie_word_embeddings")) {
-    if (!v->is_boolean()) {
-      Fail(src, "field 'tie_word_embeddings' = " + Shown(*v) + ": expected true or false");
+  for (const ConfigKey& k : kConfigKeys) {
+    const json* v = Field(j, k.json);
+    if (k.required && v == nullptr) RequiredInt(j, k.json, src);  // the missing-field error
+    if (k.integer == &Qwen3Config::head_dim && v == nullptr) {
+      c.head_dim = c.hidden / c.heads;  // HF's default
+    } else if (v == nullptr) {
+      continue;
+    } else if (k.integer) {
+      c.*k.integer = PositiveInt(*v, k.json, src);
+    } else if (k.real) {
+      c.*k.real = Number(*v, k.json, src);
+    } else if (!v->is_boolean()) {
+      Fail(src, std::string("field '") + k.json + "' = " + Shown(*v) + ": expected true or false");
+    } else {
+      c.*k.flag = v->get<bool>();
     }
-    c.tied_embeddings = v->get<bool>();
   }
-  if (const json* v = Field(j, "rope_theta")) c.rope_theta = Number(*v, "rope_theta", src);
   if (const json* v = Field(j, "rope_scaling")) CheckRopeType(*v, "rope_scaling", src);
   if (const json* p = Field(j, "rope_parameters")) {
     CheckRopeType(*p, "rope_parameters", src);
     if (const json* v = Field(*p, "rope_theta")) {
       c.rope_theta = Number(*v, "rope_parameters.rope_theta", src);
     }
-  }
-  if (const json* v = Field(j, "rms_norm_eps")) c.rms_norm_eps = Number(*v, "rms_norm_eps", src);
-  if (const json* v = Field(j, "max_position_embeddings")) {
-    c.max_position_embeddings = PositiveInt(*v, "max_position_embeddings", src);
   }
   ValidateConfig(c);
   return c;
@@ -226,19 +240,10 @@ size_t Qwen3Config::KvBytesPerToken() const {
 
 void ValidateConfig(const Qwen3Config& c) {
   const auto fail = [&](const std::string& what) { Fail(c.name, what); };
-  const std::pair<const char*, int> dims[] = {
-      {"hidden_size", c.hidden},
-      {"intermediate_size", c.intermediate},
-      {"num_hidden_layers", c.layers},
-      {"num_attention_heads", c.heads},
-      {"num_key_value_heads", c.kv_heads},
-      {"head_dim", c.head_dim},
-      {"vocab_size", c.vocab},
-      {"max_position_embeddings", c.max_position_embeddings},
-  };
-  for (const auto& [key, value] : dims) {
-    if (value <= 0) {
-      fail(std::string(key) + " = " + std::to_string(value) + ": expected a positive integer");
+  for (const ConfigKey& k : kConfigKeys) {
+    if (k.integer && c.*k.integer <= 0) {
+      fail(std::string(k.json) + " = " + std::to_string(c.*k.integer) +
+           ": expected a positive integer");
     }
   }
   // Far above any released model, and low enough that the products made from them (heads *

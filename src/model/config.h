@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,17 @@ Qwen3Config Qwen3_14BSeed();
 std::vector<std::string> PresetNames();
 // Throws Error for a name not in PresetNames().
 Qwen3Config PresetConfig(const std::string& name);
+
+// config.json <-> Qwen3Config: one row per key the engine reads and writes (ParseHfConfig,
+// ValidateConfig's names and io's HfConfigJson all read this table). Exactly one member is set.
+struct ConfigKey {
+  const char* json;
+  int Qwen3Config::*integer = nullptr;  // a positive integer
+  double Qwen3Config::*real = nullptr;  // a positive finite number
+  bool Qwen3Config::*flag = nullptr;
+  bool required = false;  // absent: the member's default (head_dim: hidden_size / heads)
+};
+std::span<const ConfigKey> ConfigKeys();
 
 // Parses the text of a Hugging Face config.json (transformers 4 or 5 layout); the result is
 // named source_name, which also prefixes every error message. Throws Error for malformed
