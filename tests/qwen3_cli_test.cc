@@ -177,6 +177,21 @@ TEST(Qwen3CliTest, ChatRunsFromAGgufFileAlone) {
             std::string::npos) << missing.err;
 }
 
+// --device picks the executor: the reference (float32 loops) chats from the same file; an
+// unknown device is a one-line error naming it and the known ones.
+TEST(Qwen3CliTest, DeviceFlagPicksTheExecutor) {
+  const std::string gguf = std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-a.q8_0.gguf";
+  const std::string in = Dir().Write("device_chat_in.txt", "hello\n/exit\n");
+  const RunResult r =
+      RunTool("qwen3", "chat --model " + gguf + " --device reference --max-tokens 4 --no-think", "", in);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("[prefill"), std::string::npos) << r.err;
+  const RunResult bad = RunTool("qwen3", "chat --model " + gguf + " --device gpu", "", in);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--device gpu: expected cpu | reference"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find('\n'), bad.err.size() - 1) << bad.err;  // one line
+}
+
 // SIGINT during an answer stops that answer; the chat goes on to the next line. The signal is
 // sent once the answer is streaming (a slow start, e.g. under ASan, must not race it), and
 // /exit once the chat reported the stop.
