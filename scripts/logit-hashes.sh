@@ -2,8 +2,9 @@
 # Prints a SHA-256 of the logits of a fixed set of replays, per CPU path this machine runs:
 # the refactors that must not change a bit (issue 18) compare these lines before and after.
 #   scripts/logit-hashes.sh [BIN_DIR] [PATH...]    (default: build/bin, every path that runs here)
-# docs/logit-hashes/ holds the lines of a machine before a refactor. Each line: path, run, the hash of every step's logits (qwen3 replay --out, fp32 bytes in
+# Each line: path, run, the hash of every step's logits (qwen3 replay --out, fp32 bytes in
 # safetensors; the file holds nothing else). Two workers, as the split choice reads the count.
+# docs/logit-hashes/ keeps a machine's lines from before a refactor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/bin}
