@@ -15,6 +15,11 @@
 namespace qwen3::cpu {
 namespace {
 
+float Widen(float v) { return v; }
+float Widen(bf16 v) { return Bf16ToF32(v); }
+void StoreAs(float v, float* dst) { *dst = v; }
+void StoreAs(float v, bf16* dst) { *dst = F32ToBf16(v); }
+
 size_t PaddedRows(size_t rows) { return (rows + kTileM - 1) / kTileM * kTileM; }
 
 // Row stride of attn_out: q_dim padded to whole k-tiles, as it is out_proj's A operand and the
@@ -288,34 +293,25 @@ void CpuExecutor::Linear(Stage stage, std::span<const Weight* const> w, Act in, 
         break;
       }
       case Epilogue::Kind::kAddResidual: {
+        // out_proj: resid = acc + hidden (fp32); down_proj: next hidden = bf16(acc + resid).
         const Rows res = RowsOf(epi.residual);
-        if (y.f32 && !res.f32) {  // out_proj: resid = acc + hidden (fp32)
-          float* dst = static_cast<float*>(y.data);
-          const bf16* add = static_cast<const bf16*>(res.data);
+        QW_ASSERT(y.f32 != res.f32);
+        const auto add = [&](auto* dst, const auto* src) {
           Project(pool_, kernels_, stage, x, n, ms,
                   [&](size_t, size_t row0, size_t rows, size_t col, size_t cols, const float* c,
                       size_t ldc) {
                     for (size_t r = 0; r < rows; ++r) {
                       for (size_t j = 0; j < cols; ++j) {
                         const size_t i = (row0 + r) * y.ld + col + j;
-                        dst[i] = c[r * ldc + j] + Bf16ToF32(add[i]);
+                        StoreAs(c[r * ldc + j] + Widen(src[i]), dst + i);
                       }
                     }
                   });
-        } else {  // down_proj: next hidden = bf16(acc + resid)
-          QW_ASSERT(!y.f32 && res.f32);
-          bf16* dst = static_cast<bf16*>(y.data);
-          const float* add = static_cast<const float*>(res.data);
-          Project(pool_, kernels_, stage, x, n, ms,
-                  [&](size_t, size_t row0, size_t rows, size_t col, size_t cols, const float* c,
-                      size_t ldc) {
-                    for (size_t r = 0; r < rows; ++r) {
-                      for (size_t j = 0; j < cols; ++j) {
-                        const size_t i = (row0 + r) * y.ld + col + j;
-                        dst[i] = F32ToBf16(c[r * ldc + j] + add[i]);
-                      }
-                    }
-                  });
+        };
+        if (y.f32) {
+          add(static_cast<float*>(y.data), static_cast<const bf16*>(res.data));
+        } else {
+          add(static_cast<bf16*>(y.data), static_cast<const float*>(res.data));
         }
         break;
       }
