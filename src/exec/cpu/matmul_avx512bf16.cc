@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "exec/cpu/cpu_path_symbols.h"
 #include "exec/cpu/kernels.h"
 #include "exec/cpu/qmatmul.h"
 
