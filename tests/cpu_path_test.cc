@@ -7,6 +7,7 @@
 
 #include "base/cpu_features.h"
 #include "base/error.h"
+#include "exec/cpu/cpu_path_table.h"
 #include "exec/cpu/kernels.h"
 
 namespace qwen3::cpu {
@@ -53,6 +54,20 @@ TEST(CpuPathTest, AvailablePathsAreOrderedAndEndWithScalar) {
   EXPECT_EQ(paths.back(), CpuPath::kScalar);
   for (size_t i = 1; i < paths.size(); ++i) EXPECT_LT(paths[i - 1], paths[i]);
   for (CpuPath p : paths) EXPECT_EQ(GetCpuKernels(p).path, p);
+}
+
+// Also for the paths this machine lacks: a row pointing at another path's kernels would show
+// only where that path runs.
+TEST(CpuPathTest, EveryRowHasItsOwnKernelsAndPeakLoops) {
+  for (const CpuPathRow& row : CpuPathRows()) {
+    EXPECT_EQ(row.kernels->path, row.path) << row.name;
+    EXPECT_STREQ(ToString(row.path), row.name);
+    EXPECT_NE(row.supported, nullptr) << row.name;
+    EXPECT_NE(row.peak_dot, nullptr) << row.name;
+    EXPECT_NE(row.peak_int8, nullptr) << row.name;
+  }
+  EXPECT_STREQ(ToString(CpuPath::kSentinel), "?");
+  EXPECT_FALSE(IsSupported(CpuPath::kSentinel));
 }
 
 TEST(CpuPathTest, FeatureImplicationsHold) {

@@ -4,57 +4,35 @@
 
 #include "base/cpu_features.h"
 #include "base/error.h"
+#include "exec/cpu/cpu_path_table.h"
 
 namespace qwen3::cpu {
 
 const char* ToString(CpuPath path) {
-  switch (path) {
-    case CpuPath::kAmx:
-      return "amx";
-    case CpuPath::kAvx512Bf16:
-      return "avx512bf16";
-    case CpuPath::kAvx512:
-      return "avx512";
-    case CpuPath::kAvx2:
-      return "avx2";
-    case CpuPath::kScalar:
-      return "scalar";
-    case CpuPath::kSentinel:
-      break;
-  }
-  return "?";
+  const CpuPathRow* row = FindCpuPathRow(path);
+  return row != nullptr ? row->name : "?";
 }
 
 CpuPath ParseCpuPath(const std::string& name) {
-  for (int i = 0; i < static_cast<int>(CpuPath::kSentinel); ++i) {
-    if (name == ToString(static_cast<CpuPath>(i))) return static_cast<CpuPath>(i);
+  std::string names;  // "amx, avx512bf16, ... or scalar"
+  const auto rows = CpuPathRows();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (name == rows[i].name) return rows[i].path;
+    names += (i == 0 ? "" : i + 1 == rows.size() ? " or " : ", ") + std::string(rows[i].name);
   }
-  throw Error("unknown CPU path '" + name + "': expected amx, avx512bf16, avx512, avx2 or scalar");
+  throw Error("unknown CPU path '" + name + "': expected " + names);
 }
 
 bool IsSupported(CpuPath path) {
-  const CpuFeatures& f = GetCpuFeatures();
-  switch (path) {
-    case CpuPath::kAmx:
-      return f.amx_bf16;
-    case CpuPath::kAvx512Bf16:
-      return f.avx512_bf16;
-    case CpuPath::kAvx512:
-      return f.avx512;
-    case CpuPath::kAvx2:
-      return f.avx2_fma;
-    case CpuPath::kScalar:
-      return true;
-    case CpuPath::kSentinel:
-      break;
-  }
-  return false;
+  const CpuPathRow* row = FindCpuPathRow(path);
+  return row != nullptr && row->supported(GetCpuFeatures());
 }
 
 std::vector<CpuPath> AvailableCpuPaths() {
+  const CpuFeatures& f = GetCpuFeatures();
   std::vector<CpuPath> paths;
-  for (int i = 0; i < static_cast<int>(CpuPath::kSentinel); ++i) {
-    if (IsSupported(static_cast<CpuPath>(i))) paths.push_back(static_cast<CpuPath>(i));
+  for (const CpuPathRow& row : CpuPathRows()) {
+    if (row.supported(f)) paths.push_back(row.path);
   }
   return paths;
 }
@@ -64,7 +42,8 @@ CpuPath SelectCpuPath() {
   if (env == nullptr || *env == '\0') return AvailableCpuPaths().front();
   const CpuPath path = ParseCpuPath(env);
   if (!IsSupported(path)) {
-    std::string why = path == CpuPath::kAmx ? " (" + GetCpuFeatures().amx_status + ")" : "";
+    const CpuPathRow& row = *FindCpuPathRow(path);
+    std::string why = row.why_unsupported ? " (" + row.why_unsupported(GetCpuFeatures()) + ")" : "";
     throw Error(std::string("QWEN3_CPU_PATH=") + env + ": this CPU/OS does not support it" + why);
   }
   return path;

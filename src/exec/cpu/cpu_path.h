@@ -1,5 +1,6 @@
 // The CPU kernel paths, best first, and how one is chosen: the best the CPU and OS allow,
-// or the one named by QWEN3_CPU_PATH (amx, avx512bf16, avx512, avx2, scalar).
+// or the one named by QWEN3_CPU_PATH (amx, avx512bf16, avx512, avx2, scalar). What a path is
+// (name, detection, kernels, peak loops) is its row of the path table, cpu_path_table.cc.
 #pragma once
 
 #include <string>
@@ -7,6 +8,7 @@
 
 namespace qwen3::cpu {
 
+// One value per row of the path table, in its order.
 enum class CpuPath { kAmx, kAvx512Bf16, kAvx512, kAvx2, kScalar, kSentinel };
 
 const char* ToString(CpuPath path);

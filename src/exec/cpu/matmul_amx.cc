@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "exec/cpu/amx_tile_config.h"
+#include "exec/cpu/cpu_path_symbols.h"
 #include "exec/cpu/kernels.h"
 #include "exec/cpu/qmatmul.h"
 

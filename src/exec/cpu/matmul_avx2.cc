@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "exec/cpu/cpu_path_symbols.h"
 #include "exec/cpu/kernels.h"
 #include "exec/cpu/qmatmul.h"
 

@@ -5,8 +5,9 @@
 #include <string>
 
 #include "base/error.h"
+#include "exec/cpu/cpu_path_symbols.h"
+#include "exec/cpu/cpu_path_table.h"
 #include "exec/cpu/kernels.h"
-#include "exec/cpu/peak_rate_loops.h"
 #include "runtime/thread_pool.h"
 
 namespace qwen3::cpu {
@@ -21,42 +22,7 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-using DotLoopFn = double (*)(size_t iters);
-
-DotLoopFn LoopOf(CpuPath path) {
-  switch (path) {
-    case CpuPath::kAmx:
-      return DotLoopAmx;
-    case CpuPath::kAvx512Bf16:
-      return DotLoopAvx512Bf16;
-    case CpuPath::kAvx512:
-      return DotLoopAvx512;
-    case CpuPath::kAvx2:
-      return DotLoopAvx2;
-    case CpuPath::kScalar:
-    case CpuPath::kSentinel:
-      break;
-  }
-  return DotLoopScalar;
-}
-
-DotLoopFn Int8LoopOf(CpuPath path) {
-  switch (path) {
-    case CpuPath::kAmx:
-    case CpuPath::kAvx512Bf16:
-      return Int8LoopVnni;
-    case CpuPath::kAvx512:
-      return Int8LoopAvx512;
-    case CpuPath::kAvx2:
-      return Int8LoopAvx2;
-    case CpuPath::kScalar:
-    case CpuPath::kSentinel:
-      break;
-  }
-  return Int8LoopScalar;
-}
-
-double BestRate(DotLoopFn loop, ThreadPool& pool);
+double BestRate(PeakLoopFn loop, ThreadPool& pool);
 
 }  // namespace
 
@@ -65,8 +31,9 @@ double PeakDotFlops(CpuPath path, ThreadPool& pool) {
     throw Error(std::string("CPU path '") + ToString(path) +
                 "': expected one this machine supports (PeakDotFlops)");
   }
-  const double best = BestRate(LoopOf(path), pool);
-  if (path == CpuPath::kAmx) InvalidateTileConfigs();  // our tile config replaced the matmul's
+  const CpuPathRow& row = *FindCpuPathRow(path);
+  const double best = BestRate(row.peak_dot, pool);
+  if (row.peak_dot_sets_tiles) InvalidateTileConfigs();  // our tile config replaced the matmul's
   return best;
 }
 
@@ -75,12 +42,12 @@ double PeakInt8Ops(CpuPath path, ThreadPool& pool) {
     throw Error(std::string("CPU path '") + ToString(path) +
                 "': expected one this machine supports (PeakInt8Ops)");
   }
-  return BestRate(Int8LoopOf(path), pool);
+  return BestRate(FindCpuPathRow(path)->peak_int8, pool);
 }
 
 namespace {
 
-double BestRate(DotLoopFn loop, ThreadPool& pool) {
+double BestRate(PeakLoopFn loop, ThreadPool& pool) {
   // A block of ~1 ms on one thread; a repetition is 10 blocks per worker (~10 ms, the pool's
   // static ranges); a worker that starts late (shared host) slows that repetition, and the
   // best repetition is the one reported.

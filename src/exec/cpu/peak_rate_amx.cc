@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "exec/cpu/amx_tile_config.h"
-#include "exec/cpu/peak_rate_loops.h"
+#include "exec/cpu/cpu_path_symbols.h"
 
 namespace qwen3::cpu {
 

@@ -2,7 +2,7 @@
 // accumulators cover its latency (4 cycles at 2 per cycle).
 #include <immintrin.h>
 
-#include "exec/cpu/peak_rate_loops.h"
+#include "exec/cpu/cpu_path_symbols.h"
 
 namespace qwen3::cpu {
 

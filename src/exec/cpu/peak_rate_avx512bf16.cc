@@ -3,7 +3,7 @@
 // Sapphire Rapids); A and B sit in two more registers.
 #include <immintrin.h>
 
-#include "exec/cpu/peak_rate_loops.h"
+#include "exec/cpu/cpu_path_symbols.h"
 
 namespace qwen3::cpu {
 

@@ -5,7 +5,7 @@
 // runs far below it, so its % of this roof is low by construction.
 #include <cstdint>
 
-#include "exec/cpu/peak_rate_loops.h"
+#include "exec/cpu/cpu_path_symbols.h"
 
 namespace qwen3::cpu {
 
