@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/, clang + ASan + UBSan, in build-fuzz/) and runs each for
+# Builds the libFuzzer targets (fuzz/, clang + ASan + UBSan, in build-fuzz/: the build that
+# scripts/test.sh --sanitize runs the tests in, scripts/setup-sanitize.sh) and runs each for
 # SECONDS (default 60) on its corpus; exits non-zero if any target finds a crash, hang, leak,
 # excessive allocation or UB (the input is left in build-fuzz/findings/<target>/).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: every target)
@@ -10,26 +11,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 
-packages=(cmake ninja-build clang libclang-rt-14-dev libomp-dev pkg-config libgtest-dev
-          nlohmann-json3-dev libcli11-dev libdnnl-dev libicu-dev libcpp-httplib-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "fuzz: installing ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
 scripts/npm-deps.sh  # the real tokenizer.json the tokenizer targets load
-
-# -O1 with asserts on (no NDEBUG): QW_DASSERT checks run too.
-CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DQWEN3_WERROR=ON -DQWEN3_BUILD_TESTS=OFF \
-  -DQWEN3_FUZZ=ON >/dev/null
-cmake --build build-fuzz --target fuzz
+scripts/setup-sanitize.sh fuzz  # build-fuzz/, shared with scripts/test.sh --sanitize
 
 # Target and the longest input worth mutating (the seeds' sizes: GGUF metadata of a real
 # file is 64 KB, a small tokenizer.json 17 KB).

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite.
-#   scripts/test.sh              Release build in build/
-#   scripts/test.sh --sanitize   ASan + UBSan build in build-asan/
-#   scripts/test.sh --tsan       ThreadSanitizer build in build-tsan/: the concurrency tests
+#   scripts/test.sh              Release build (g++) in build/
+#   scripts/test.sh --sanitize   the same suite under ASan + UBSan: clang, in build-fuzz/, the
+#                                build scripts/fuzz.sh runs the fuzz targets of (one build for both:
+#                                scripts/setup-sanitize.sh)
+#   scripts/test.sh --tsan       ThreadSanitizer build (g++) in build-tsan/: the concurrency tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/npm-deps.sh  # the reference tokenizer and chat-template engine the tests compare with
@@ -30,13 +32,12 @@ if [ "${1:-}" = "--tsan" ]; then
   fi
   exit "$status"
 elif [ "${1:-}" = "--sanitize" ]; then
-  # Asserts stay on (no NDEBUG); -O2 keeps the 14B-dims tests within minutes; -g1 (line tables,
-  # enough for the reports' file:line) builds in about half the time of -g.
-  scripts/setup.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" -DQWEN3_SANITIZE=ON
+  # Asserts on (no NDEBUG), line tables for the reports' file:line; the parsers also carry
+  # libFuzzer's coverage instrumentation, unused here (scripts/setup-sanitize.sh).
+  scripts/setup-sanitize.sh
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  ctest --test-dir build-asan --output-on-failure
+  ctest --test-dir build-fuzz --output-on-failure
 else
   scripts/setup.sh build
   ctest --test-dir build --output-on-failure
