@@ -5,9 +5,12 @@
 #                                build scripts/fuzz.sh runs the fuzz targets of (one build for both:
 #                                scripts/setup-sanitize.sh)
 #   scripts/test.sh --tsan       ThreadSanitizer build (g++) in build-tsan/: the concurrency tests
+# Tests run one per core at a time (CTEST_PARALLEL_LEVEL=N to change); those marked RUN_SERIAL in
+# tests/CMakeLists.txt (the servers' timeouts) run alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/npm-deps.sh  # the reference tokenizer and chat-template engine the tests compare with
+parallel=${CTEST_PARALLEL_LEVEL:-$(nproc)}
 if [ "${1:-}" = "--tsan" ]; then
   # Only the tests labelled `concurrency` (tests/CMakeLists.txt), and only what they need is
   # built; -O2 -g1 with asserts on (docs/RELIABILITY.md). Reports go to files, also those of the
@@ -24,7 +27,8 @@ if [ "${1:-}" = "--tsan" ]; then
   # read as races (docs/RELIABILITY.md).
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1 log_path=$reports/tsan"
   status=0
-  ctest --test-dir build-tsan -L concurrency --no-tests=error --output-on-failure || status=$?
+  ctest --test-dir build-tsan -L concurrency --no-tests=error --output-on-failure \
+    --parallel "$parallel" || status=$?
   if compgen -G "$reports/tsan*" >/dev/null; then
     cat "$reports"/tsan*
     echo "test.sh --tsan: ThreadSanitizer reports above (also in $reports)" >&2
@@ -37,8 +41,8 @@ elif [ "${1:-}" = "--sanitize" ]; then
   scripts/setup-sanitize.sh
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  ctest --test-dir build-fuzz --output-on-failure
+  ctest --test-dir build-fuzz --output-on-failure --parallel "$parallel"
 else
   scripts/setup.sh build
-  ctest --test-dir build --output-on-failure
+  ctest --test-dir build --output-on-failure --parallel "$parallel"
 fi
