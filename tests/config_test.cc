@@ -20,6 +20,22 @@ using ojson = nlohmann::ordered_json;
 
 // config.json as transformers 4.51 writes it for the released Qwen3 checkpoints.
 ojson HfJson(const Qwen3Config& c) {
+  if (c.moe()) {  // Qwen3-30B-A3B's config.json
+    Qwen3Config dense = c;
+    dense.experts = 0;
+    ojson j = HfJson(dense);
+    j["architectures"] = {"Qwen3MoeForCausalLM"};
+    j["model_type"] = "qwen3_moe";
+    j["num_experts"] = c.experts;
+    j["num_experts_per_tok"] = c.experts_used;
+    j["moe_intermediate_size"] = c.moe_intermediate;
+    j["norm_topk_prob"] = c.norm_topk_prob;
+    j["decoder_sparse_step"] = c.decoder_sparse_step;
+    j["mlp_only_layers"] = c.mlp_only_layers;
+    j["output_router_logits"] = false;
+    j["router_aux_loss_coef"] = 0.001;
+    return j;
+  }
   return ojson{
       {"architectures", {"Qwen3ForCausalLM"}},
       {"attention_bias", false},
@@ -113,7 +129,8 @@ TEST(ConfigTest, SeedIs14BWithPaddedVocab) {
 }
 
 TEST(ConfigTest, PresetNamesResolve) {
-  const std::vector<std::string> want = {"0.6b", "1.7b", "4b", "8b", "14b", "32b"};
+  const std::vector<std::string> want = {"0.6b", "1.7b", "4b", "8b", "14b", "32b", "30b-a3b",
+                                         "235b-a22b"};
   EXPECT_EQ(PresetNames(), want);
   EXPECT_EQ(PresetConfig("0.6b"), Qwen3_0_6B());
   EXPECT_EQ(PresetConfig("14b"), Qwen3_14B());
@@ -190,6 +207,86 @@ TEST(ConfigTest, LoadsTinyCheckpointConfigs) {
   EXPECT_EQ(b.vocab, 3000);
   EXPECT_TRUE(b.tied_embeddings);
 #endif
+}
+
+TEST(ConfigTest, MoePresetsMatchTheReleasedConfigs) {
+  const Qwen3Config a = PresetConfig("30b-a3b");
+  EXPECT_NO_THROW(ValidateConfig(a));
+  EXPECT_EQ(a.name, "qwen3-30b-a3b");
+  EXPECT_EQ(a.hidden, 2048);
+  EXPECT_EQ(a.layers, 48);
+  EXPECT_EQ(a.heads, 32);
+  EXPECT_EQ(a.kv_heads, 4);
+  EXPECT_EQ(a.head_dim, 128);
+  EXPECT_EQ(a.experts, 128);
+  EXPECT_EQ(a.experts_used, 8);
+  EXPECT_EQ(a.moe_intermediate, 768);
+  EXPECT_TRUE(a.norm_topk_prob);
+  EXPECT_FALSE(a.tied_embeddings);
+  EXPECT_EQ(a.vocab, 151936);
+  for (int l = 0; l < a.layers; ++l) EXPECT_TRUE(a.IsMoeLayer(l)) << l;
+  const Qwen3Config b = PresetConfig("235b-a22b");
+  EXPECT_EQ(b.hidden, 4096);
+  EXPECT_EQ(b.layers, 94);
+  EXPECT_EQ(b.heads, 64);
+  EXPECT_EQ(b.kv_heads, 4);
+  EXPECT_EQ(b.moe_intermediate, 1536);
+  EXPECT_FALSE(Qwen3_8B().moe());
+  EXPECT_FALSE(Qwen3_8B().IsMoeLayer(0));
+}
+
+TEST(ConfigTest, ReadsQwen3Moe) {
+  Qwen3Config c = PresetConfig("30b-a3b");
+  c.layers = 6;
+  c.decoder_sparse_step = 2;
+  c.mlp_only_layers = {3};
+  c.norm_topk_prob = false;
+  const Qwen3Config got = Parse(HfJson(c));
+  EXPECT_EQ(got.experts, 128);
+  EXPECT_EQ(got.experts_used, 8);
+  EXPECT_EQ(got.moe_intermediate, 768);
+  EXPECT_FALSE(got.norm_topk_prob);
+  EXPECT_EQ(got.mlp_only_layers, std::vector<int>{3});
+  // transformers: MoE where (layer + 1) % step == 0 and not listed in mlp_only_layers.
+  const bool want[] = {false, true, false, false, false, true};
+  for (int l = 0; l < 6; ++l) EXPECT_EQ(got.IsMoeLayer(l), want[l]) << l;
+  // Optional keys default as transformers' Qwen3MoeConfig.
+  ojson j = HfJson(c);
+  for (const char* key : {"norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"}) j.erase(key);
+  const Qwen3Config d = Parse(j);
+  EXPECT_FALSE(d.norm_topk_prob);
+  EXPECT_EQ(d.decoder_sparse_step, 1);
+  EXPECT_TRUE(d.mlp_only_layers.empty());
+#ifdef QWEN3_SHARED_DIR
+  const Qwen3Config tiny = LoadHfConfig(kHfDir + "/tiny-moe-a/config.json");
+  EXPECT_EQ(tiny.experts, 8);
+  EXPECT_EQ(tiny.experts_used, 2);
+  EXPECT_EQ(tiny.moe_intermediate, 128);
+  EXPECT_TRUE(tiny.norm_topk_prob);
+#endif
+}
+
+TEST(ConfigTest, RejectsBadMoeConfigs) {
+  Qwen3Config c = PresetConfig("30b-a3b");
+  c.layers = 4;
+  ojson j = HfJson(c);
+  j.erase("num_experts");
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"config t.json: missing field 'num_experts'"}));
+  j = HfJson(c);
+  j["num_experts_per_tok"] = 129;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); },
+                          {"num_experts_per_tok = 129: expected 1..128 (num_experts)"}));
+  j = HfJson(c);
+  j["moe_intermediate_size"] = 100;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"moe_intermediate_size = 100", "multiple of 32"}));
+  j = HfJson(c);
+  j["mlp_only_layers"] = {0, 4};
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"mlp_only_layers has 4: expected layers 0..3"}));
+  j["mlp_only_layers"] = "0";
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"'mlp_only_layers' = \"0\"", "list of layer"}));
+  j = HfJson(c);
+  j["num_experts"] = 0;
+  EXPECT_TRUE(ThrowsError([&] { Parse(j); }, {"num_experts' = 0: expected a positive integer"}));
 }
 
 TEST(ConfigTest, MalformedJson) {

@@ -170,10 +170,11 @@ TEST_F(GgufCheckpointTest, BadModelsAreOneLineErrorsNamingFileAndTensorOrKey) {
       {"type",
        [&](GgufWriter& w) {
          GgufWriter::Tensor& t = *w.FindTensor(up);
-         t.type = Num(GgmlType::kQ5_K);
-         t.data.assign(256 * 768 / 256 * 176, '\0');
+         t.type = Num(GgmlType::kQ2_K);
+         t.data.assign(256 * 768 / 256 * 84, '\0');
        },
-       {"tensor " + up + " in", "type Q5_K: supported are F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"}},
+       {"tensor " + up + " in",
+        "type Q2_K: supported are F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K"}},
       {"norm-type",
        [](GgufWriter& w) {
          GgufWriter::Tensor& t = *w.FindTensor("blk.2.ffn_norm.weight");
@@ -183,7 +184,7 @@ TEST_F(GgufCheckpointTest, BadModelsAreOneLineErrorsNamingFileAndTensorOrKey) {
        {"tensor blk.2.ffn_norm.weight in", "type Q8_0: supported are F32, F16, BF16"}},
       {"architecture",
        [&](GgufWriter& w) { w.Set("general.architecture", Num(VT::kString), str("llama")); },
-       {"metadata key general.architecture = \"llama\": expected \"qwen3\""}},
+       {"metadata key general.architecture = \"llama\": expected \"qwen3\" or \"qwen3moe\""}},
       {"no-layers",
        [](GgufWriter& w) { w.Remove("qwen3.block_count"); },
        {"metadata key qwen3.block_count: missing"}},
@@ -242,6 +243,74 @@ TEST_F(GgufCheckpointTest, BadModelsAreOneLineErrorsNamingFileAndTensorOrKey) {
     GgufWriter w = TinyA();
     bc.spoil(w);
     const std::string path = w.Write(Path(std::string(bc.tag) + ".tiny.gguf"));
+    EXPECT_TRUE(ThrowsError([&] { GgufCheckpoint::Open(path); }, {path})) << bc.tag;
+    for (const std::string& part : bc.parts) {
+      EXPECT_TRUE(ThrowsError([&] { GgufCheckpoint::Open(path); }, {part})) << bc.tag;
+    }
+  }
+}
+
+// llama.cpp's qwen3moe files: the config from the qwen3moe.* keys, the experts stacked.
+TEST_F(GgufCheckpointTest, ReadsQwen3MoeFiles) {
+  const Qwen3Config hf =
+      LoadHfConfig(std::string(QWEN3_SHARED_DIR) + "/testdata/hf-qwen3/tiny-moe-a/config.json");
+  for (const char* type : {"bf16", "q8_0", "q4_k_m"}) {
+    SCOPED_TRACE(type);
+    const GgufCheckpoint ck = GgufCheckpoint::Open(kGgufDir + "tiny-moe-a." + type + ".gguf");
+    Qwen3Config named = ck.config();
+    named.name = hf.name;
+    named.max_position_embeddings = hf.max_position_embeddings;
+    EXPECT_EQ(named, hf);  // experts, top-k, expert width, norm_topk_prob too
+    EXPECT_EQ(ck.Get("blk.3.ffn_down_exps.weight").DimsString(), "[128, 256, 8]");
+    EXPECT_EQ(ExpectedGgufTensors(ck.config()).size(), ck.file().tensors().size());
+  }
+}
+
+TEST_F(GgufCheckpointTest, BadMoeFilesAreOneLineErrorsNamingTheTensorOrKey) {
+  const auto u32 = [](uint32_t v) { return Pod(v); };
+  const std::vector<BadCase> cases = {
+      {"expert-count",
+       [&](GgufWriter& w) { w.Set("qwen3moe.expert_count", Num(VT::kUint32), u32(7)); },
+       {"tensor blk.0.ffn_gate_inp.weight in", "dims [256, 8], expected [256, 7]"}},
+      {"no-expert-count",
+       [](GgufWriter& w) { w.Remove("qwen3moe.expert_count"); },
+       {"metadata key qwen3moe.expert_count: missing"}},
+      {"used-count",
+       [&](GgufWriter& w) { w.Set("qwen3moe.expert_used_count", Num(VT::kUint32), u32(9)); },
+       {"num_experts_per_tok = 9: expected 1..8 (num_experts)"}},
+      {"shared",
+       [&](GgufWriter& w) { w.Add("qwen3moe.expert_shared_count", Num(VT::kUint32), u32(1)); },
+       {"metadata key qwen3moe.expert_shared_count = 1: expected 0"}},
+      {"missing-experts",
+       [](GgufWriter& w) { w.RemoveTensor("blk.2.ffn_down_exps.weight"); },
+       {"tensor blk.2.ffn_down_exps.weight: missing from",
+        "a 4-layer Qwen3-MoE (8 experts) model needs it"}},
+      {"experts-dims",
+       [](GgufWriter& w) { w.FindTensor("blk.1.ffn_up_exps.weight")->dims = {256, 128, 7}; },
+       {"tensor blk.1.ffn_up_exps.weight in",
+        "dims [256, 128, 7], expected [256, 128, 8] (ne0 first, then the experts)"}},
+      {"router-dims",
+       [](GgufWriter& w) {
+         GgufWriter::Tensor& t = *w.FindTensor("blk.3.ffn_gate_inp.weight");
+         t.dims = {256, 7};
+         t.data.resize(256 * 7 * 4);
+       },
+       {"tensor blk.3.ffn_gate_inp.weight in", "dims [256, 7], expected [256, 8]"}},
+      {"router-type",
+       [](GgufWriter& w) {
+         GgufWriter::Tensor& t = *w.FindTensor("blk.0.ffn_gate_inp.weight");
+         t.type = Num(GgmlType::kQ8_0);
+         t.data.assign(8 * 256 / 32 * 34, '\0');
+       },
+       {"tensor blk.0.ffn_gate_inp.weight in", "type Q8_0: supported are F32, F16, BF16"}},
+      {"dense-ffn",
+       [](GgufWriter& w) { w.AddTensor("blk.0.ffn_up.weight", 0, {4}); },
+       {"tensor blk.0.ffn_up.weight in", "unexpected for a 4-layer Qwen3-MoE (8 experts) model"}},
+  };
+  for (const BadCase& bc : cases) {
+    GgufWriter w = CopyOf(*GgufFile::Open(kGgufDir + "tiny-moe-a.q8_0.gguf"));
+    bc.spoil(w);
+    const std::string path = w.Write(Path(std::string(bc.tag) + ".moe.gguf"));
     EXPECT_TRUE(ThrowsError([&] { GgufCheckpoint::Open(path); }, {path})) << bc.tag;
     for (const std::string& part : bc.parts) {
       EXPECT_TRUE(ThrowsError([&] { GgufCheckpoint::Open(path); }, {part})) << bc.tag;

@@ -203,6 +203,117 @@ TEST(HfCheckpointTest, BadCheckpointsAreOneLineErrorsNamingFileAndTensor) {
   }
 }
 
+// A tiny Qwen3-MoE: 4 experts, top-2, layer 1 a dense MLP (mlp_only_layers).
+Qwen3Config TinyMoe() {
+  Qwen3Config c = TinyConfig(false);
+  c.name = "tiny-moe";
+  c.experts = 4;
+  c.experts_used = 2;
+  c.moe_intermediate = 64;
+  c.norm_topk_prob = true;
+  c.mlp_only_layers = {1};
+  return c;
+}
+
+// Logits of one prompt on the named executor.
+std::vector<float> MoeLogits(const std::string& dir, const std::string& device) {
+  ThreadPool pool(2);
+  const HfCheckpoint ck = HfCheckpoint::Open(dir);
+  const auto x = MakeExecutor(DimsOf(ck.config()), {device, 16}, pool);
+  const ModelWeights w = LoadModelWeights(ck, *x);
+  EXPECT_TRUE(w.layers[0].moe());
+  EXPECT_EQ(w.layers[0].expert_gate_up.size(), 4u);
+  EXPECT_FALSE(w.layers[1].moe());  // mlp_only_layers
+  EXPECT_TRUE(w.layers[1].w_gate_up != nullptr);
+  Model::Options o;
+  o.max_users = 1;
+  o.max_seq = 64;
+  Model m(w, o, *x);
+  std::vector<float> logits(w.config.vocab);
+  const std::vector<int32_t> users = {0};
+  m.Prefill(users, {{1, 5, 9, 42, 99, 3, 7}}, logits.data());
+  return logits;
+}
+
+TEST(HfCheckpointTest, MoeCheckpointWithADenseLayerRunsAsTheReference) {
+  ScratchDir d("moe");
+  const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(TinyMoe(), {.seed = 3}, d.Sub("m"));
+  EXPECT_EQ(info.tensors, 1 + 2 * 8 + (1 + 3 * 4) + 3 + 2u);  // embed, attention, MoE, MLP, head
+  Qwen3Config want = TinyMoe();
+  want.name = d.Sub("m") + "/config.json";
+  EXPECT_EQ(HfCheckpoint::Open(d.Sub("m")).config(), want);  // config.json round trip
+  const std::vector<float> cpu = MoeLogits(d.Sub("m"), "cpu");
+  const std::vector<float> ref = MoeLogits(d.Sub("m"), "reference");
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff += (cpu[i] - ref[i]) * (cpu[i] - ref[i]);
+    norm += ref[i] * ref[i];
+  }
+  EXPECT_LT(std::sqrt(diff / norm), 3e-2);  // the bf16 recipe, routing alike
+}
+
+TEST(HfCheckpointTest, BadMoeCheckpointsNameTheTensor) {
+  const std::string up = "model.layers.0.mlp.experts.3.up_proj.weight";
+  const std::string router = "model.layers.0.mlp.gate.weight";
+  const std::vector<BadCase> cases = {
+      {"missing-expert",
+       [&](const std::string& dir) {
+         RewriteSingleFile(dir, [&](const TensorView& t, SafetensorsWriter& w) {
+           if (t.name != up) Keep(t, w);
+         });
+       },
+       {"tensor " + up + ": missing"}},
+      {"extra-expert",
+       [&](const std::string& dir) {
+         RewriteSingleFile(dir, Keep, [](SafetensorsWriter& w) {
+           const float x = 1;
+           w.AddCopy("model.layers.0.mlp.experts.4.up_proj.weight", DType::kF32, {1}, &x);
+         });
+       },
+       {"tensor model.layers.0.mlp.experts.4.up_proj.weight",
+        "unexpected for a 2-layer Qwen3-MoE (4 experts) checkpoint"}},
+      {"router-shape",
+       [&](const std::string& dir) {
+         RewriteSingleFile(dir, [&](const TensorView& t, SafetensorsWriter& w) {
+           if (t.name == router) {
+             w.AddCopy(t.name, t.dtype, {t.shape[0] - 1, t.shape[1]}, t.data);
+           } else {
+             Keep(t, w);
+           }
+         });
+       },
+       {"tensor " + router, "shape [3, 64], expected [4, 64]"}},
+      {"dense-in-moe-layer",
+       [&](const std::string& dir) {
+         RewriteSingleFile(dir, Keep, [](SafetensorsWriter& w) {
+           const float x = 1;
+           w.AddCopy("model.layers.0.mlp.up_proj.weight", DType::kF32, {1}, &x);
+         });
+       },
+       {"tensor model.layers.0.mlp.up_proj.weight", "unexpected"}},
+      {"router-nan",
+       [&](const std::string& dir) {
+         RewriteSingleFile(dir, [&](const TensorView& t, SafetensorsWriter& w) {
+           std::vector<uint8_t> bytes(t.data, t.data + t.bytes);
+           if (t.name == router) bytes[2 * 65] = 0xc0, bytes[2 * 65 + 1] = 0x7f;  // [1, 1]
+           w.AddCopy(t.name, t.dtype, t.shape, bytes.data());
+         });
+       },
+       {"tensor " + router, "NaN"}},
+  };
+  for (const BadCase& bc : cases) {
+    ScratchDir d(std::string("badmoe_") + bc.tag);
+    WriteSyntheticCheckpoint(TinyMoe(), {.seed = 1}, d.Sub("m"));
+    bc.spoil(d.Sub("m"));
+    const auto load = [&] {
+      ThreadPool pool(1);
+      const HfCheckpoint ck = HfCheckpoint::Open(d.Sub("m"));
+      LoadModelWeights(ck, *MakeCpuExecutor(ck.config(), pool));
+    };
+    for (const std::string& part : bc.parts) EXPECT_TRUE(ThrowsError(load, {part})) << bc.tag;
+  }
+}
+
 TEST(HfCheckpointTest, BadShardIndexesAreErrors) {
   const Qwen3Config c = TinyConfig(true);
   using json = nlohmann::json;

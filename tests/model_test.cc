@@ -127,7 +127,8 @@ TEST(ModelTest, HiddenStatesMatchTransformersAtEveryLayer) {
   }
   // got[b][depth]: the engine's hidden state of user b's last prompt token.
   std::vector<std::vector<std::vector<float>>> got(n, std::vector<std::vector<float>>(layers + 1));
-  const Model::Observer observer = [&](size_t row0, size_t count, size_t depth, const bf16* hid) {
+  const Model::Observer observer = [&](size_t row0, size_t count, size_t depth, const bf16* hid,
+                                       const int32_t*) {
     for (size_t b = 0; b < n; ++b) {
       if (last_row[b] < row0 || last_row[b] >= row0 + count) continue;
       const bf16* row = hid + (last_row[b] - row0) * h;

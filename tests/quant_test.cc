@@ -73,6 +73,15 @@ std::vector<uint8_t> RandomBlocks(WeightType type, size_t blocks, uint64_t seed)
       case WeightType::kQ6_K:
         half(at + 208, 3000000 + 2 * b);
         break;
+      case WeightType::kQ5_0:
+        half(at, 4000000 + 2 * b);
+        break;
+      case WeightType::kQ4_1:
+      case WeightType::kQ5_1:
+      case WeightType::kQ5_K:  // d and m (dmin)
+        half(at, 5000000 + 4 * b);
+        half(at + 2, 5000002 + 4 * b);
+        break;
       case WeightType::kBf16:
         break;
     }
@@ -94,10 +103,35 @@ void ReferenceDequantize(WeightType type, const uint8_t* b, float* y) {
       y[j] = half(b) * ((b[2 + j] & 0xf) - 8);
       y[j + 16] = half(b) * ((b[2 + j] >> 4) - 8);
     }
-  } else if (type == WeightType::kQ4_K) {
+  } else if (type == WeightType::kQ4_1) {
+    for (int j = 0; j < 16; ++j) {
+      y[j] = (b[4 + j] & 0xf) * half(b) + half(b + 2);
+      y[j + 16] = (b[4 + j] >> 4) * half(b) + half(b + 2);
+    }
+  } else if (type == WeightType::kQ5_0 || type == WeightType::kQ5_1) {
+    const bool q5_1 = type == WeightType::kQ5_1;
+    const uint8_t* qs = b + (q5_1 ? 8 : 6);
+    uint32_t qh;
+    std::memcpy(&qh, b + (q5_1 ? 4 : 2), 4);
+    for (int j = 0; j < 16; ++j) {
+      const uint8_t xh_0 = static_cast<uint8_t>(((qh >> j) << 4) & 0x10);
+      const uint8_t xh_1 = static_cast<uint8_t>((qh >> (j + 12)) & 0x10);
+      const int x0 = (qs[j] & 0x0f) | xh_0, x1 = (qs[j] >> 4) | xh_1;
+      if (q5_1) {
+        y[j] = x0 * half(b) + half(b + 2);
+        y[j + 16] = x1 * half(b) + half(b + 2);
+      } else {
+        y[j] = (x0 - 16) * half(b);
+        y[j + 16] = (x1 - 16) * half(b);
+      }
+    }
+  } else if (type == WeightType::kQ4_K || type == WeightType::kQ5_K) {
+    const bool q5 = type == WeightType::kQ5_K;
     const float d = half(b), min = half(b + 2);
     const uint8_t* scales = b + 4;
-    const uint8_t* q = b + 16;
+    const uint8_t* qh = b + 16;
+    const uint8_t* q = b + (q5 ? 48 : 16);
+    uint8_t u1 = 1, u2 = 2;
     auto scale_min = [&](int j, int& sc, int& m) {
       if (j < 4) {
         sc = scales[j] & 63;
@@ -114,10 +148,12 @@ void ReferenceDequantize(WeightType type, const uint8_t* b, float* y) {
       const float d1 = d * sc, m1 = min * m;
       scale_min(is + 1, sc, m);
       const float d2 = d * sc, m2 = min * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xf) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * ((q[l] & 0xf) + (q5 && (qh[l] & u1) ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * ((q[l] >> 4) + (q5 && (qh[l] & u2) ? 16 : 0)) - m2;
       q += 32;
       is += 2;
+      u1 = static_cast<uint8_t>(u1 << 2);
+      u2 = static_cast<uint8_t>(u2 << 2);
     }
   } else if (type == WeightType::kQ6_K) {
     const float d = half(b + 208);
@@ -197,13 +233,25 @@ TEST_P(QuantTypeTest, TakesAboutTheFilesBitsPerWeight) {
   const QuantMatrix m = QuantMatrix::FromGguf(type, data.data(), n, k, "w", Pool());
   const double bits = 8.0 * static_cast<double>(m.bytes()) / static_cast<double>(n * k);
   const double file_bits = 8.0 * static_cast<double>(BlockBytes(type)) / static_cast<double>(BlockElems(type));
-  const double extra = type == WeightType::kQ4_K ? 0.125 : type == WeightType::kQ6_K ? 2.0 : 0.0;
+  // Q5_0 8.5 for 5.5 (5-bit codes in bytes); Q4_1 6 for 5, Q5_1 10 for 6 and Q5_K 10 for 5.5
+  // (fp32 s and b per 32 weights, 5-bit codes in bytes).
+  double extra = 0;
+  switch (type) {
+    case WeightType::kQ4_K: extra = 0.125; break;
+    case WeightType::kQ6_K: extra = 2.0; break;
+    case WeightType::kQ5_0: extra = 3.0; break;
+    case WeightType::kQ4_1: extra = 1.0; break;
+    case WeightType::kQ5_1: extra = 4.0; break;
+    case WeightType::kQ5_K: extra = 4.5; break;
+    default: break;
+  }
   EXPECT_DOUBLE_EQ(bits, file_bits + extra) << ToString(type);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, QuantTypeTest,
                          testing::Values(WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_K,
-                                         WeightType::kQ6_K),
+                                         WeightType::kQ6_K, WeightType::kQ4_1, WeightType::kQ5_0,
+                                         WeightType::kQ5_1, WeightType::kQ5_K),
                          [](const auto& info) { return std::string(ToString(info.param)); });
 
 TEST(QuantizeTest, MatchesLlamaCppsReferenceQuantizers) {
@@ -295,7 +343,9 @@ TEST_P(QMatmulTest, EqualsTheScalarTwinBitForBitAndTheDequantizedSum) {
   for (const QCase& qc : {QCase{WeightType::kQ8_0, 64, 96}, QCase{WeightType::kQ4_0, 48, 288},
                           QCase{WeightType::kQ4_K, 64, 512}, QCase{WeightType::kQ6_K, 56, 256},
                           QCase{WeightType::kQ4_0, 16, 32}, QCase{WeightType::kQ8_0, 64, 2560},
-                          QCase{WeightType::kQ4_K, 80, 768}, QCase{WeightType::kQ6_K, 72, 512}}) {
+                          QCase{WeightType::kQ4_K, 80, 768}, QCase{WeightType::kQ6_K, 72, 512},
+                          QCase{WeightType::kQ4_1, 48, 96},  QCase{WeightType::kQ5_0, 64, 128},
+                          QCase{WeightType::kQ5_1, 40, 64},  QCase{WeightType::kQ5_K, 64, 512}}) {
     const std::vector<uint8_t> data = RandomBlocks(qc.type, qc.n * qc.k / BlockElems(qc.type), 11);
     const QuantMatrix w = QuantMatrix::FromGguf(qc.type, data.data(), qc.n, qc.k, "w", Pool());
     for (size_t rows : {1, 2, 3, 4, 5, 7, 8, 13, 16, 37, 128}) {

@@ -1,6 +1,7 @@
 // The qwen3 tool end to end: replay of the shared references, make-checkpoint, bad input.
 #include <gtest/gtest.h>
 
+#include "io/gguf_checkpoint.h"
 #include "io/hf_checkpoint.h"
 #include "io/safetensors.h"
 #include "io/synthetic_checkpoint.h"
@@ -87,6 +88,24 @@ TEST(Qwen3CliTest, MakeCheckpointWritesALoadableShardedCheckpoint) {
   r = RunTool("qwen3", "make-checkpoint --preset 0.6b --layers 29 " + Dir().File("mk-bad"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--layers 29"), std::string::npos) << r.err;
+  r = RunTool("qwen3", "make-checkpoint --preset 0.6b --experts 8 " + Dir().File("mk-bad"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("qwen3-0.6b is not a mixture-of-experts preset"), std::string::npos) << r.err;
+}
+
+// A 30B-A3B-shaped checkpoint, cut down: per-expert tensors as Qwen's own files hold them.
+TEST(Qwen3CliTest, MakeCheckpointWritesAMoeCheckpoint) {
+  const std::string dir = Dir().File("mk-30b-a3b");
+  const RunResult r = RunTool(
+      "qwen3", "make-checkpoint --preset 30b-a3b --layers 2 --hidden 256 --heads 4 --kv-heads 2 "
+               "--head-dim 64 --experts 8 --experts-used 2 --moe-intermediate 64 " + dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const HfCheckpoint ck = HfCheckpoint::Open(dir);
+  EXPECT_EQ(ck.config().experts, 8);
+  EXPECT_EQ(ck.config().experts_used, 2);
+  EXPECT_EQ(ck.config().moe_intermediate, 64);
+  EXPECT_TRUE(ck.Has("model.layers.1.mlp.experts.7.down_proj.weight"));
+  EXPECT_EQ(ck.Get("model.layers.0.mlp.gate.weight").shape, (std::vector<size_t>{8, 256}));
 }
 
 const std::string kTok =
@@ -175,6 +194,66 @@ TEST(Qwen3CliTest, ChatRunsFromAGgufFileAlone) {
   EXPECT_NE(missing.code, 0);
   EXPECT_NE(missing.err.find("--model /nonexistent.gguf: no such file or directory"),
             std::string::npos) << missing.err;
+}
+
+// make-checkpoint --gguf: a bf16 file holds the HF checkpoint's weights bit for bit (same seed:
+// same logits), a q4_k_m file loads here with its mix of Q4_K and Q6_K, tokenizer and template.
+TEST(Qwen3CliTest, MakeCheckpointWritesSyntheticGgufFiles) {
+  const std::string moe = "--preset 30b-a3b --layers 2 --hidden 256 --heads 4 --kv-heads 2 "
+                          "--head-dim 64 --experts 8 --experts-used 2 --moe-intermediate 256 "
+                          "--vocab 2048 --seed 9 --tokenizer " + kTestData + "tiny-moe-a ";
+  const std::string hf = Dir().File("syn-moe-hf"), bf = Dir().File("syn-moe.bf16.gguf");
+  const std::string q4 = Dir().File("syn-moe.q4_k_m.gguf");
+  RunResult r = RunTool("qwen3", "make-checkpoint " + moe + hf);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = RunTool("qwen3", "make-checkpoint " + moe + "--gguf bf16 " + bf);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = RunTool("qwen3", "make-checkpoint " + moe + "--gguf q4_k_m " + q4);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const GgufCheckpoint ck = GgufCheckpoint::Open(q4);
+  EXPECT_EQ(ck.config().experts, 8);
+  EXPECT_EQ(ck.tokenizer().tokens.size(), 2048u);
+  EXPECT_FALSE(ck.chat_template().empty());
+  EXPECT_EQ(ck.Get("blk.0.ffn_gate_exps.weight").type, GgmlType::kQ4_K);
+  EXPECT_EQ(ck.Get("blk.0.ffn_down_exps.weight").type, GgmlType::kQ4_K);
+  EXPECT_EQ(ck.Get("blk.1.ffn_down_exps.weight").type, GgmlType::kQ6_K);  // a "more bits" layer
+  EXPECT_EQ(ck.Get("output.weight").type, GgmlType::kQ6_K);
+  EXPECT_EQ(ck.Get("blk.0.ffn_gate_inp.weight").type, GgmlType::kF32);
+  // The same logits from the HF directory and the bf16 GGUF; the q4_k_m file within its
+  // quantization's reach of them.
+  const std::string prompt = "generate --max-tokens 6 --temperature 0 --prompt hi ";
+  const RunResult a = RunTool("qwen3", prompt + "--model " + hf + " --tokenizer " + kTestData +
+                                           "tiny-moe-a/tokenizer.json");
+  const RunResult b = RunTool("qwen3", prompt + "--model " + bf);
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(RunTool("qwen3", prompt + "--model " + q4).code, 0);
+  r = RunTool("qwen3", "make-checkpoint " + moe + "--gguf q5_k " + Dir().File("bad.gguf"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--gguf q5_k: expected bf16, q8_0, q4_0 or q4_k_m"), std::string::npos) << r.err;
+}
+
+// A Qwen3-MoE GGUF alone chats too (Q4_K / Q5_K / Q5_0 / Q8_0 experts), on the fast and the
+// reference executor; its replay on the reference checks every routing decision.
+TEST(Qwen3CliTest, MoeGgufChatsAndReplays) {
+  const std::string gguf = std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-moe-a.q4_k_m.gguf";
+  const std::string in = Dir().Write("moe_chat_in.txt", "hello\nagain\n/exit\n");
+  for (const char* device : {"cpu", "reference"}) {
+    const RunResult r = RunTool("qwen3", "chat --model " + gguf + " --device " + device +
+                                             " --max-tokens 5 --no-think", "", in);
+    ASSERT_EQ(r.code, 0) << r.err;
+    size_t turns = 0;
+    for (size_t at = 0; (at = r.err.find("[prefill", at)) != std::string::npos; ++at) ++turns;
+    EXPECT_EQ(turns, 2u) << device << r.err;
+  }
+  const RunResult r = RunTool(
+      "qwen3", "replay --model " + gguf + " --reference " +
+                   std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-moe-a.q4_k_m.reference.safetensors" +
+                   " --device reference --tol 1e-4 --routing-margin 1e-3");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("routing: 0 of "), std::string::npos) << r.out;
 }
 
 // --device picks the executor: the reference (float32 loops) chats from the same file; an

@@ -168,11 +168,15 @@ TEST(ServeTest, SigtermUnderLoadExitsCleanly) {
               body.find("\"finish_reason\":\"length\"") != std::string::npos);
 }
 
-// A quantized GGUF model served (Q4_K and Q6_K kernels, its own tokenizer and template):
-// requests sent together get the same text and logprobs as each sent alone.
-TEST(ServeTest, QuantizedGgufModelIsBatchInvariant) {
-  ServerProcess s("server_gguf", "--kv-blocks 128 --block-size 32 --max-seq 512 --max-running 8",
-                  std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/tiny-a.q4_k_m.gguf");
+// A quantized GGUF model served (Q4_K and Q6_K kernels, its own tokenizer and template), dense
+// and mixture-of-experts (whose rows route to different experts in each step): requests sent
+// together get the same text and logprobs as each sent alone.
+class ServeGgufTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(ServeGgufTest, QuantizedGgufModelIsBatchInvariant) {
+  ServerProcess s("server_gguf_" + GetParam(),
+                  "--kv-blocks 128 --block-size 32 --max-seq 512 --max-running 8",
+                  std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/" + GetParam() + ".q4_k_m.gguf");
   ASSERT_GT(s.port(), 0);
   const auto body = [](int i) {
     return R"({"messages": [{"role": "user", "content": "request )" + std::to_string(i) +
@@ -201,6 +205,13 @@ TEST(ServeTest, QuantizedGgufModelIsBatchInvariant) {
   }
   EXPECT_EQ(s.Stop(), 0) << s.log();
 }
+
+INSTANTIATE_TEST_SUITE_P(Files, ServeGgufTest, testing::Values("tiny-a", "tiny-moe-a"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& ch : n) ch = ch == '-' ? '_' : ch;
+                           return n;
+                         });
 
 // /health is 503 until the engine is attached, every API route too; then 200.
 TEST(ServeTest, UnavailableWhileLoading) {

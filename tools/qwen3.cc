@@ -19,6 +19,8 @@
 #include "tokenizer/tokenizer.h"
 #include "tools/generate_cmd.h"
 #include "tools/replay.h"
+#include "tools/synthetic_gguf.h"
+#include "runtime/thread_pool.h"
 #include "tools/serve_cmd.h"
 #include "tools/tokenize.h"
 #include "tools/tool_main.h"
@@ -96,14 +98,19 @@ int Main(int argc, char** argv) {
   AddQuantizeFlag(*rp, replay.quantize);
   AddDeviceFlag(*rp, replay.device);
   rp->add_option("--tol", replay.max_rel_l2, "rel-L2 bound per step (default 3.5e-2)");
+  rp->add_option("--routing-margin", replay.routing_margin,
+                 "MoE: routing decisions whose reference margin is at least this must agree "
+                 "(default: only reported)");
 
   std::string preset, out_dir, mk_tokenizer;
   int layers = 0, mk_hidden = 0, mk_inter = 0, mk_heads = 0, mk_kv_heads = 0, mk_head_dim = 0;
+  int mk_experts = 0, mk_experts_used = 0, mk_moe_inter = 0, mk_vocab = 0;
+  std::string mk_gguf;
   SyntheticCheckpointOptions mk;
   double shard_gb = 4.0;
   CLI::App* mc = app.add_subcommand(
       "make-checkpoint", "write a synthetic Qwen3 checkpoint in the Hugging Face layout");
-  mc->add_option("--preset", preset, "0.6b|1.7b|4b|8b|14b|32b")->required();
+  mc->add_option("--preset", preset, "0.6b|1.7b|4b|8b|14b|32b|30b-a3b|235b-a22b")->required();
   mc->add_option("--layers", layers, "decoder layers (default: the preset's)");
   mc->add_option("--seed", mk.seed, "seed of the weights (default 0)");
   mc->add_option("--shard-gb", shard_gb, "largest shard in GB (default 4)");
@@ -112,9 +119,16 @@ int Main(int argc, char** argv) {
   mc->add_option("--heads", mk_heads, "attention heads (default: the preset's)");
   mc->add_option("--kv-heads", mk_kv_heads, "KV heads (default: the preset's)");
   mc->add_option("--head-dim", mk_head_dim, "head dimension (default: the preset's)");
+  mc->add_option("--vocab", mk_vocab, "vocabulary size (default: the preset's)");
+  mc->add_option("--experts", mk_experts, "MoE presets: experts per layer (default: the preset's)");
+  mc->add_option("--experts-used", mk_experts_used, "MoE presets: experts per token (top-k)");
+  mc->add_option("--moe-intermediate", mk_moe_inter, "MoE presets: each expert's FFN size");
   mc->add_option("--tokenizer", mk_tokenizer,
                  "copy tokenizer.json (and tokenizer_config.json) from this file or directory");
-  mc->add_option("dir", out_dir, "output directory (new or empty)")->required();
+  mc->add_option("--gguf", mk_gguf,
+                 "write one GGUF file (the positional argument) of this type instead: bf16 | q8_0 "
+                 "| q4_0 | q4_k_m (what llama.cpp's converter and llama-quantize lay out)");
+  mc->add_option("dir", out_dir, "output directory (new or empty), or the .gguf file")->required();
 
   std::string tokenizer_path;
   bool decode = false, jsonl = false;
@@ -234,7 +248,24 @@ int Main(int argc, char** argv) {
     if (mk_heads > 0) c.heads = mk_heads;
     if (mk_kv_heads > 0) c.kv_heads = mk_kv_heads;
     if (mk_head_dim > 0) c.head_dim = mk_head_dim;
+    if ((mk_experts || mk_experts_used || mk_moe_inter) && !c.moe()) {
+      throw Error("--experts, --experts-used, --moe-intermediate: " + c.name +
+                  " is not a mixture-of-experts preset (30b-a3b, 235b-a22b are)");
+    }
+    if (mk_vocab > 0) c.vocab = mk_vocab;
+    if (mk_experts > 0) c.experts = mk_experts;
+    if (mk_experts_used > 0) c.experts_used = mk_experts_used;
+    if (mk_moe_inter > 0) c.moe_intermediate = mk_moe_inter;
     ValidateConfig(c);
+    if (!mk_gguf.empty()) {
+      ThreadPool pool(threads);
+      const SyntheticGgufInfo info =
+          WriteSyntheticGguf(c, {mk.seed, mk_gguf, mk_tokenizer}, out_dir, pool);
+      std::printf("make-checkpoint: %s, %d layers, %zu tensors, %.3f GB (%s GGUF) -> %s\n",
+                  c.name.c_str(), c.layers, info.tensors, info.bytes / 1e9, mk_gguf.c_str(),
+                  out_dir.c_str());
+      return 0;
+    }
     if (!(shard_gb > 0)) throw Error("--shard-gb " + std::to_string(shard_gb) + ": expected > 0");
     mk.max_shard_bytes = static_cast<size_t>(shard_gb * 1e9);
     const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(c, mk, out_dir);

@@ -69,6 +69,38 @@ struct Reference {
   size_t n = 0, steps = 0, longest = 0, prompt_tokens = 0;
   std::vector<std::vector<int32_t>> prompts;  // [n][its length]
   std::vector<std::vector<int32_t>> tokens;   // [steps][n]: the file's next token per step
+  // MoE references: routing [n][positions][layers][k], margin [n][positions][layers].
+  std::vector<int32_t> routing;
+  std::vector<float> margin;
+  size_t positions = 0, layers = 0, k = 0;
+};
+
+// Compares the experts chosen for row b at position pos of layer l with the reference's.
+class RoutingCheck {
+ public:
+  RoutingCheck(const Reference& ref, double guard) : ref_(ref), guard_(guard) {}
+  void Observe(size_t b, size_t pos, size_t layer, const int32_t* got) {
+    if (ref_.routing.empty() || pos >= ref_.positions || layer >= ref_.layers) return;
+    const size_t at = (b * ref_.positions + pos) * ref_.layers + layer;
+    std::vector<int32_t> want(ref_.routing.begin() + at * ref_.k,
+                              ref_.routing.begin() + (at + 1) * ref_.k);
+    std::vector<int32_t> have(got, got + ref_.k);
+    std::sort(want.begin(), want.end());
+    std::sort(have.begin(), have.end());
+    if (want[0] < 0) return;  // past the sequence's end
+    const bool differ = want != have;
+    const bool guarded = guard_ >= 0 && ref_.margin[at] >= guard_;
+    ++r_.decisions;
+    r_.changed += differ;
+    r_.guarded += guarded;
+    r_.guarded_changed += guarded && differ;
+  }
+  const ReplayRouting& result() const { return r_; }
+
+ private:
+  const Reference& ref_;
+  double guard_;
+  ReplayRouting r_;
 };
 
 Reference ReadReference(const ReplayOptions& o) {
@@ -102,6 +134,20 @@ Reference ReadReference(const ReplayOptions& o) {
     const TensorView& t = ref.file->Get("tokens_s" + std::to_string(s));
     t.ExpectShape({n});
     ref.tokens[s] = t.ToI32();
+  }
+  if (const TensorView* r = ref.file->Find("routing_experts")) {
+    if (r->shape.size() != 4 || r->shape[0] != n) {
+      throw Error(r->Where() + ": shape " + r->ShapeString() +
+                  ", expected [n, positions, layers, experts per token]");
+    }
+    ref.positions = r->shape[1];
+    ref.layers = r->shape[2];
+    ref.k = r->shape[3];
+    ref.routing = r->ToI32();
+    const TensorView& m = ref.file->Get("routing_margin");
+    m.ExpectShape({n, ref.positions, ref.layers});
+    const AlignedBuffer<float> margin = m.ToF32();
+    ref.margin.assign(margin.data(), margin.data() + margin.size());
   }
   return ref;
 }
@@ -139,13 +185,49 @@ ReplayResult Replay(const ReplayOptions& o, const Reference& ref, const ModelWei
   std::vector<int32_t> users(n);
   for (size_t b = 0; b < n; ++b) users[b] = static_cast<int32_t>(b);
   std::vector<float> logits(steps * n * vocab);
+  // Routing: the prefill's rows are the prompts' tokens in order, a decode step's row b is
+  // prompt b's next position.
+  RoutingCheck routing(ref, o.routing_margin);
+  if (!ref.routing.empty() && (ref.layers != static_cast<size_t>(weights.config.layers) ||
+                               ref.k != static_cast<size_t>(weights.config.experts_used))) {
+    throw Error("file " + o.reference + ": routing_experts has " + std::to_string(ref.layers) +
+                " layers of " + std::to_string(ref.k) + " experts: expected " +
+                std::to_string(weights.config.layers) + " of " +
+                std::to_string(weights.config.experts_used) + " (the model's)");
+  }
+  std::vector<std::pair<size_t, size_t>> row_at;  // the current call's rows: (prompt, position)
+  const Model::Observer observer = [&](size_t row0, size_t count, size_t depth, const bf16*,
+                                       const int32_t* experts) {
+    if (experts == nullptr) return;
+    for (size_t i = 0; i < count; ++i) {
+      const auto [b, pos] = row_at[row0 + i];
+      routing.Observe(b, pos, depth - 1, experts + i * ref.k);
+    }
+  };
+  const Model::Observer* watch = ref.routing.empty() ? nullptr : &observer;
+  std::vector<Model::Row> rows;
+  std::vector<uint8_t> want;
+  for (size_t b = 0; b < n; ++b) {
+    for (size_t j = 0; j < prompts[b].size(); ++j) {
+      rows.push_back({static_cast<int32_t>(b), prompts[b][j]});
+      want.push_back(j + 1 == prompts[b].size());
+      row_at.emplace_back(b, j);
+    }
+  }
   const auto t0 = Clock::now();
-  model.Prefill(users, prompts, logits.data());
+  model.Forward(rows, want, logits.data(), watch);
   const auto t1 = Clock::now();
+  rows.resize(n);
+  want.assign(n, 1);
   for (size_t s = 1; s < steps; ++s) {
-    model.Decode(users, tokens[s - 1], logits.data() + s * n * vocab);
+    for (size_t b = 0; b < n; ++b) {
+      rows[b] = {static_cast<int32_t>(b), tokens[s - 1][b]};
+      row_at[b] = {b, prompts[b].size() + s - 1};
+    }
+    model.Forward(rows, want, logits.data() + s * n * vocab, watch);
   }
   const auto t2 = Clock::now();
+  result.routing = routing.result();
   result.prefill_seconds = Seconds(t0, t1);
   result.decode_seconds = Seconds(t1, t2);
 
@@ -162,6 +244,18 @@ ReplayResult Replay(const ReplayOptions& o, const Reference& ref, const ModelWei
     std::printf("%4zu %10.3e %10.3e %4zu/%-3zu %6zu/%-5zu %s\n", s, st.rel_l2, st.max_abs,
                 st.top1_agree, st.rows, st.guarded_mismatches, st.guarded_rows,
                 st.pass ? "ok" : "FAIL");
+  }
+  if (!ref.routing.empty()) {
+    const ReplayRouting& rr = result.routing;
+    const bool ok = rr.guarded_changed == 0;
+    result.pass = result.pass && ok;
+    std::printf("routing: %zu of %zu decisions chose other experts than the reference", rr.changed,
+                rr.decisions);
+    if (o.routing_margin >= 0) {
+      std::printf("; %zu of the %zu with a margin >= %.1e %s", rr.guarded_changed, rr.guarded,
+                  o.routing_margin, ok ? "ok" : "FAIL");
+    }
+    std::printf("\n");
   }
   std::printf("prefill %.3f s (%.1f tokens/s), %zu decode steps %.3f s; %s (rel_l2 <= %.1e, top-1 "
               "equal where the reference leads by >= %.2f)\n",

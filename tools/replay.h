@@ -21,6 +21,16 @@ struct ReplayOptions {
   size_t threads = 0;                     // workers (0: all cores)
   double max_rel_l2 = 3.5e-2;
   double top1_margin = 0.25;  // rows whose reference top-1 leads by this must agree
+  // MoE references with routing_experts / routing_margin (../shared/testdata/hf-qwen3): each
+  // (position, layer) decision's expert set is compared; those whose reference margin (the
+  // k-th minus the (k+1)-th router logit) is at least this must agree (negative: reported only).
+  double routing_margin = -1;
+};
+
+// How a run's MoE routing compares with a reference's (every prompt and decode position, every
+// layer): decisions compared, expert sets that differ, and those of them that were not near-ties.
+struct ReplayRouting {
+  size_t decisions = 0, changed = 0, guarded = 0, guarded_changed = 0;
 };
 
 struct ReplayStep {
@@ -33,6 +43,7 @@ struct ReplayResult {
   std::vector<ReplayStep> steps;
   double prefill_seconds = 0, decode_seconds = 0;
   size_t prompt_tokens = 0;
+  ReplayRouting routing;  // all zero unless the reference has routing_experts
   bool pass = true;
 };
 

@@ -32,6 +32,10 @@ class ThreadPool;
 struct ModelDims {
   size_t hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
   float eps = 1e-6f;  // RMSNorm epsilon
+  // Mixture of experts (0 experts: dense): each row's top experts_used of experts, each an FFN
+  // moe_intermediate wide; norm_topk renormalizes their weights to sum 1.
+  size_t experts = 0, experts_used = 0, moe_intermediate = 0;
+  bool norm_topk = false;
 
   size_t q_dim() const { return heads * head_dim; }
   size_t kv_dim() const { return kv_heads * head_dim; }
@@ -52,7 +56,8 @@ enum class Act {
 
 // What a weight is for: a tensor-parallel executor shards by it (columns of kQ/kK/kV/kGateUp,
 // rows of kO/kDown, the vocabulary of kLmHead); others may ignore it.
-enum class WeightRole { kQ, kK, kV, kO, kGateUp, kDown, kLmHead, kEmbedding, kNorm };
+// An MoE layer's experts are kGateUp and kDown weights each, its router kRouter.
+enum class WeightRole { kQ, kK, kV, kO, kGateUp, kDown, kLmHead, kEmbedding, kNorm, kRouter };
 
 // A weight packed by an executor (opaque to the model).
 class Weight {
@@ -84,6 +89,15 @@ struct Epilogue {
   static Epilogue Store() { return {}; }
   static Epilogue AddResidual(Act a) { return {Kind::kAddResidual, a}; }
   static Epilogue SiluMul() { return {Kind::kSiluMul, Act::kHidden}; }
+};
+
+// An MoE layer's FFN weights: the router [experts, hidden] (PackRouter), the RMSNorm weight
+// that made the FFN's input from the residual (PackNorm), and per expert a PackGateUp and a
+// PackLinear (down) weight.
+struct MoeWeights {
+  const Weight* router = nullptr;
+  const Weight* norm = nullptr;
+  std::span<const Weight* const> gate_up, down;
 };
 
 // What Supports is asked about. kMoeFfn is the mixture-of-experts FFN stage (router, top-k,
@@ -121,6 +135,9 @@ class Executor {
   virtual std::unique_ptr<Weight> PackNorm(const float* w, size_t n, const std::string& name) = 0;
   // A token embedding table [vocab, hidden], read a row per token.
   virtual std::unique_ptr<Weight> PackEmbedding(const HostMatrix& table) = 0;
+  // An MoE router [experts, hidden] in fp32 (router logits are fp32 in every reference).
+  virtual std::unique_ptr<Weight> PackRouter(const float* w, size_t experts, size_t hidden,
+                                             const std::string& name) = 0;
   virtual std::unique_ptr<KvCache> NewKvCache(size_t num_blocks, size_t block_size) = 0;
   // KV bytes per token per layer as this executor stores them.
   virtual size_t KvBytesPerToken() const = 0;
@@ -151,6 +168,16 @@ class Executor {
   // Each row's q over its sequence's pages (split-KV partials, then their merge) into out.
   virtual void Attention(const KvCache& kv, const DecodeBatch& batch,
                          const AttentionOptions& options, Act out) = 0;
+  // The MoE FFN of rows [0, n): per row, router logits in fp32 of the normed row in fp32
+  // (resid through w.norm: what `in` holds before any rounding to the executor's matmul
+  // input type; llama.cpp's router sees fp32 too), softmax over all experts, the top experts_used by probability (ties: the lower
+  // expert id), their weights renormalized when norm_topk; then
+  //   hidden[r] = resid[r] + sum over its experts j (in that order) of w_j * down_j(silu(gate_j x) * up_j x)
+  // with each expert's matmuls run once over all rows routed to it. A row's result depends
+  // on its own input alone (batch invariance). chosen (may be null) receives each row's
+  // experts, [n, experts_used], in the order summed.
+  virtual void MoeFfn(const MoeWeights& w, Act in, Act resid, Act out, size_t n,
+                      int32_t* chosen) = 0;
   // Gathers rows[i] of in into row i of out.
   virtual void SelectRows(Act in, std::span<const uint32_t> rows, Act out) = 0;
   // logits[r * ld + v] = in[r] . lm_head[:, v] (fp32, host memory) for v < the head's rows.

@@ -20,6 +20,8 @@ enum class Stage {
   kDownProj,
   kFinalNorm,
   kLmHead,
+  kMoeRouter,   // an MoE layer's router, top-k and row grouping
+  kMoeExperts,  // its experts' gate|up and down over their rows, and the weighted sum
   kSentinel
 };
 constexpr size_t kNumStages = static_cast<size_t>(Stage::kSentinel);

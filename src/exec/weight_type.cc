@@ -16,6 +16,14 @@ const char* ToString(WeightType type) {
       return "q4_k";
     case WeightType::kQ6_K:
       return "q6_k";
+    case WeightType::kQ4_1:
+      return "q4_1";
+    case WeightType::kQ5_0:
+      return "q5_0";
+    case WeightType::kQ5_1:
+      return "q5_1";
+    case WeightType::kQ5_K:
+      return "q5_k";
   }
   return "?";
 }

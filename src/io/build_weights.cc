@@ -27,17 +27,38 @@ ModelWeights BuildModelWeights(const TensorSource& src, Executor& x, const LoadO
         slot(t) = x.PackNorm(v.data(), v.size(), src.Name(t));
         break;
       }
-      case TensorKind::kLinear: {
-        const HostMatrix m = src.Matrix(t, owned);
-        slot(t) = x.PackLinear(m, t.weight_role, quantize(m));
+      case TensorKind::kRouter: {
+        const AlignedBuffer<float> v = src.Vector(t);
+        slot(t) = x.PackRouter(v.data(), t.shape[0], t.shape[1], src.Name(t));
         break;
       }
+      case TensorKind::kLinear:
+        if (t.experts > 0) {
+          auto& experts = w.layers[static_cast<size_t>(t.layer)].*t.experts_slot;
+          for (int e = 0; e < t.experts; ++e) {
+            const HostMatrix m = src.ExpertMatrix(t, e, owned);
+            experts.push_back(x.PackLinear(m, t.weight_role, quantize(m)));
+          }
+        } else {
+          const HostMatrix m = src.Matrix(t, owned);
+          slot(t) = x.PackLinear(m, t.weight_role, quantize(m));
+        }
+        break;
       case TensorKind::kGate:
         gate = &t;  // the next row is its up
         break;
       case TensorKind::kUp: {
         src.CheckGateUp(*gate, t);
         AlignedBuffer<bf16> gate_owned;
+        if (t.experts > 0) {
+          auto& experts = w.layers[static_cast<size_t>(t.layer)].*t.experts_slot;
+          for (int e = 0; e < t.experts; ++e) {
+            const HostMatrix g = src.ExpertMatrix(*gate, e, gate_owned);
+            const HostMatrix u = src.ExpertMatrix(t, e, owned);
+            experts.push_back(x.PackGateUp(g, u, quantize(g)));
+          }
+          break;
+        }
         const HostMatrix g = src.Matrix(*gate, gate_owned), u = src.Matrix(t, owned);
         slot(t) = x.PackGateUp(g, u, quantize(g));
         break;

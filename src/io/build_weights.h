@@ -28,6 +28,9 @@ class TensorSource {
   virtual const std::string& Name(const TensorSpec& t) const = 0;
   // A matrix [out, in]: the file's bytes, or its values rounded to bf16 into `owned`.
   virtual HostMatrix Matrix(const TensorSpec& t, AlignedBuffer<bf16>& owned) const = 0;
+  // Expert e's matrix [out, in] of an experts row (t.experts > 0).
+  virtual HostMatrix ExpertMatrix(const TensorSpec& t, int e, AlignedBuffer<bf16>& owned) const = 0;
+  // Every value as fp32 (norms, routers).
   virtual AlignedBuffer<float> Vector(const TensorSpec& t) const = 0;
   // Throws Error when gate and up cannot be one weight (one quantized, the other float).
   virtual void CheckGateUp(const TensorSpec& gate, const TensorSpec& up) const;

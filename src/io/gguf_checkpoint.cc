@@ -8,9 +8,10 @@
 namespace qwen3 {
 namespace {
 
-constexpr GgmlType kMatrixTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
-                                     GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
-                                     GgmlType::kQ6_K};
+constexpr GgmlType kMatrixTypes[] = {
+    GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
+    GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ4_K, GgmlType::kQ5_K,
+    GgmlType::kQ6_K};
 constexpr GgmlType kVectorTypes[] = {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16};
 
 [[noreturn]] void Fail(const GgufFile& f, const std::string& what) {
@@ -97,48 +98,65 @@ GgufTokenizerData ReadTokenizer(const GgufFile& f, int vocab) {
 
 std::map<std::string, std::vector<uint64_t>> ExpectedGgufTensors(const Qwen3Config& c) {
   std::map<std::string, std::vector<uint64_t>> t;
-  for (const TensorSpec& spec : TensorSchema(c)) {
-    t[spec.gguf] = std::vector<uint64_t>(spec.shape.rbegin(), spec.shape.rend());
-  }
+  for (const TensorSpec& spec : TensorSchema(c)) t[spec.gguf] = spec.GgufDims();
   return t;
 }
 
 Qwen3Config ReadGgufConfig(const GgufFile& f) {
-  ExpectString(f, "general.architecture", "qwen3");
+  const std::string& arch = f.GetString("general.architecture");
+  if (arch != "qwen3" && arch != "qwen3moe") {
+    Fail(f, "metadata key general.architecture = " + Quoted(arch) + ": expected " +
+                Quoted("qwen3") + " or " + Quoted("qwen3moe"));
+  }
+  const std::string p = arch + ".";  // the hyperparameters' prefix
   Qwen3Config c;
   c.name = f.path();
-  c.layers = IntKey(f, "qwen3.block_count");
-  c.hidden = IntKey(f, "qwen3.embedding_length");
-  c.intermediate = IntKey(f, "qwen3.feed_forward_length");
-  c.heads = IntKey(f, "qwen3.attention.head_count");
+  c.layers = IntKey(f, p + "block_count");
+  c.hidden = IntKey(f, p + "embedding_length");
+  c.intermediate = IntKey(f, p + "feed_forward_length");
+  c.heads = IntKey(f, p + "attention.head_count");
   // llama.cpp's defaults where a key is optional: kv heads = heads, theta 10000.
-  c.kv_heads =
-      f.Has("qwen3.attention.head_count_kv") ? IntKey(f, "qwen3.attention.head_count_kv") : c.heads;
-  c.head_dim = f.Has("qwen3.attention.key_length") ? IntKey(f, "qwen3.attention.key_length")
-               : c.heads > 0                       ? c.hidden / c.heads
-                                                   : 0;
-  if (f.Has("qwen3.attention.value_length")) {
-    const int v = IntKey(f, "qwen3.attention.value_length");
+  c.kv_heads = f.Has(p + "attention.head_count_kv") ? IntKey(f, p + "attention.head_count_kv")
+                                                    : c.heads;
+  c.head_dim = f.Has(p + "attention.key_length") ? IntKey(f, p + "attention.key_length")
+               : c.heads > 0                     ? c.hidden / c.heads
+                                                 : 0;
+  if (f.Has(p + "attention.value_length")) {
+    const int v = IntKey(f, p + "attention.value_length");
     if (v != c.head_dim) {
-      Fail(f, "metadata key qwen3.attention.value_length = " + std::to_string(v) +
+      Fail(f, "metadata key " + p + "attention.value_length = " + std::to_string(v) +
                   ": expected the key length " + std::to_string(c.head_dim));
     }
   }
-  c.rope_theta = f.Has("qwen3.rope.freq_base") ? f.GetFloat("qwen3.rope.freq_base") : 10000.0;
-  c.rms_norm_eps = f.GetFloat("qwen3.attention.layer_norm_rms_epsilon");
-  c.max_position_embeddings = IntKey(f, "qwen3.context_length");
-  if (f.Has("qwen3.rope.scaling.type")) {
-    const std::string& type = f.GetString("qwen3.rope.scaling.type");
+  c.rope_theta = f.Has(p + "rope.freq_base") ? f.GetFloat(p + "rope.freq_base") : 10000.0;
+  c.rms_norm_eps = f.GetFloat(p + "attention.layer_norm_rms_epsilon");
+  c.max_position_embeddings = IntKey(f, p + "context_length");
+  if (f.Has(p + "rope.scaling.type")) {
+    const std::string& type = f.GetString(p + "rope.scaling.type");
     if (type != "none") {
-      Fail(f, "metadata key qwen3.rope.scaling.type = " + Quoted(type) +
+      Fail(f, "metadata key " + p + "rope.scaling.type = " + Quoted(type) +
                   ": RoPE scaling is not supported (expected \"none\")");
     }
   }
-  for (const char* key : {"qwen3.rope.scaling.factor", "qwen3.rope.scale_linear"}) {
+  for (const std::string& key : {p + "rope.scaling.factor", p + "rope.scale_linear"}) {
     // llama.cpp reads 0 as "no scaling", like 1.
     if (f.Has(key) && f.GetFloat(key) != 0 && f.GetFloat(key) != 1) {
-      Fail(f, "metadata key " + std::string(key) + " = " + std::to_string(f.GetFloat(key)) +
+      Fail(f, "metadata key " + key + " = " + std::to_string(f.GetFloat(key)) +
                   ": RoPE scaling is not supported (expected 1)");
+    }
+  }
+  if (arch == "qwen3moe") {
+    // llama.cpp's qwen3moe graph: softmax gating over every expert, the top-k weights
+    // renormalized, no shared expert, every layer MoE.
+    c.experts = IntKey(f, p + "expert_count");
+    c.experts_used = IntKey(f, p + "expert_used_count");
+    c.moe_intermediate = IntKey(f, p + "expert_feed_forward_length");
+    c.norm_topk_prob = true;
+    if (c.experts == 0) Fail(f, "metadata key " + p + "expert_count = 0: expected at least 1");
+    if (f.Has(p + "expert_shared_count") && f.GetUint(p + "expert_shared_count") != 0) {
+      Fail(f, "metadata key " + p + "expert_shared_count = " +
+                  std::to_string(f.GetUint(p + "expert_shared_count")) +
+                  ": expected 0 (Qwen3-MoE has no shared expert)");
     }
   }
   const GgufTensor* embed = f.Find(GgufNames::Embed());
@@ -162,17 +180,18 @@ GgufCheckpoint GgufCheckpoint::Open(const std::string& path) {
   const GgufFile& f = *ck.file_;
   ck.config_ = ReadGgufConfig(f);
   const auto expected = ExpectedGgufTensors(ck.config_);
-  for (const auto& [name, dims] : expected) {
-    const GgufTensor* t = f.Find(name);
+  for (const TensorSpec& spec : TensorSchema(ck.config_)) {
+    const GgufTensor* t = f.Find(spec.gguf);
     if (t == nullptr) {
-      throw Error("tensor " + name + ": missing from " + path + " (a " +
-                  std::to_string(ck.config_.layers) + "-layer Qwen3 model needs it)");
+      throw Error("tensor " + spec.gguf + ": missing from " + path + " (a " +
+                  Describe(ck.config_) + " model needs it)");
     }
+    const std::vector<uint64_t> dims = spec.GgufDims();
     if (t->dims != dims) {
       throw Error(t->Where() + ": dims " + t->DimsString() + ", expected " + DimsString(dims) +
-                  " (ne0 first)");
+                  " (ne0 first" + (spec.experts ? ", then the experts" : "") + ")");
     }
-    if (dims.size() == 1) {
+    if (spec.kind == TensorKind::kNorm || spec.kind == TensorKind::kRouter) {
       ExpectType(*t, kVectorTypes);
     } else {
       ExpectType(*t, kMatrixTypes);
@@ -180,8 +199,7 @@ GgufCheckpoint GgufCheckpoint::Open(const std::string& path) {
   }
   for (const GgufTensor& t : f.tensors()) {
     if (!expected.count(t.name)) {
-      throw Error(t.Where() + ": unexpected for a " + std::to_string(ck.config_.layers) +
-                  "-layer Qwen3 model");
+      throw Error(t.Where() + ": unexpected for a " + Describe(ck.config_) + " model");
     }
   }
   ck.tokenizer_ = ReadTokenizer(f, ck.config_.vocab);

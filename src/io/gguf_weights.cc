@@ -1,4 +1,4 @@
-// A GGUF checkpoint's tensors as host data for the executor: Q8_0 / Q4_0 / Q4_K / Q6_K blocks
+// A GGUF checkpoint's tensors as host data for the executor: quantized blocks (Q8_0 ... Q6_K)
 // as the file has them (the CPU executor repacks them for its int8 kernels, no dequantization),
 // BF16 straight from the mapping, F16/F32 rounded to bf16, norm vectors as fp32.
 #include <cstring>
@@ -12,7 +12,7 @@ namespace qwen3 {
 namespace {
 
 // The weight type a GGUF type is held as; bf16 for the float types (GgufCheckpoint::Open
-// admitted only F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K).
+// admitted only the float types and those below).
 WeightType HeldAs(GgmlType t) {
   switch (t) {
     case GgmlType::kQ8_0:
@@ -23,6 +23,14 @@ WeightType HeldAs(GgmlType t) {
       return WeightType::kQ4_K;
     case GgmlType::kQ6_K:
       return WeightType::kQ6_K;
+    case GgmlType::kQ4_1:
+      return WeightType::kQ4_1;
+    case GgmlType::kQ5_0:
+      return WeightType::kQ5_0;
+    case GgmlType::kQ5_1:
+      return WeightType::kQ5_1;
+    case GgmlType::kQ5_K:
+      return WeightType::kQ5_K;
     default:
       return WeightType::kBf16;
   }
@@ -51,13 +59,14 @@ float ValueAt(const GgufTensor& t, size_t i) {
   }
 }
 
-// A float tensor's values as bf16: the mapping itself when BF16 and aligned, else `owned`.
-const bf16* Bf16Values(const GgufTensor& t, AlignedBuffer<bf16>& owned) {
+// Elements [first, first + count) of a float tensor as bf16: the mapping itself when BF16 and
+// aligned, else `owned`.
+const bf16* Bf16Values(const GgufTensor& t, size_t first, size_t count, AlignedBuffer<bf16>& owned) {
   if (t.type == GgmlType::kBF16 && reinterpret_cast<uintptr_t>(t.data) % alignof(bf16) == 0) {
-    return reinterpret_cast<const bf16*>(t.data);
+    return reinterpret_cast<const bf16*>(t.data) + first;
   }
-  owned = AlignedBuffer<bf16>(t.Elements());
-  for (size_t i = 0; i < owned.size(); ++i) owned[i] = F32ToBf16(ValueAt(t, i));
+  owned = AlignedBuffer<bf16>(count);
+  for (size_t i = 0; i < count; ++i) owned[i] = F32ToBf16(ValueAt(t, first + i));
   return owned.data();
 }
 
@@ -73,7 +82,19 @@ class GgufSource final : public TensorSource {
     const GgufTensor& g = ck_.Get(t.gguf);
     const WeightType held = HeldAs(g.type);
     if (held != WeightType::kBf16) return {t.gguf, held, g.data, g.dims[1], g.dims[0], false};
-    return {t.gguf, WeightType::kBf16, Bf16Values(g, owned), g.dims[1], g.dims[0], false};
+    return {t.gguf, WeightType::kBf16, Bf16Values(g, 0, g.Elements(), owned), g.dims[1],
+            g.dims[0], false};
+  }
+  // Expert e: the e-th [out, in] slab of the stacked tensor (dims {in, out, experts}).
+  HostMatrix ExpertMatrix(const TensorSpec& t, int e, AlignedBuffer<bf16>& owned) const override {
+    const GgufTensor& g = ck_.Get(t.gguf);
+    const WeightType held = HeldAs(g.type);
+    const size_t out = g.dims[1], in = g.dims[0], ex = static_cast<size_t>(e);
+    const std::string name = t.gguf + "[" + std::to_string(e) + "]";
+    if (held != WeightType::kBf16) {
+      return {name, held, g.data + ex * (g.bytes / g.dims[2]), out, in, false};
+    }
+    return {name, WeightType::kBf16, Bf16Values(g, ex * out * in, out * in, owned), out, in, false};
   }
   AlignedBuffer<float> Vector(const TensorSpec& t) const override {
     const GgufTensor& g = ck_.Get(t.gguf);

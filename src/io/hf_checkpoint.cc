@@ -30,7 +30,9 @@ bool IsFloat(DType d) {
 
 std::map<std::string, std::vector<size_t>> ExpectedTensors(const Qwen3Config& c) {
   std::map<std::string, std::vector<size_t>> t;
-  for (const TensorSpec& spec : TensorSchema(c)) t[spec.hf] = spec.shape;
+  for (const TensorSpec& spec : TensorSchema(c)) {
+    for (const std::string& name : spec.HfTensors()) t[name] = spec.shape;
+  }
   return t;
 }
 
@@ -122,8 +124,7 @@ HfCheckpoint HfCheckpoint::Open(const std::string& dir) {
       continue;
     }
     if (!expected.count(name)) {
-      throw Error(t->Where() + ": unexpected for a " + std::to_string(ck.config_.layers) +
-                  "-layer Qwen3 checkpoint");
+      throw Error(t->Where() + ": unexpected for a " + Describe(ck.config_) + " checkpoint");
     }
   }
   return ck;

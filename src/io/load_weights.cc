@@ -17,17 +17,24 @@ class HfSource final : public TensorSource {
   // The mapped bytes themselves when they are BF16 and 2-byte aligned, else a copy converted
   // with round-to-nearest-even.
   HostMatrix Matrix(const TensorSpec& t, AlignedBuffer<bf16>& owned) const override {
-    const TensorView& v = ck_.Get(t.hf);
+    return Of(t.hf, owned);
+  }
+  HostMatrix ExpertMatrix(const TensorSpec& t, int e, AlignedBuffer<bf16>& owned) const override {
+    return Of(t.HfExpert(e), owned);
+  }
+  AlignedBuffer<float> Vector(const TensorSpec& t) const override { return ck_.Get(t.hf).ToF32(); }
+
+ private:
+  HostMatrix Of(const std::string& name, AlignedBuffer<bf16>& owned) const {
+    const TensorView& v = ck_.Get(name);
     const bf16* data = reinterpret_cast<const bf16*>(v.data);
     if (v.dtype != DType::kBF16 || reinterpret_cast<uintptr_t>(v.data) % alignof(bf16) != 0) {
       owned = v.ToBf16();
       data = owned.data();
     }
-    return {t.hf, WeightType::kBf16, data, v.shape[0], v.shape[1], false};
+    return {name, WeightType::kBf16, data, v.shape[0], v.shape[1], false};
   }
-  AlignedBuffer<float> Vector(const TensorSpec& t) const override { return ck_.Get(t.hf).ToF32(); }
 
- private:
   const HfCheckpoint& ck_;
 };
 

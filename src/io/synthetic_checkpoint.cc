@@ -1,5 +1,6 @@
 #include "io/synthetic_checkpoint.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -25,15 +26,13 @@ uint64_t NameHash(const std::string& s) {  // FNV-1a: a stream id per tensor nam
   return h;
 }
 
-// Values that keep activations in a sane range at any depth: linears and the embedding
-// uniform with std ~0.02 (transformers' initializer_range), norm weights around 1.
-SafetensorsWriter::Fill Values(const std::string& name, size_t count, uint64_t seed) {
-  const bool norm = name.find("norm") != std::string::npos;
+// A tensor's values as bf16, written where the shard wants them.
+SafetensorsWriter::Fill Values(const std::string& name, size_t count, size_t hidden,
+                               uint64_t seed) {
   return [=](uint8_t* dst) {
-    const CounterRng rng(seed, NameHash(name));
+    const SyntheticValues values(name, hidden, seed);
     for (size_t i = 0; i < count; ++i) {
-      const float u = rng.Uniform(i) * 2.0f - 1.0f;  // [-1, 1)
-      const bf16 v = F32ToBf16(norm ? 1.0f + 0.1f * u : 0.0346f * u);
+      const bf16 v = F32ToBf16(values(i));
       std::memcpy(dst + 2 * i, &v, 2);
     }
   };
@@ -47,16 +46,32 @@ void WriteText(const fs::path& path, const std::string& text) {
 
 }  // namespace
 
+SyntheticValues::SyntheticValues(const std::string& name, size_t hidden, uint64_t seed)
+    : rng_(seed, NameHash(name)) {
+  const bool norm = name.find("norm") != std::string::npos;
+  const bool router = name.ends_with("mlp.gate.weight");
+  offset_ = norm ? 1.0f : 0.0f;
+  scale_ = norm     ? 0.1f
+           : router ? 3.0f * std::sqrt(3.0f / static_cast<float>(hidden))
+                    : 0.0346f;
+}
+
+float SyntheticValues::operator()(size_t i) const {
+  return offset_ + scale_ * (rng_.Uniform(i) * 2.0f - 1.0f);  // [-1, 1) scaled
+}
+
 std::string HfConfigJson(const Qwen3Config& c) {
-  json j = {{"architectures", {"Qwen3ForCausalLM"}},
-            {"model_type", "qwen3"},
+  json j = {{"architectures", {c.moe() ? "Qwen3MoeForCausalLM" : "Qwen3ForCausalLM"}},
+            {"model_type", c.moe() ? "qwen3_moe" : "qwen3"},
             {"rope_scaling", nullptr},
             {"hidden_act", "silu"},
             {"attention_bias", false},
             {"torch_dtype", "bfloat16"},
             {"bos_token_id", 151643},
             {"eos_token_id", 151645}};
+  if (c.moe()) j["mlp_only_layers"] = c.mlp_only_layers;
   for (const ConfigKey& k : ConfigKeys()) {
+    if (k.moe && !c.moe()) continue;
     if (k.integer) j[k.json] = c.*k.integer;
     if (k.real) j[k.json] = c.*k.real;
     if (k.flag) j[k.json] = c.*k.flag;
@@ -80,19 +95,22 @@ SyntheticCheckpointInfo WriteSyntheticCheckpoint(const Qwen3Config& c,
   std::vector<std::vector<std::string>> shard_names(1);
   SyntheticCheckpointInfo info;
   for (const TensorSpec& t : schema) {
-    const std::string& name = t.hf;
-    const std::vector<size_t>& shape = t.shape;
-    size_t count = 1;
-    for (size_t d : shape) count *= d;
-    const size_t bytes = count * 2;
-    if (shards.back().size() > 0 && shards.back().data_bytes() + bytes > options.max_shard_bytes) {
-      shards.emplace_back();
-      shard_names.emplace_back();
+    for (const std::string& name : t.HfTensors()) {  // each expert's own tensors
+      const std::vector<size_t>& shape = t.shape;
+      size_t count = 1;
+      for (size_t d : shape) count *= d;
+      const size_t bytes = count * 2;
+      if (shards.back().size() > 0 &&
+          shards.back().data_bytes() + bytes > options.max_shard_bytes) {
+        shards.emplace_back();
+        shard_names.emplace_back();
+      }
+      shards.back().Add(name, DType::kBF16, shape,
+                        Values(name, count, static_cast<size_t>(c.hidden), options.seed));
+      shard_names.back().push_back(name);
+      info.bytes += bytes;
+      ++info.tensors;
     }
-    shards.back().Add(name, DType::kBF16, shape, Values(name, count, options.seed));
-    shard_names.back().push_back(name);
-    info.bytes += bytes;
-    ++info.tensors;
   }
   info.shards = shards.size();
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/rng.h"
 #include "model/config.h"
 
 namespace qwen3 {
@@ -24,6 +25,20 @@ struct SyntheticCheckpointInfo {
 
 // The config.json text of c (transformers 4 layout).
 std::string HfConfigJson(const Qwen3Config& c);
+
+// The synthetic values of the HF tensor `name` (before the checkpoint rounds them to bf16):
+// linears and the embedding uniform with std ~0.02 (transformers' initializer_range), norm
+// weights around 1, an MoE router with std 3 / sqrt(hidden) (router logits of std ~3, as
+// trained routers: decisive, few near-ties). The GGUF writer of make-checkpoint uses the same.
+class SyntheticValues {
+ public:
+  SyntheticValues(const std::string& name, size_t hidden, uint64_t seed);
+  float operator()(size_t i) const;
+
+ private:
+  CounterRng rng_;
+  float scale_, offset_;
+};
 
 // Writes the checkpoint into dir, which must not exist or be empty. The directory appears
 // complete or not at all (written as dir.partial, then renamed).

@@ -114,9 +114,20 @@ struct NamedPreset {
 };
 
 constexpr NamedPreset kPresets[] = {
-    {"0.6b", Qwen3_0_6B}, {"1.7b", Qwen3_1_7B}, {"4b", Qwen3_4B},
-    {"8b", Qwen3_8B},     {"14b", Qwen3_14B},   {"32b", Qwen3_32B},
+    {"0.6b", Qwen3_0_6B},         {"1.7b", Qwen3_1_7B},          {"4b", Qwen3_4B},
+    {"8b", Qwen3_8B},             {"14b", Qwen3_14B},            {"32b", Qwen3_32B},
+    {"30b-a3b", Qwen3_30B_A3B},   {"235b-a22b", Qwen3_235B_A22B},
 };
+
+Qwen3Config MoePreset(const char* name, int hidden, int layers, int heads, int moe_inter) {
+  Qwen3Config c = Preset(name, hidden, 6144, layers, heads, false);  // HF's unused dense width
+  c.kv_heads = 4;
+  c.experts = 128;
+  c.experts_used = 8;
+  c.moe_intermediate = moe_inter;
+  c.norm_topk_prob = true;
+  return c;
+}
 
 }  // namespace
 
@@ -127,6 +138,26 @@ Qwen3Config Qwen3_4B() { return Preset("qwen3-4b", 2560, 9728, 36, 32, true); }
 Qwen3Config Qwen3_8B() { return Preset("qwen3-8b", 4096, 12288, 36, 32, false); }
 Qwen3Config Qwen3_14B() { return Preset("qwen3-14b", 5120, 17408, 40, 40, false); }
 Qwen3Config Qwen3_32B() { return Preset("qwen3-32b", 5120, 25600, 64, 64, false); }
+
+// config.json of Qwen/Qwen3-30B-A3B and Qwen/Qwen3-235B-A22B (intermediate_size 6144 and
+// 12288: unused, every layer is MoE).
+Qwen3Config Qwen3_30B_A3B() { return MoePreset("qwen3-30b-a3b", 2048, 48, 32, 768); }
+Qwen3Config Qwen3_235B_A22B() {
+  Qwen3Config c = MoePreset("qwen3-235b-a22b", 4096, 94, 64, 1536);
+  c.intermediate = 12288;
+  return c;
+}
+
+std::string Describe(const Qwen3Config& c) {
+  std::string s = std::to_string(c.layers) + "-layer Qwen3";
+  if (c.moe()) s += "-MoE (" + std::to_string(c.experts) + " experts)";
+  return s;
+}
+
+bool Qwen3Config::IsMoeLayer(int layer) const {
+  return experts > 0 && (layer + 1) % decoder_sparse_step == 0 &&
+         std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) == mlp_only_layers.end();
+}
 
 Qwen3Config Qwen3_14BSeed() {
   Qwen3Config c = Qwen3_14B();
@@ -163,6 +194,11 @@ constexpr ConfigKey kConfigKeys[] = {
     {"tie_word_embeddings", nullptr, nullptr, &Qwen3Config::tied_embeddings},
     {"rope_theta", nullptr, &Qwen3Config::rope_theta},
     {"rms_norm_eps", nullptr, &Qwen3Config::rms_norm_eps},
+    {"num_experts", &Qwen3Config::experts, nullptr, nullptr, true, true},
+    {"num_experts_per_tok", &Qwen3Config::experts_used, nullptr, nullptr, true, true},
+    {"moe_intermediate_size", &Qwen3Config::moe_intermediate, nullptr, nullptr, true, true},
+    {"norm_topk_prob", nullptr, nullptr, &Qwen3Config::norm_topk_prob, false, true},
+    {"decoder_sparse_step", &Qwen3Config::decoder_sparse_step, nullptr, nullptr, false, true},
 };
 
 std::span<const ConfigKey> ConfigKeys() { return kConfigKeys; }
@@ -179,12 +215,20 @@ Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& sourc
   if (!j.is_object()) {
     Fail(src, std::string("malformed JSON: expected an object, got ") + j.type_name());
   }
-  ExpectText(j, "model_type", "qwen3", src);
+  bool moe = false;
+  if (const json* t = Field(j, "model_type")) {
+    if (!t->is_string()) Fail(src, "field 'model_type' = " + Shown(*t) + ": expected a string");
+    moe = *t == "qwen3_moe";
+    if (!moe && *t != "qwen3") {
+      Fail(src, OneLine("model_type '" + t->get<std::string>() + "': expected 'qwen3' or 'qwen3_moe'"));
+    }
+  }
   ExpectText(j, "hidden_act", "silu", src);
 
   Qwen3Config c;
   c.name = source_name;
   for (const ConfigKey& k : kConfigKeys) {
+    if (k.moe && !moe) continue;
     const json* v = Field(j, k.json);
     if (k.required && v == nullptr) RequiredInt(j, k.json, src);  // the missing-field error
     if (k.integer == &Qwen3Config::head_dim && v == nullptr) {
@@ -199,6 +243,17 @@ Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& sourc
       Fail(src, std::string("field '") + k.json + "' = " + Shown(*v) + ": expected true or false");
     } else {
       c.*k.flag = v->get<bool>();
+    }
+  }
+  if (const json* v = Field(j, "mlp_only_layers"); v != nullptr && moe) {
+    if (!v->is_array()) {
+      Fail(src, "field 'mlp_only_layers' = " + Shown(*v) + ": expected a list of layer indices");
+    }
+    for (const json& e : *v) {
+      if (!e.is_number_integer()) {
+        Fail(src, "field 'mlp_only_layers' element " + Shown(e) + ": expected a layer index");
+      }
+      c.mlp_only_layers.push_back(static_cast<int>(std::clamp<int64_t>(e.get<int64_t>(), -1, INT_MAX)));
     }
   }
   if (const json* v = Field(j, "rope_scaling")) CheckRopeType(*v, "rope_scaling", src);
@@ -241,6 +296,12 @@ size_t Qwen3Config::KvBytesPerToken() const {
 void ValidateConfig(const Qwen3Config& c) {
   const auto fail = [&](const std::string& what) { Fail(c.name, what); };
   for (const ConfigKey& k : kConfigKeys) {
+    if (k.moe && !c.moe() && k.integer != &Qwen3Config::experts) continue;
+    if (k.integer && c.*k.integer < 0) {
+      fail(std::string(k.json) + " = " + std::to_string(c.*k.integer) +
+           ": expected a positive integer");
+    }
+    if (k.integer == &Qwen3Config::experts) continue;  // 0: dense
     if (k.integer && c.*k.integer <= 0) {
       fail(std::string(k.json) + " = " + std::to_string(c.*k.integer) +
            ": expected a positive integer");
@@ -281,6 +342,27 @@ void ValidateConfig(const Qwen3Config& c) {
   if (c.intermediate % 32 != 0) {
     fail("intermediate_size = " + std::to_string(c.intermediate) +
          ": expected a multiple of 32 (the kernels' tile requirement)");
+  }
+  if (c.moe()) {
+    if (c.experts > kMaxExperts) {
+      fail("num_experts = " + std::to_string(c.experts) + ": expected at most " +
+           std::to_string(kMaxExperts));
+    }
+    if (c.experts_used > c.experts) {
+      fail("num_experts_per_tok = " + std::to_string(c.experts_used) + ": expected 1.." +
+           std::to_string(c.experts) + " (num_experts)");
+    }
+    if (c.moe_intermediate > kMaxIntermediate || c.moe_intermediate % 32 != 0) {
+      fail("moe_intermediate_size = " + std::to_string(c.moe_intermediate) +
+           ": expected a multiple of 32 up to " + std::to_string(kMaxIntermediate) +
+           " (the kernels' tile requirement)");
+    }
+    for (int l : c.mlp_only_layers) {
+      if (l < 0 || l >= c.layers) {
+        fail("mlp_only_layers has " + std::to_string(l) + ": expected layers 0.." +
+             std::to_string(c.layers - 1));
+      }
+    }
   }
   if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
     fail("rope_theta = " + Num(c.rope_theta) + ": expected a positive finite number");

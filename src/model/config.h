@@ -30,7 +30,18 @@ struct Qwen3Config {
   double rope_theta = 1e6;
   double rms_norm_eps = 1e-6;
   int max_position_embeddings = 40960;
+  // Mixture of experts (model_type "qwen3_moe"; experts = 0: a dense model). A layer is MoE
+  // unless listed in mlp_only_layers or off the sparse step ((layer + 1) % step != 0), as
+  // transformers' Qwen3MoeDecoderLayer decides; a dense layer's MLP is intermediate wide.
+  int experts = 0;               // num_experts
+  int experts_used = 0;          // num_experts_per_tok (top-k)
+  int moe_intermediate = 0;      // moe_intermediate_size: each expert's FFN width
+  bool norm_topk_prob = false;   // renormalize the top-k weights to sum 1
+  int decoder_sparse_step = 1;
+  std::vector<int> mlp_only_layers;
 
+  bool moe() const { return experts > 0; }
+  bool IsMoeLayer(int layer) const;
   int QDim() const { return heads * head_dim; }
   int KvDim() const { return kv_heads * head_dim; }
   // KV cache bytes of one token over all layers (bf16 K and V) as the pages store them:
@@ -47,11 +58,15 @@ Qwen3Config Qwen3_4B();
 Qwen3Config Qwen3_8B();
 Qwen3Config Qwen3_14B();
 Qwen3Config Qwen3_32B();
+// The mixture-of-experts models: 30B-A3B (48 layers, 128 experts, top-8, expert FFN 768) and
+// 235B-A22B (94 layers, 128 experts, top-8, expert FFN 1536).
+Qwen3Config Qwen3_30B_A3B();
+Qwen3Config Qwen3_235B_A22B();
 // The seed harness's 14B: Qwen3_14B() with the padded vocab 152064 (spec: the real
 // checkpoint has 151936). Named "qwen3-14b-seed".
 Qwen3Config Qwen3_14BSeed();
 
-// {"0.6b", "1.7b", "4b", "8b", "14b", "32b"}.
+// {"0.6b", "1.7b", "4b", "8b", "14b", "32b", "30b-a3b", "235b-a22b"}.
 std::vector<std::string> PresetNames();
 // Throws Error for a name not in PresetNames().
 Qwen3Config PresetConfig(const std::string& name);
@@ -64,13 +79,17 @@ struct ConfigKey {
   double Qwen3Config::*real = nullptr;  // a positive finite number
   bool Qwen3Config::*flag = nullptr;
   bool required = false;  // absent: the member's default (head_dim: hidden_size / heads)
+  bool moe = false;       // read (and written) for model_type "qwen3_moe" only
 };
 std::span<const ConfigKey> ConfigKeys();
 
+// "4-layer Qwen3", or "48-layer Qwen3-MoE (128 experts)": what a file's tensors are checked for.
+std::string Describe(const Qwen3Config& c);
+
 // Parses the text of a Hugging Face config.json (transformers 4 or 5 layout); the result is
 // named source_name, which also prefixes every error message. Throws Error for malformed
-// JSON, missing or mistyped fields, a model_type other than "qwen3", an activation other
-// than silu, RoPE scaling, or a config ValidateConfig rejects.
+// JSON, missing or mistyped fields, a model_type other than "qwen3" or "qwen3_moe", an
+// activation other than silu, RoPE scaling, or a config ValidateConfig rejects.
 Qwen3Config ParseHfConfig(const std::string& json_text, const std::string& source_name);
 // Reads and parses the file at path; errors name the path.
 Qwen3Config LoadHfConfig(const std::string& path);
@@ -85,11 +104,13 @@ constexpr int kMaxIntermediate = 1 << 18;
 constexpr int kMaxLayers = 1 << 12;
 constexpr int kMaxHeads = 1 << 12;
 constexpr int kMaxVocab = 1 << 24;
+constexpr int kMaxExperts = 1 << 10;  // released: 128
 
 // Throws Error ("config <name>: ...") unless every dimension is positive and at most its
 // kMax* bound, and the shapes fit the kernels: head_dim even and <= 256, hidden and
 // intermediate multiples of 32, heads a multiple of kv_heads with at most 16 query heads per
-// KV head, and a positive theta and eps.
+// KV head, and a positive theta and eps; for MoE, 1 <= experts_used <= experts <= kMaxExperts,
+// moe_intermediate a multiple of 32, a positive sparse step and mlp_only_layers in range.
 void ValidateConfig(const Qwen3Config& c);
 
 }  // namespace qwen3

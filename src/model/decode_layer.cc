@@ -32,11 +32,18 @@ DecodeLayer::DecodeLayer(const Qwen3Config& config, const Options& options, Exec
   }
   x_.Reserve(options.max_batch);
   validate_slots_.reserve(options.max_batch);
+  expert_ptrs_.resize(2 * static_cast<size_t>(config.experts));
+  const ModelDims dims = DimsOf(config);
+  if (config.moe() && !x_.Supports(Op::kMoeFfn, {&dims, options.max_batch})) {
+    throw Error("executor " + x_.name() + " cannot run a mixture-of-experts FFN (" +
+                std::to_string(config.experts) + " experts, top-" +
+                std::to_string(config.experts_used) + ")");
+  }
 }
 
 // Spec §3: one call per stage, each over the whole batch.
 void DecodeLayer::ProgramStages(const LayerWeights& w, const RopeTable& rope, KvCache& kv,
-                                const DecodeBatch& batch) {
+                                const DecodeBatch& batch, int32_t* chosen) {
   const size_t n = batch.batch;
   x_.RmsNorm(Stage::kInputNorm, *w.input_norm, Act::kHidden, Act::kNormed, n);
   const Weight* qkv[] = {w.wq.get(), w.wk.get(), w.wv.get()};
@@ -46,10 +53,23 @@ void DecodeLayer::ProgramStages(const LayerWeights& w, const RopeTable& rope, Kv
   const Weight* wo[] = {w.wo.get()};
   x_.Linear(Stage::kOutProj, wo, Act::kAttn, Act::kResid, n, Epilogue::AddResidual(Act::kHidden));
   x_.RmsNorm(Stage::kPostNorm, *w.post_norm, Act::kResid, Act::kNormed, n);
+  if (w.moe()) return MoeFfn(w, n, chosen);
   const Weight* gate_up[] = {w.w_gate_up.get()};
   x_.Linear(Stage::kGateUpSilu, gate_up, Act::kNormed, Act::kMlp, n, Epilogue::SiluMul());
   const Weight* down[] = {w.w_down.get()};
   x_.Linear(Stage::kDownProj, down, Act::kMlp, Act::kHidden, n, Epilogue::AddResidual(Act::kResid));
+}
+
+void DecodeLayer::MoeFfn(const LayerWeights& w, size_t n, int32_t* chosen) {
+  const size_t e = w.expert_gate_up.size();
+  QW_ASSERT(e == w.expert_down.size() && 2 * e == expert_ptrs_.size());
+  for (size_t i = 0; i < e; ++i) {
+    expert_ptrs_[i] = w.expert_gate_up[i].get();
+    expert_ptrs_[e + i] = w.expert_down[i].get();
+  }
+  const std::span<const Weight* const> ptrs(expert_ptrs_);
+  x_.MoeFfn({w.router.get(), w.post_norm.get(), ptrs.first(e), ptrs.subspan(e)}, Act::kNormed,
+            Act::kResid, Act::kHidden, n, chosen);
 }
 
 void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, KvCache& kv,
@@ -59,17 +79,17 @@ void DecodeLayer::Run(const LayerWeights& w, const RopeTable& rope, KvCache& kv,
   x_.Upload(Act::kHidden, hidden, batch.batch);
   {
     const TimesScope scope(x_, times);
-    ProgramStages(w, rope, kv, batch);
+    ProgramStages(w, rope, kv, batch, nullptr);
   }
   x_.Download(Act::kHidden, batch.batch, next_hidden);
 }
 
 void DecodeLayer::Forward(const LayerWeights& w, const RopeTable& rope, KvCache& kv,
-                          const DecodeBatch& batch, StageTimes* times) {
+                          const DecodeBatch& batch, StageTimes* times, int32_t* chosen) {
   Validate(batch, kv, rope, nullptr);
   x_.CheckFinite(Act::kHidden, batch.batch);
   const TimesScope scope(x_, times);
-  ProgramStages(w, rope, kv, batch);
+  ProgramStages(w, rope, kv, batch, chosen);
 }
 
 void DecodeLayer::RunLmHead(const LmHeadWeights& lm, const bf16* hidden, size_t batch,

@@ -5,6 +5,9 @@
 //   -> out_proj(+residual) -> post_rmsnorm -> gate_up_silu -> down_proj(+residual)
 //   [-> final_rmsnorm -> lm_head]
 //
+// In a mixture-of-experts layer the FFN (gate_up_silu, down_proj) is one MoE stage: router,
+// top-k, the routed experts over their rows, their weighted sum plus the residual.
+//
 // Everything is validated before the first stage runs, so a bad input throws Error and leaves
 // the KV cache untouched.
 #pragma once
@@ -52,8 +55,9 @@ class DecodeLayer {
   void Run(const LayerWeights& w, const RopeTable& rope, KvCache& kv, const DecodeBatch& batch,
            const bf16* hidden, bf16* next_hidden, StageTimes* times = nullptr);
   // The layer on the executor's resident hidden rows (Act::kHidden, replaced by the output).
+  // chosen (MoE layers; may be null): each row's experts, [batch, experts_used].
   void Forward(const LayerWeights& w, const RopeTable& rope, KvCache& kv, const DecodeBatch& batch,
-               StageTimes* times = nullptr);
+               StageTimes* times = nullptr, int32_t* chosen = nullptr);
 
   // Final RMSNorm + LM head of host rows: logits[b * ld_logits + v] for v < lm.rows (fp32);
   // other columns untouched.
@@ -70,12 +74,14 @@ class DecodeLayer {
 
  private:
   void ProgramStages(const LayerWeights& w, const RopeTable& rope, KvCache& kv,
-                     const DecodeBatch& batch);
+                     const DecodeBatch& batch, int32_t* chosen);
+  void MoeFfn(const LayerWeights& w, size_t n, int32_t* chosen);
 
   Qwen3Config config_;
   Options options_;
   Executor& x_;
   mutable std::vector<std::pair<int32_t, size_t>> validate_slots_;  // Validate's scratch
+  std::vector<const Weight*> expert_ptrs_;  // [2 * experts]: gate_up, then down (MoeFfn)
 };
 
 }  // namespace qwen3

@@ -33,8 +33,11 @@ LayerWeights LayerWeights::FromSeedLayout(const Qwen3Config& c, const LayerTenso
 size_t LayerWeights::bytes() const {
   size_t n = 0;
   for (const auto* p : {&input_norm, &post_norm, &q_norm, &k_norm, &wq, &wk, &wv, &wo,
-                        &w_gate_up, &w_down}) {
+                        &w_gate_up, &w_down, &router}) {
     n += BytesOf(*p);
+  }
+  for (const auto* experts : {&expert_gate_up, &expert_down}) {
+    for (const auto& w : *experts) n += BytesOf(w);
   }
   return n;
 }
@@ -63,6 +66,10 @@ ModelDims DimsOf(const Qwen3Config& c) {
   d.intermediate = static_cast<size_t>(c.intermediate);
   d.vocab = static_cast<size_t>(c.vocab);
   d.eps = static_cast<float>(c.rms_norm_eps);
+  d.experts = static_cast<size_t>(c.experts);
+  d.experts_used = static_cast<size_t>(c.experts_used);
+  d.moe_intermediate = static_cast<size_t>(c.moe_intermediate);
+  d.norm_topk = c.norm_topk_prob;
   return d;
 }
 

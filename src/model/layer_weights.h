@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "exec/executor.h"
 #include "model/config.h"
@@ -19,6 +20,11 @@ struct LayerWeights {
   std::unique_ptr<Weight> wo;                     // q_dim -> hidden
   std::unique_ptr<Weight> w_gate_up;              // hidden -> gate | up (PackGateUp)
   std::unique_ptr<Weight> w_down;                 // intermediate -> hidden
+  // An MoE layer instead of w_gate_up / w_down: the router and each expert's FFN.
+  std::unique_ptr<Weight> router;                 // [experts, hidden] fp32 (PackRouter)
+  std::vector<std::unique_ptr<Weight>> expert_gate_up, expert_down;
+
+  bool moe() const { return router != nullptr; }
 
   static LayerWeights FromSeedLayout(const Qwen3Config& c, const LayerTensors& t, Executor& x);
   size_t bytes() const;

@@ -78,6 +78,7 @@ Model::Model(const ModelWeights& weights, const Options& options, Executor& exec
   pending_.assign(options.max_users, 0);
   const size_t h = c.hidden, rows = options.max_rows;
   observed_ = AlignedBuffer<bf16>(rows * h);
+  observed_experts_.resize(rows * static_cast<size_t>(c.experts_used));
   tokens_.resize(rows);
   lm_rows_.reserve(rows);
   seq_lens_.resize(rows);
@@ -181,16 +182,18 @@ void Model::Pass(std::span<const PagedRow> rows, size_t row0, std::span<const ui
     tokens_[r] = row.token;
   }
   const DecodeBatch batch{n, seq_lens_.data(), block_table_.data(), bps, slots_.data()};
-  const auto observe = [&](size_t depth) {
+  const auto observe = [&](size_t depth, const int32_t* experts) {
     if (observer == nullptr) return;
     x_.Download(Act::kHidden, n, observed_.data());
-    (*observer)(row0, n, depth, observed_.data());
+    (*observer)(row0, n, depth, observed_.data(), experts);
   };
   x_.Embed(w_.embedding(), {tokens_.data(), n}, Act::kHidden);
-  observe(0);
+  observe(0, nullptr);
   for (size_t l = 0; l < w_.layers.size(); ++l) {
-    layer_.Forward(w_.layers[l], rope_, *kv_[l], batch, times);
-    observe(l + 1);
+    const bool routed = observer != nullptr && w_.layers[l].moe();
+    int32_t* chosen = routed ? observed_experts_.data() : nullptr;
+    layer_.Forward(w_.layers[l], rope_, *kv_[l], batch, times, chosen);
+    observe(l + 1, chosen);
   }
   lm_rows_.clear();
   for (size_t r = 0; r < n; ++r) {

@@ -56,8 +56,10 @@ class Model {
     size_t num_blocks;
   };
   // depth 0 = embedding output, depth d = output of layer d - 1 (before the final norm), for the
-  // rows [row0, row0 + n) of the Forward call.
-  using Observer = std::function<void(size_t row0, size_t n, size_t depth, const bf16* hidden)>;
+  // rows [row0, row0 + n) of the Forward call; experts: for an MoE layer d - 1 the experts each
+  // row was routed to, [n, experts_used] in the order they were summed (else null).
+  using Observer = std::function<void(size_t row0, size_t n, size_t depth, const bf16* hidden,
+                                      const int32_t* experts)>;
 
   // weights packed by executor, which runs every pass (and holds the KV pool).
   Model(const ModelWeights& weights, const Options& options, Executor& executor);
@@ -107,6 +109,7 @@ class Model {
   std::vector<PagedRow> slot_rows_;    // Forward's rows as paged rows
   // Per pass.
   AlignedBuffer<bf16> observed_;  // [max_rows, hidden]: what an observer is shown
+  std::vector<int32_t> observed_experts_;  // [max_rows, experts_used]
   std::vector<int32_t> tokens_, seq_lens_, slots_, block_table_;
   std::vector<uint32_t> lm_rows_;  // the pass's rows that want logits
   std::vector<size_t> pending_;  // per user, rows appended so far in this call (validation)

@@ -9,6 +9,9 @@ std::string ModelWeights::weight_type() const {
   };
   for (const LayerWeights& l : layers) {
     for (const auto* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate_up, &l.w_down}) see(*m);
+    for (const auto* experts : {&l.expert_gate_up, &l.expert_down}) {
+      for (const auto& m : *experts) see(m);
+    }
   }
   if (lm.rows) see(lm.weight);
   std::string out;

@@ -49,24 +49,10 @@ void Project(ThreadPool& pool, const CpuKernels& k, Stage stage, const MatmulInp
       ToString(stage));
 }
 
-// gate and up interleaved in one matrix (PackedMatrix::FromInOutInterleaved): the C block of
-// each 64-column group holds 32 gate columns, then the up columns of the same 32 outputs, so
-// one K loop feeds both; mlp = bf16(silu(gate) * up) in the epilogue.
 void ProjectGateUp(ThreadPool& pool, const CpuKernels& k, const MatmulInput& x, size_t rows,
                    const WeightMatrix& w, bf16* mlp, size_t inter) {
-  constexpr size_t kHalf = kTileK;  // 32 outputs per group
   pool.Spmd(
-      Groups(w),
-      [&](size_t g, size_t) {                  // one column group per block
-        const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
-        MatmulGroup(k, x, rows, w, cg.j0, cg.nb,
-                    [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-                      for (size_t r = 0; r < tile_rows; ++r) {
-                        k.silu_mul(c + r * ldc, c + r * ldc + kHalf, kHalf,
-                                   mlp + (row0 + r) * inter + g * kHalf);
-                      }
-                    });
-      },
+      Groups(w), [&](size_t g, size_t) { GateUpGroup(k, x, rows, w, g, mlp, inter); },
       ToString(Stage::kGateUpSilu));
 }
 
@@ -87,7 +73,8 @@ bool CpuExecutor::Supports(Op op, const OpShape& s) const {
       return s.block_size > 0 && s.block_size % kTileK == 0 && s.block_size <= kMaxBlockSize &&
              dims_.head_dim % 2 == 0 && dims_.head_dim <= kMaxHeadDim;
     case Op::kMoeFfn:
-      return false;  // issue 19
+      return dims_.experts > 0 && dims_.experts_used >= 1 &&
+             dims_.experts_used <= dims_.experts && dims_.moe_intermediate % kTileK == 0;
     default:
       return true;
   }
@@ -125,6 +112,13 @@ std::unique_ptr<Weight> CpuExecutor::PackEmbedding(const HostMatrix& table) {
   return w;
 }
 
+std::unique_ptr<Weight> CpuExecutor::PackRouter(const float* v, size_t experts, size_t hidden,
+                                                const std::string& name) {
+  auto w = std::make_unique<CpuWeight>();
+  w->vec = CopyFinite(v, experts * hidden, name);
+  return w;
+}
+
 std::unique_ptr<KvCache> CpuExecutor::NewKvCache(size_t num_blocks, size_t block_size) {
   return std::make_unique<PagedKvCache>(num_blocks, dims_.kv_heads, dims_.head_dim, block_size);
 }
@@ -151,6 +145,22 @@ void CpuExecutor::Reserve(size_t max_rows) {
   // wide pass for prefill does not reserve max_seq / 32 splits for every row up front.
   part_capacity_ = 0;
   ReserveParts(max_rows * heads_kv * 16);
+  if (dims_.experts > 0) {
+    const size_t k = dims_.experts_used, routed = max_rows * k + kTileM;
+    moe_ids_.resize(max_rows * k);
+    moe_weights_.resize(max_rows * k);
+    moe_slot_.resize(max_rows * k);
+    moe_start_.resize(dims_.experts + 1);
+    moe_fill_.resize(dims_.experts);
+    moe_probs_ = AlignedBuffer<float>(max_rows * dims_.experts);
+    moe_router_in_ = AlignedBuffer<float>(max_rows * h);
+    const size_t groups = std::max(2 * dims_.moe_intermediate, h) / kGroupCols + 1;
+    moe_items_.reserve(dims_.experts * groups);
+    moe_logits_ = AlignedBuffer<float>(max_rows * dims_.experts);
+    moe_x_ = AlignedBuffer<bf16>(routed * h);
+    moe_mlp_ = AlignedBuffer<bf16>(routed * dims_.moe_intermediate);
+    moe_y_ = AlignedBuffer<float>(routed * h);
+  }
   plan_.row_pps.reserve(max_rows);
   plan_.row_parts.reserve(max_rows + 1);
   plan_.block_items.reserve(max_rows + 1);

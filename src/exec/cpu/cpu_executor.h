@@ -35,6 +35,8 @@ class CpuExecutor : public Executor {
                                      std::optional<WeightType> quantize) override;
   std::unique_ptr<Weight> PackNorm(const float* w, size_t n, const std::string& name) override;
   std::unique_ptr<Weight> PackEmbedding(const HostMatrix& table) override;
+  std::unique_ptr<Weight> PackRouter(const float* w, size_t experts, size_t hidden,
+                                     const std::string& name) override;
   std::unique_ptr<KvCache> NewKvCache(size_t num_blocks, size_t block_size) override;
   size_t KvBytesPerToken() const override;
   void Reserve(size_t max_rows) override;
@@ -54,6 +56,8 @@ class CpuExecutor : public Executor {
                     KvCache& kv, const DecodeBatch& batch) override;
   void Attention(const KvCache& kv, const DecodeBatch& batch, const AttentionOptions& options,
                  Act out) override;
+  void MoeFfn(const MoeWeights& w, Act in, Act resid, Act out, size_t n,
+              int32_t* chosen) override;
   void SelectRows(Act in, std::span<const uint32_t> rows, Act out) override;
   void Logits(const Weight& lm_head, Act in, size_t n, float* logits, size_t ld) override;
 
@@ -106,6 +110,24 @@ class CpuExecutor : public Executor {
   AlignedBuffer<bf16> lm_rows_;           // [rows, hidden]
   QuantizedRows quant_rows_;              // a stage's A operand, for quantized weights
   QuantRows quant_view_;
+  // MoE (moe_ffn.cc): per row its experts and weights, and where each routed copy of it lies in
+  // the rows gathered expert by expert ([experts' segments] + kTileM readable rows).
+  struct MoeItem {
+    uint32_t expert, group;
+  };
+  void MoeRoute(const MoeWeights& w, Act in, Act resid, size_t n);
+  void MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n);
+  std::vector<int32_t> moe_ids_;              // [rows, k]
+  std::vector<float> moe_weights_;            // [rows, k]
+  std::vector<uint32_t> moe_slot_;            // [rows, k]: its gathered row
+  std::vector<uint32_t> moe_start_;           // [experts + 1]: segment starts
+  std::vector<uint32_t> moe_fill_;            // [experts]: MoeRoute's next row per segment
+  std::vector<MoeItem> moe_items_;            // a dispatch's (expert, column group) blocks
+  AlignedBuffer<float> moe_logits_, moe_probs_;  // [rows, experts]
+  AlignedBuffer<float> moe_router_in_;        // [rows, hidden]: the fp32 normed rows
+  AlignedBuffer<bf16> moe_x_;                 // [rows * k + 16, hidden]
+  AlignedBuffer<bf16> moe_mlp_;               // [rows * k + 16, moe_intermediate]
+  AlignedBuffer<float> moe_y_;                // [rows * k + 16, hidden]
 
  protected:
   AttentionPlan plan_;

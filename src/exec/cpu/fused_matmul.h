@@ -90,4 +90,33 @@ void MatmulGroup(const CpuKernels& kernels, const MatmulInput& x, size_t rows,
   }
 }
 
+// gate and up interleaved in one matrix (PackedMatrix::FromInOutInterleaved): the C block of
+// each 64-column group holds 32 gate columns, then the up columns of the same 32 outputs, so
+// one K loop feeds both; mlp[r][g * 32 + i] = bf16(silu(gate) * up) in the epilogue, for
+// column group g of w.
+inline void GateUpGroup(const CpuKernels& k, const MatmulInput& x, size_t rows,
+                        const WeightMatrix& w, size_t g, bf16* mlp, size_t inter) {
+  constexpr size_t kHalf = kTileK;       // 32 outputs per group
+  const ColumnGroup cg = GroupOf(w, g);  // always 64 columns: n is a multiple of 64
+  MatmulGroup(k, x, rows, w, cg.j0, cg.nb,
+              [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                for (size_t r = 0; r < tile_rows; ++r) {
+                  k.silu_mul(c + r * ldc, c + r * ldc + kHalf, kHalf,
+                             mlp + (row0 + r) * inter + g * kHalf);
+                }
+              });
+}
+
+// x's rows from row0 on (the same rows' quantized form too).
+inline MatmulInput RowsFrom(const MatmulInput& x, size_t row0, QuantRows& q) {
+  if (x.q == nullptr) return {x.a + row0 * x.lda, x.lda, nullptr};
+  q = *x.q;
+  q.q += row0 * q.ldq;
+  q.scale += row0 * q.ld16;
+  q.bias16 += row0 * q.ld16;
+  q.sum16 += row0 * q.ld16;
+  q.bias32 += row0 * q.ld32;
+  return {x.a + row0 * x.lda, x.lda, &q};
+}
+
 }  // namespace qwen3::cpu

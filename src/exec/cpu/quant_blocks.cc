@@ -1,5 +1,6 @@
 #include "exec/cpu/quant_blocks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -43,6 +44,13 @@ QuantFormat FormatOf(WeightType type) {
       return {4, 32, 0, QuantScales::kK};
     case WeightType::kQ6_K:
       return {8, 16, 32, QuantScales::kK};
+    case WeightType::kQ5_0:
+      return {8, 32, 16, QuantScales::kF16};
+    case WeightType::kQ4_1:
+      return {4, 32, 0, QuantScales::kF32};
+    case WeightType::kQ5_1:
+    case WeightType::kQ5_K:
+      return {8, 32, 0, QuantScales::kF32};
     case WeightType::kBf16:
       break;
   }
@@ -50,7 +58,8 @@ QuantFormat FormatOf(WeightType type) {
 }
 
 size_t BlockElems(WeightType type) {
-  return type == WeightType::kQ4_K || type == WeightType::kQ6_K ? 256 : 32;
+  return type == WeightType::kQ4_K || type == WeightType::kQ5_K || type == WeightType::kQ6_K ? 256
+                                                                                             : 32;
 }
 
 size_t BlockBytes(WeightType type) {
@@ -63,6 +72,14 @@ size_t BlockBytes(WeightType type) {
       return 144;
     case WeightType::kQ6_K:
       return 210;
+    case WeightType::kQ4_1:
+      return 20;
+    case WeightType::kQ5_0:
+      return 22;
+    case WeightType::kQ5_1:
+      return 24;
+    case WeightType::kQ5_K:
+      return 176;
     case WeightType::kBf16:
       break;
   }
@@ -88,10 +105,38 @@ void DecodeBlock(WeightType type, const uint8_t* b, SubBlock* out) {
       }
       return;
     }
-    case WeightType::kQ4_K: {  // d, dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+    case WeightType::kQ4_1: {  // d, m, nibbles as Q4_0: w = d q + m
+      out->scale = HalfAt(b);
+      out->bias = HalfAt(b + 2);
+      for (int i = 0; i < 16; ++i) {
+        out->codes[i] = b[4 + i] & 0xf;
+        out->codes[16 + i] = b[4 + i] >> 4;
+      }
+      return;
+    }
+    case WeightType::kQ5_0:    // d, qh (bit 4 of each weight), nibbles: w = d (q - 16)
+    case WeightType::kQ5_1: {  // d, m, qh, nibbles: w = d q + m
+      const bool q5_1 = type == WeightType::kQ5_1;
+      const float d = HalfAt(b);
+      const uint8_t* qh = b + (q5_1 ? 4 : 2);
+      const uint8_t* qs = qh + 4;
+      uint32_t high;
+      std::memcpy(&high, qh, sizeof(high));
+      out->scale = d;
+      out->bias = q5_1 ? HalfAt(b + 2) : -16.0f * d;
+      for (int i = 0; i < 16; ++i) {
+        out->codes[i] = static_cast<uint8_t>((qs[i] & 0xf) | (((high >> i) & 1) << 4));
+        out->codes[16 + i] = static_cast<uint8_t>((qs[i] >> 4) | (((high >> (i + 16)) & 1) << 4));
+      }
+      return;
+    }
+    case WeightType::kQ4_K:    // d, dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+    case WeightType::kQ5_K: {  // the same, then qh[32] (bit 4) before the nibbles
+      const bool q5 = type == WeightType::kQ5_K;
       const float d = HalfAt(b), dmin = HalfAt(b + 2);
       const uint8_t* scales = b + 4;
-      const uint8_t* q = b + 16;
+      const uint8_t* qh = b + 16;
+      const uint8_t* q = b + (q5 ? 48 : 16);
       for (int chunk = 0; chunk < 4; ++chunk) {  // 64 weights: low nibbles, then high
         for (int half = 0; half < 2; ++half) {
           const int j = chunk * 2 + half;
@@ -105,7 +150,9 @@ void DecodeBlock(WeightType type, const uint8_t* b, SubBlock* out) {
           s.sc = sc;
           s.m = m;
           for (int i = 0; i < 32; ++i) {
-            s.codes[i] = half ? q[chunk * 32 + i] >> 4 : q[chunk * 32 + i] & 0xf;
+            const uint8_t nibble = half ? q[chunk * 32 + i] >> 4 : q[chunk * 32 + i] & 0xf;
+            const uint8_t high = q5 ? ((qh[i] >> j) & 1) << 4 : 0;  // bit j of qh[i]
+            s.codes[i] = static_cast<uint8_t>(nibble | high);
           }
         }
       }
@@ -169,6 +216,113 @@ void QuantizeBlockQ4_0(const float* x, uint8_t* out) {
     const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(x[i] * id + 8.5f)));
     const int hi = std::min(15, static_cast<int>(static_cast<int8_t>(x[16 + i] * id + 8.5f)));
     out[2 + i] = static_cast<uint8_t>(lo | (hi << 4));
+  }
+}
+
+namespace {
+
+float RoundedHalf(float f) { return F16ToF32(F32ToF16(f)); }
+
+}  // namespace
+
+void QuantizeBlockQ4_K(const float* x, uint8_t* out) {
+  float scale[8], neg_min[8], max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {  // x ~ scale * q - neg_min, q in 0..15
+    float lo = 0, hi = 0;
+    for (int i = 0; i < 32; ++i) {
+      lo = std::min(lo, x[32 * j + i]);
+      hi = std::max(hi, x[32 * j + i]);
+    }
+    scale[j] = (hi - lo) / 15;
+    neg_min[j] = -lo;
+    max_scale = std::max(max_scale, scale[j]);
+    max_min = std::max(max_min, neg_min[j]);
+  }
+  const float d = RoundedHalf(max_scale / 63), dmin = RoundedHalf(max_min / 63);
+  PutHalf(out, d);
+  PutHalf(out + 2, dmin);
+  uint8_t sc[8], m[8];
+  for (int j = 0; j < 8; ++j) {
+    sc[j] = d > 0 ? static_cast<uint8_t>(std::min(63.0f, std::nearbyint(scale[j] / d))) : 0;
+    m[j] = dmin > 0 ? static_cast<uint8_t>(std::min(63.0f, std::nearbyint(neg_min[j] / dmin))) : 0;
+  }
+  uint8_t* q = out + 4;  // the inverse of ScaleMinK4
+  for (int j = 0; j < 4; ++j) {
+    q[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+    q[j + 4] = static_cast<uint8_t>(m[j] | ((m[j + 4] >> 4) << 6));
+    q[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0xf) | ((m[j + 4] & 0xf) << 4));
+  }
+  uint8_t* codes = out + 16;
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    for (int l = 0; l < 32; ++l) {
+      uint8_t byte = 0;
+      for (int half = 0; half < 2; ++half) {
+        const int j = 2 * chunk + half;
+        const float ds = d * sc[j], dm = dmin * m[j];
+        const float v = ds > 0 ? std::nearbyint((x[32 * j + l] + dm) / ds) : 0;
+        byte |= static_cast<uint8_t>(std::clamp(v, 0.0f, 15.0f)) << (4 * half);
+      }
+      codes[chunk * 32 + l] = byte;
+    }
+  }
+}
+
+void QuantizeBlockQ6_K(const float* x, uint8_t* out) {
+  float scale[16], max_scale = 0;
+  for (int j = 0; j < 16; ++j) {  // x ~ scale * (q - 32), q in 0..63
+    float amax = 0;
+    for (int i = 0; i < 16; ++i) amax = std::max(amax, std::fabs(x[16 * j + i]));
+    scale[j] = amax / 31;
+    max_scale = std::max(max_scale, scale[j]);
+  }
+  const float d = RoundedHalf(max_scale / 127);
+  int8_t* sc = reinterpret_cast<int8_t*>(out + 192);
+  uint8_t q[256];
+  for (int j = 0; j < 16; ++j) {
+    sc[j] = d > 0 ? static_cast<int8_t>(std::min(127.0f, std::nearbyint(scale[j] / d))) : 0;
+    const float ds = d * sc[j];
+    for (int i = 0; i < 16; ++i) {
+      const float v = ds > 0 ? std::nearbyint(x[16 * j + i] / ds) + 32 : 32;
+      q[16 * j + i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 63.0f));
+    }
+  }
+  PutHalf(out + 208, d);
+  uint8_t* ql = out;
+  uint8_t* qh = out + 128;
+  for (int n = 0; n < 2; ++n) {  // the inverse of ggml's dequantize_row_q6_K
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t* w = q + n * 128 + l;
+      ql[n * 64 + l] = static_cast<uint8_t>((w[0] & 0xf) | ((w[64] & 0xf) << 4));
+      ql[n * 64 + l + 32] = static_cast<uint8_t>((w[32] & 0xf) | ((w[96] & 0xf) << 4));
+      qh[n * 32 + l] = static_cast<uint8_t>((w[0] >> 4) | ((w[32] >> 4) << 2) |
+                                            ((w[64] >> 4) << 4) | ((w[96] >> 4) << 6));
+    }
+  }
+}
+
+void QuantizeRow(WeightType type, const float* x, size_t k, uint8_t* out) {
+  const size_t elems = BlockElems(type), bytes = BlockBytes(type);
+  QW_ASSERT(k % elems == 0);
+  for (size_t b = 0; b < k / elems; ++b) {
+    const float* xb = x + b * elems;
+    uint8_t* ob = out + b * bytes;
+    switch (type) {
+      case WeightType::kQ8_0:
+        QuantizeBlockQ8_0(xb, ob);
+        break;
+      case WeightType::kQ4_0:
+        QuantizeBlockQ4_0(xb, ob);
+        break;
+      case WeightType::kQ4_K:
+        QuantizeBlockQ4_K(xb, ob);
+        break;
+      case WeightType::kQ6_K:
+        QuantizeBlockQ6_K(xb, ob);
+        break;
+      default:
+        throw Error(std::string("QuantizeRow: ") + ToString(type) +
+                    ": expected q8_0, q4_0, q4_k or q6_k");
+    }
   }
 }
 

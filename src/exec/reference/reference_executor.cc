@@ -1,11 +1,13 @@
 #include "exec/reference/reference_executor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "base/error.h"
 #include "exec/cpu/quant_matrix.h"
 #include "exec/finite.h"
+#include "exec/moe_routing.h"
 #include "runtime/thread_pool.h"
 
 namespace qwen3 {
@@ -135,7 +137,7 @@ bool ReferenceExecutor::Supports(Op op, const OpShape& s) const {
     case Op::kQkNormRopeKv:
       return s.block_size > 0 && dims_.head_dim % 2 == 0 && dims_.head_dim <= 512;
     case Op::kMoeFfn:
-      return false;  // issue 19
+      return dims_.experts > 0 && dims_.experts_used >= 1 && dims_.experts_used <= dims_.experts;
     default:
       return true;
   }
@@ -179,6 +181,16 @@ std::unique_ptr<Weight> ReferenceExecutor::PackNorm(const float* v, size_t n,
 
 std::unique_ptr<Weight> ReferenceExecutor::PackEmbedding(const HostMatrix& table) {
   return PackLinear(table, WeightRole::kEmbedding, std::nullopt);
+}
+
+std::unique_ptr<Weight> ReferenceExecutor::PackRouter(const float* v, size_t experts,
+                                                      size_t hidden, const std::string& name) {
+  const AlignedBuffer<float> checked = CopyFinite(v, experts * hidden, name);
+  auto w = std::make_unique<RefWeight>();
+  w->out = experts;
+  w->in = hidden;
+  w->w.assign(checked.data(), checked.data() + checked.size());
+  return w;
 }
 
 std::unique_ptr<KvCache> ReferenceExecutor::NewKvCache(size_t num_blocks, size_t block_size) {
@@ -385,6 +397,48 @@ void ReferenceExecutor::Attention(const KvCache& kv_cache, const DecodeBatch& ba
           for (size_t d = 0; d < dim; ++d) yr[d] = static_cast<float>(o[d] / sum);
         },
         ToString(Stage::kAttention));
+  });
+}
+
+// Row by row: router logits (double sums, rounded to fp32 as transformers' are), RouteTopK,
+// then each chosen expert's FFN in double, summed in the routed order.
+void ReferenceExecutor::MoeFfn(const MoeWeights& w, Act in, Act resid, Act out, size_t n,
+                               int32_t* chosen) {
+  const float* x = Buffer(in).data();
+  const float* res = Buffer(resid).data();
+  float* y = Buffer(out).data();
+  const size_t h = dims_.hidden, e_count = dims_.experts, k = dims_.experts_used;
+  const size_t inter = dims_.moe_intermediate;
+  const RefWeight& router = AsRef(*w.router);
+  QW_ASSERT(w.gate_up.size() == e_count && w.down.size() == e_count && router.out == e_count);
+  Timed(times_, Stage::kMoeExperts, [&] {
+    pool_.Spmd(
+        n,
+        [&](size_t r, size_t) {
+          const float* xr = x + r * h;
+          std::vector<float> logits(e_count), probs(e_count), weights(k), mlp(inter);
+          std::vector<int32_t> ids(k);
+          std::vector<double> acc(h, 0.0);
+          for (size_t e = 0; e < e_count; ++e) {
+            logits[e] = static_cast<float>(Dot(xr, router.Row(e), h));
+          }
+          RouteTopK(logits.data(), e_count, k, dims_.norm_topk, probs.data(), ids.data(),
+                    weights.data());
+          for (size_t j = 0; j < k; ++j) {
+            const RefWeight& gu = AsRef(*w.gate_up[static_cast<size_t>(ids[j])]);
+            const RefWeight& down = AsRef(*w.down[static_cast<size_t>(ids[j])]);
+            for (size_t i = 0; i < inter; ++i) {
+              const double g = Dot(xr, gu.Row(i), h), u = Dot(xr, gu.Row(inter + i), h);
+              mlp[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
+            }
+            for (size_t o = 0; o < h; ++o) {
+              acc[o] += static_cast<double>(weights[j]) * Dot(mlp.data(), down.Row(o), inter);
+            }
+          }
+          for (size_t o = 0; o < h; ++o) y[r * h + o] = static_cast<float>(res[r * h + o] + acc[o]);
+          if (chosen != nullptr) std::copy(ids.begin(), ids.end(), chosen + r * k);
+        },
+        ToString(Stage::kMoeExperts));
   });
 }
 

@@ -29,6 +29,8 @@ class ReferenceExecutor final : public Executor {
                                      std::optional<WeightType> quantize) override;
   std::unique_ptr<Weight> PackNorm(const float* w, size_t n, const std::string& name) override;
   std::unique_ptr<Weight> PackEmbedding(const HostMatrix& table) override;
+  std::unique_ptr<Weight> PackRouter(const float* w, size_t experts, size_t hidden,
+                                     const std::string& name) override;
   std::unique_ptr<KvCache> NewKvCache(size_t num_blocks, size_t block_size) override;
   size_t KvBytesPerToken() const override;
   void Reserve(size_t max_rows) override;
@@ -48,6 +50,8 @@ class ReferenceExecutor final : public Executor {
                     KvCache& kv, const DecodeBatch& batch) override;
   void Attention(const KvCache& kv, const DecodeBatch& batch, const AttentionOptions& options,
                  Act out) override;
+  void MoeFfn(const MoeWeights& w, Act in, Act resid, Act out, size_t n,
+              int32_t* chosen) override;
   void SelectRows(Act in, std::span<const uint32_t> rows, Act out) override;
   void Logits(const Weight& lm_head, Act in, size_t n, float* logits, size_t ld) override;
 
