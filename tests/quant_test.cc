@@ -226,7 +226,7 @@ TEST_P(QuantTypeTest, InterleavedMatrixHoldsBothSourcesWidened) {
 
 TEST_P(QuantTypeTest, TakesAboutTheFilesBitsPerWeight) {
   // Q8_0 / Q4_0 exactly the file's; Q4_K 4.625 for 4.5 (a byte per sub-block's sc and m);
-  // Q6_K 8.5625 for 6.5625 (its 6-bit codes in bytes).
+  // Q6_K exactly the file's 6.5625.
   const WeightType type = GetParam();
   const size_t n = 64, k = 512;
   const std::vector<uint8_t> data = RandomBlocks(type, n * k / BlockElems(type), 5);
@@ -238,7 +238,7 @@ TEST_P(QuantTypeTest, TakesAboutTheFilesBitsPerWeight) {
   double extra = 0;
   switch (type) {
     case WeightType::kQ4_K: extra = 0.125; break;
-    case WeightType::kQ6_K: extra = 2.0; break;
+    case WeightType::kQ6_K: extra = 0.0; break;
     case WeightType::kQ5_0: extra = 3.0; break;
     case WeightType::kQ4_1: extra = 1.0; break;
     case WeightType::kQ5_1: extra = 4.0; break;

@@ -107,7 +107,7 @@ struct QuantGroup {
   const uint8_t* data;  // the group's first super-block (header, then sub-block records)
   size_t nb;            // 16-column blocks, 1..kMaxBlocksPerCall
   size_t subs;          // sub-blocks along K
-  uint32_t bits, sub;   // codes of 4 or 8 bits; 16 or 32 weights per sub-block
+  uint32_t bits, sub;   // codes of 4, 6 (Q6_K) or 8 bits; 16 or 32 weights per sub-block
   uint32_t offset;      // 0, or the code offset of s * (u - offset) (128, 8 or 32)
   QuantScales scales;
 };

@@ -17,9 +17,10 @@ void QMatmulAvx512Vnni(const QuantRows& a, size_t rows, const QuantGroup& b, flo
 inline void CheckQuantOperands(size_t rows, const QuantGroup& b) {
   const bool k_ok = b.scales != QuantScales::kK ||
                     (b.bits == 4 && b.sub == 32 && b.offset == 0) ||  // Q4_K
-                    (b.bits == 8 && b.sub == 16 && b.offset != 0);    // Q6_K
+                    (b.bits == 6 && b.sub == 16 && b.offset != 0);    // Q6_K
   QW_ASSERT(rows >= 1 && rows <= kMaxPanelRows && b.nb >= 1 && b.nb <= kMaxBlocksPerCall &&
-            b.subs >= 1 && (b.bits == 4 || b.bits == 8) && (b.sub == 16 || b.sub == 32) &&
+            b.subs >= 1 && (b.bits == 4 || b.bits == 8 || (b.bits == 6 && b.sub == 16)) &&
+            (b.sub == 16 || b.sub == 32) &&
             !(b.bits == 4 && b.sub == 16) && k_ok &&
             (b.scales == QuantScales::kF16) == (b.offset != 0 && b.sub == 32 && b.scales != QuantScales::kK) &&
             (b.scales != QuantScales::kK || b.subs % (kQuantSuperWeights / b.sub) == 0));

@@ -63,7 +63,7 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
   const size_t scale_bytes = QuantScaleBytes(b.scales, b.offset);
   const size_t header_bytes = QuantHeaderBytes(b.scales, b.offset);
   const bool wide = b.bits == 8;
-  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i nib = _mm256_set1_epi8(0x0f), top2 = _mm256_set1_epi8(0x30);
   __m256 acc[R][2];
   for (size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (size_t s = 0; s < b.subs; ++s) {
@@ -80,9 +80,17 @@ void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j, float* c
       }
       for (size_t v = 0; v < 4; ++v) {
         for (size_t h = 0; h < 2; ++h) {  // columns 8h .. 8h + 7
-          const size_t vec = wide ? g * 4 + v : v;
+          const size_t vec = wide ? g * 4 + v : b.bits == 6 ? v % 2 : v;
           __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + vec * 64 + h * 32));
-          if (!wide) u = _mm256_and_si256(g == 0 ? u : _mm256_srli_epi16(u, 4), nib);
+          if (b.bits == 6) {  // nibbles | top 2 bits << 4 (QuantCodeAt)
+            const __m256i top = _mm256_srli_epi16(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 128 + h * 32)),
+                static_cast<int>(2 * v));
+            u = _mm256_or_si256(_mm256_and_si256(v < 2 ? u : _mm256_srli_epi16(u, 4), nib),
+                                _mm256_and_si256(_mm256_slli_epi16(top, 4), top2));
+          } else if (!wide) {
+            u = _mm256_and_si256(g == 0 ? u : _mm256_srli_epi16(u, 4), nib);
+          }
           for (size_t r = 0; r < R; ++r) {
             dot[r][h] = Dot(dot[r][h], u, Broadcast4(x[r] + g * 16 + 4 * v), wide);
           }

@@ -54,7 +54,7 @@ inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, 
       }
     }
   }
-  const __m512i nib = _mm512_set1_epi8(0x0f);
+  const __m512i nib = _mm512_set1_epi8(0x0f), top2 = _mm512_set1_epi8(0x30);
   __m512 acc[R][NB];
 #pragma GCC unroll 4
   for (size_t r = 0; r < R; ++r) {
@@ -92,6 +92,12 @@ inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, 
         for (size_t j = 0; j < NB; ++j) {
           if constexpr (BITS == 8) {
             u[j] = _mm512_loadu_si512(codes + j * kCodeBytes + (h * 4 + v) * 64);
+          } else if constexpr (BITS == 6) {  // nibbles | top 2 bits << 4 (QuantCodeAt)
+            const uint8_t* cj = codes + j * kCodeBytes;
+            const __m512i raw = _mm512_loadu_si512(cj + (v % 2) * 64);
+            const __m512i lo = _mm512_and_si512(v < 2 ? raw : _mm512_srli_epi16(raw, 4), nib);
+            const __m512i top = _mm512_srli_epi16(_mm512_loadu_si512(cj + 128), 2 * v);
+            u[j] = _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi16(top, 4), top2));
           } else {  // vector v: k = 4v + i in the low nibbles, 16 + 4v + i in the high
             const __m512i raw = _mm512_loadu_si512(codes + j * kCodeBytes + v * 64);
             u[j] = _mm512_and_si512(h == 0 ? raw : _mm512_srli_epi16(raw, 4), nib);
@@ -102,6 +108,7 @@ inline void Tile(const QuantRows& a, size_t r0, const QuantGroup& b, size_t j0, 
           const __m512i xv = Broadcast4(x + r * a.ldq + h * 16 + 4 * v);
 #pragma GCC unroll 4
           for (size_t j = 0; j < NB; ++j) {
+            // Codes below 64 (4 and 6 bits) cannot saturate vpmaddubsw's pairs.
             dot[r][j] = BITS == 8 ? Dot8(dot[r][j], u[j], xv) : Dot4(dot[r][j], u[j], xv);
           }
         }

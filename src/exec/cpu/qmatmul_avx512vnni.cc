@@ -29,7 +29,7 @@ void QMatmulAvx512Vnni(const QuantRows& a, size_t rows, const QuantGroup& b, flo
                          : Run<8, 32, true, S::kF16>(a, rows, b, c, ldc);
     case S::kK:  // Q4_K, Q6_K
       return b.bits == 4 ? Run<4, 32, false, S::kK>(a, rows, b, c, ldc)
-                         : Run<8, 16, true, S::kK>(a, rows, b, c, ldc);
+                         : Run<6, 16, true, S::kK>(a, rows, b, c, ldc);
     case S::kF32:  // a widened pair
       if (b.bits == 4) return Run<4, 32, false, S::kF32>(a, rows, b, c, ldc);
       if (b.sub == 32) return Run<8, 32, false, S::kF32>(a, rows, b, c, ldc);

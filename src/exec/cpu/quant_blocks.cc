@@ -43,7 +43,7 @@ QuantFormat FormatOf(WeightType type) {
     case WeightType::kQ4_K:
       return {4, 32, 0, QuantScales::kK};
     case WeightType::kQ6_K:
-      return {8, 16, 32, QuantScales::kK};
+      return {6, 16, 32, QuantScales::kK};
     case WeightType::kQ5_0:
       return {8, 32, 16, QuantScales::kF16};
     case WeightType::kQ4_1:

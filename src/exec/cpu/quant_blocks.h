@@ -22,7 +22,7 @@ using ::qwen3::WeightType;
 // How a quantized type is held: bits per code (4 or 8), weights per sub-block (16 or 32), the
 // code offset of weight = s * (u - offset) (0: weight = s * u + b), and how s and b are stored
 // (kernels.h, QuantScales): Q8_0 {8, 32, 128, kF16}, Q4_0 {4, 32, 8, kF16}, Q4_K {4, 32, 0, kK},
-// Q6_K {8, 16, 32, kK}, Q5_0 {8, 32, 16, kF16}, Q4_1 {4, 32, 0, kF32}, Q5_1 and Q5_K
+// Q6_K {6, 16, 32, kK} (its 6-bit codes as the file has them), Q5_0 {8, 32, 16, kF16}, Q4_1 {4, 32, 0, kF32}, Q5_1 and Q5_K
 // {8, 32, 0, kF32} (5-bit codes in bytes; s = d sc and b = -dmin m precomputed: exact, as
 // ggml computes them); a pair of differing types interleaved is widened to {8, 16, 0, kF32}.
 struct QuantFormat {

@@ -81,7 +81,8 @@ class GgufRows {
 
 QuantFormat Wider(QuantFormat a, QuantFormat b) {
   if (a == b) return a;
-  return {std::max(a.bits, b.bits), std::min(a.sub, b.sub), 0, QuantScales::kF32};
+  // 8-bit codes hold any of the others (6-bit codes have no kF32 kernel).
+  return {std::max(a.bits, b.bits) == 4 ? 4u : 8u, std::min(a.sub, b.sub), 0, QuantScales::kF32};
 }
 
 // Column nn of a [k, 2n] interleaved matrix: column `col` of the first or the second source.
@@ -191,6 +192,12 @@ QuantMatrix QuantMatrix::Pack(size_t k, size_t n, QuantFormat format, WeightType
         for (size_t i = 0; i < format.sub; ++i) {
           if (format.bits == 8) {
             codes[(i / 4) * 64 + c * 4 + i % 4] = sb.codes[i];
+          } else if (format.bits == 6) {  // QuantCodeAt's layout
+            const size_t v = i / 4, lane = c * 4 + i % 4;
+            uint8_t& nibbles = codes[(v % 2) * 64 + lane];
+            nibbles = static_cast<uint8_t>(v < 2 ? (nibbles & 0xf0) | (sb.codes[i] & 0xf)
+                                                 : (nibbles & 0x0f) | ((sb.codes[i] & 0xf) << 4));
+            codes[128 + lane] |= static_cast<uint8_t>((sb.codes[i] >> 4) << (2 * v));
           } else {  // vector v holds k = 4v + t (low nibble) and 16 + 4v + t (high)
             const size_t v = (i % 16) / 4, t = i % 4;
             uint8_t& byte = codes[v * 64 + c * 4 + t];

@@ -10,10 +10,12 @@
 //   [codes of block 0] ... [codes of block nb-1] [scales of block 0] ... [of block nb-1]
 // so a call over one group streams one linear range. A block's codes for a sub-block are
 // 64-byte vectors, one per 4 consecutive k (the vpdpbusd operand: byte 4c + i of vector v is
-// column c at k = 4v + i); 4-bit codes pack vector v (low nibbles) with v + 4 (high nibbles).
+// column c at k = 4v + i); 4-bit codes pack vector v (low nibbles) with v + 4 (high nibbles);
+// 6-bit codes (Q6_K, 16 weights) are two such nibble vectors (v low, v + 2 high) and one vector
+// of their top 2 bits (bits 2v, 2v + 1 of byte 4c + i: vector v's code's bits 4 and 5).
 // Memory in bits per weight (the file's in parentheses): Q4_0 4.5 (4.5), Q8_0 8.5 (8.5), Q4_K
-// 4.625 (4.5), Q6_K 8.5625 (6.5625: its 6-bit codes are held in bytes), and a widened
-// (kF32) interleaved pair 12.
+// 4.625 (4.5), Q6_K 6.5625 (6.5625), Q5_0 8.5 (5.5), Q4_1 6 (5), Q5_1 and Q5_K 10 (6 and 5.5),
+// and a widened (kF32) interleaved pair 12.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +37,11 @@ namespace qwen3::cpu {
 // Code i (k within the sub-block) of column c in one block's codes of a sub-block record.
 inline uint32_t QuantCodeAt(const uint8_t* codes, uint32_t bits, size_t i, size_t c) {
   if (bits == 8) return codes[(i / 4) * 64 + c * 4 + i % 4];
+  if (bits == 6) {  // 16 weights: nibbles (vector v low, v + 2 high), then 2 bits each
+    const size_t v = i / 4, lane = c * 4 + i % 4;
+    const uint8_t nibbles = codes[(v % 2) * 64 + lane];
+    return (v < 2 ? nibbles & 0xf : nibbles >> 4) | (((codes[128 + lane] >> (2 * v)) & 3u) << 4);
+  }
   const uint8_t byte = codes[((i % 16) / 4) * 64 + c * 4 + i % 4];
   return i < 16 ? byte & 0xf : byte >> 4;
 }
