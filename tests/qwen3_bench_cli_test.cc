@@ -154,6 +154,28 @@ TEST(Qwen3BenchCli, ModelJsonSchema) {
   }
 }
 
+// An MoE model's roofline counts the experts a step routes to, not all of them: at batch 1
+// exactly experts_used per layer (tiny-moe-a: 2 of 8, every layer MoE).
+TEST(Qwen3BenchCli, ModelMoeRooflineCountsTheRoutedExperts) {
+  const std::string json_path = Dir().File("bench_moe.json");
+  const RunResult r = RunTool(
+      "qwen3-bench", "--model " + std::string(QWEN3_SHARED_DIR) +
+                         "/testdata/gguf/tiny-moe-a.q8_0.gguf --batches 1,4 --context 16 "
+                         "--steps 10 --bw-gib 2 --threads 2 --json '" + json_path + "'");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const json j = json::parse(ReadFile(json_path));
+  const double dense = j.at("weights_bytes").get<double>(), experts = j.at("expert_bytes").get<double>();
+  EXPECT_GT(experts, dense);  // the experts are most of the model
+  const json& d = j.at("decode");
+  ASSERT_EQ(d.size(), 2u);
+  const double routed1 = d[0].at("bytes").get<double>() - d[0].at("kv_bytes").get<double>() - dense;
+  EXPECT_NEAR(routed1, experts * 2 / 8, experts * 1e-9);
+  const double routed4 = d[1].at("bytes").get<double>() - d[1].at("kv_bytes").get<double>() - dense;
+  EXPECT_GE(routed4, routed1 - experts * 1e-9);
+  EXPECT_LE(routed4, experts * (1 + 1e-9));
+  EXPECT_GT(d[0].at("stage_ms").at("moe_experts").get<double>(), 0.0);
+}
+
 TEST(Qwen3BenchCli, LayerTraceHasEveryStage) {
   const std::string trace = Dir().File("layer_trace.json");
   const RunResult r = RunTool("qwen3-layer", "--config '" + SmallConfig() +

@@ -112,17 +112,49 @@ void RunModelBench(const ModelBenchOptions& o) {
   // norm vectors are noise).
   const size_t embed_rows =
       w.embed && w.embed->type() == WeightType::kBf16 ? w.embed->bytes() : 0;
-  const double weight_bytes = static_cast<double>(w.bytes() - embed_rows);
+  // An MoE model's experts count only where a step routes a row: the union of the experts
+  // chosen in each layer (read once per step however many rows chose them).
+  double all_expert_bytes = 0;
+  for (const LayerWeights& l : w.layers) {
+    for (size_t e = 0; e < l.expert_gate_up.size(); ++e) {
+      all_expert_bytes += static_cast<double>(l.expert_gate_up[e]->bytes() + l.expert_down[e]->bytes());
+    }
+  }
+  const double weight_bytes = static_cast<double>(w.bytes() - embed_rows) - all_expert_bytes;
   const double kv_token_bytes = static_cast<double>(c.KvBytesPerToken());
+  // The routed experts of the last Forward: per layer, which experts any row chose.
+  std::vector<std::vector<uint8_t>> touched(w.layers.size());
+  const Model::Observer routing = [&](size_t, size_t rows, size_t depth, const bf16*,
+                                      const int32_t* experts) {
+    if (experts == nullptr) return;
+    std::vector<uint8_t>& t = touched[depth - 1];
+    t.resize(static_cast<size_t>(c.experts));
+    for (size_t i = 0; i < rows * static_cast<size_t>(c.experts_used); ++i) t[experts[i]] = 1;
+  };
+  auto routed_bytes = [&] {
+    double bytes = 0;
+    for (size_t l = 0; l < touched.size(); ++l) {
+      for (size_t e = 0; e < touched[l].size(); ++e) {
+        if (!touched[l][e]) continue;
+        bytes += static_cast<double>(w.layers[l].expert_gate_up[e]->bytes() +
+                                     w.layers[l].expert_down[e]->bytes());
+      }
+      touched[l].assign(touched[l].size(), 0);
+    }
+    return bytes;
+  };
   // FLOPs (stage_cost.h): all layers' stages for rows at the given lengths (a decode step: one
   // row per user; a prompt: row i at length i + 1), and the final norm + LM head for `rows`.
   auto layer_flops = [&](const std::vector<int32_t>& seq_lens) {
-    const auto f = StageFlops(c, {.batch = seq_lens.size(), .seq_lens = seq_lens.data()}, 0);
     double sum = 0;
-    for (size_t st = 0; st < kNumStages; ++st) {
-      if (st != static_cast<size_t>(Stage::kFinalNorm)) sum += f[st];
+    for (int l = 0; l < c.layers; ++l) {
+      const auto f = StageFlops(c, {.batch = seq_lens.size(), .seq_lens = seq_lens.data()}, 0,
+                                c.IsMoeLayer(l));
+      for (size_t st = 0; st < kNumStages; ++st) {
+        if (st != static_cast<size_t>(Stage::kFinalNorm)) sum += f[st];
+      }
     }
-    return c.layers * sum;
+    return sum;
   };
   auto head_flops = [&](size_t rows) {
     const std::vector<int32_t> lens(rows, 1);
@@ -141,7 +173,8 @@ void RunModelBench(const ModelBenchOptions& o) {
   j["path"] = cpu::ToString(path);
   j["threads"] = pool.NumWorkers();
   j["context"] = o.context;
-  j["weights_bytes"] = weight_bytes;
+  j["weights_bytes"] = weight_bytes;  // without the experts
+  j["expert_bytes"] = all_expert_bytes;  // all of them; a step reads those it routes to
   j["peak_gflops"] = peak / 1e9;
   j["peak_bf16_gflops"] = bf16_peak / 1e9;
   j["peak_int8_gops"] = int8_peak / 1e9;
@@ -195,9 +228,11 @@ void RunModelBench(const ModelBenchOptions& o) {
       pick();
       model.Decode(users, next, logits.data());
     }
+    std::vector<Model::Row> step_rows(batch);
+    const std::vector<uint8_t> step_want(batch, 1);
     std::vector<double> ms, pct, roof, bws;
     std::vector<int32_t> seq_lens(batch);
-    double sum_bytes = 0, sum_flops = 0, mem_s = 0, flop_s = 0;
+    double sum_bytes = 0, sum_flops = 0, mem_s = 0, flop_s = 0, step_kv = 0;
     StageTimes stages;
     for (size_t s = 0; s < o.steps; ++s) {
       pick();
@@ -207,10 +242,16 @@ void RunModelBench(const ModelBenchOptions& o) {
         seq_lens[u] = static_cast<int32_t>(model.Length(u) + 1);
         kv += seq_lens[u] * kv_token_bytes;
       }
-      const double bytes = weight_bytes + kv, flops = layer_flops(seq_lens) + head_flops(batch);
       const auto ts = Clock::now();
-      model.Decode(users, next, logits.data(), &stages);
+      if (c.moe()) {  // with an observer of the routing (a hidden-state copy per layer: noise)
+        for (size_t u = 0; u < batch; ++u) step_rows[u] = {users[u], next[u]};
+        model.Forward(step_rows, step_want, logits.data(), &routing, &stages);
+      } else {
+        model.Decode(users, next, logits.data(), &stages);
+      }
       const double sec = Since(ts);
+      const double bytes = weight_bytes + (c.moe() ? routed_bytes() : 0) + kv;
+      const double flops = layer_flops(seq_lens) + head_flops(batch);
 
       ms.push_back(sec * 1e3);
       pct.push_back(100.0 * bytes / sec / 1e9 / bw);
@@ -218,6 +259,7 @@ void RunModelBench(const ModelBenchOptions& o) {
       bws.push_back(bw);
       all_bw.push_back(bw);
       sum_bytes += bytes;
+      step_kv += kv;
       sum_flops += flops;
       mem_s += bytes / (bw * 1e9);
       flop_s += flops / peak;
@@ -264,6 +306,7 @@ void RunModelBench(const ModelBenchOptions& o) {
                            {"ms_max", t.max},
                            {"tok_s", batch / (t.median * 1e-3)},
                            {"bytes", step_bytes},
+                           {"kv_bytes", step_kv / o.steps},
                            {"flops", step_fl},
                            {"pct_bw", p.median},
                            {"pct_roofline", r.median},

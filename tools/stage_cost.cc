@@ -38,7 +38,7 @@ std::array<double, kNumStages> StageBytes(const Qwen3Config& c, const DecodeBatc
 }
 
 std::array<double, kNumStages> StageFlops(const Qwen3Config& c, const DecodeBatch& batch,
-                                          size_t lm_rows) {
+                                          size_t lm_rows, bool moe_layer) {
   const double n = static_cast<double>(batch.batch), h = c.hidden, q = c.QDim(), kv = c.KvDim();
   const double inter = c.intermediate;
   double tokens = 0;
@@ -56,6 +56,13 @@ std::array<double, kNumStages> StageFlops(const Qwen3Config& c, const DecodeBatc
   set(Stage::kDownProj, 2 * n * inter * h + n * h);
   set(Stage::kFinalNorm, 4 * n * h);
   set(Stage::kLmHead, 2 * n * h * static_cast<double>(lm_rows));
+  if (moe_layer) {
+    const double k = c.experts_used, mi = c.moe_intermediate;
+    set(Stage::kGateUpSilu, 0);
+    set(Stage::kDownProj, 0);
+    set(Stage::kMoeRouter, 2 * n * h * c.experts);
+    set(Stage::kMoeExperts, n * k * (2 * h * 2 * mi + 5 * mi + 2 * mi * h + 2 * h) + n * h);
+  }
   return flops;
 }
 

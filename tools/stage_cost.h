@@ -21,7 +21,10 @@ std::array<double, kNumStages> StageBytes(const Qwen3Config& config, const Decod
 // elementwise stages at a nominal few FLOPs per element (norms 4, head norm + RoPE 7, SiLU.up 5,
 // residual 1, merge 2), which keeps them far below their bytes: they are memory-bound anyway.
 // lm_rows = 0 leaves the LM head out.
+// An MoE layer (moe_layer) has no dense FFN: its router and each row's experts_used experts
+// (2 H I_moe for gate and for up, 2 I_moe H for down, SiLU.up and the weighted sum) count as
+// moe_router and moe_experts.
 std::array<double, kNumStages> StageFlops(const Qwen3Config& config, const DecodeBatch& batch,
-                                          size_t lm_rows);
+                                          size_t lm_rows, bool moe_layer = false);
 
 }  // namespace qwen3

@@ -3,6 +3,7 @@
 namespace qwen3 {
 
 void TensorSource::CheckGateUp(const TensorSpec&, const TensorSpec&) const {}
+void TensorSource::Release(const TensorSpec&) const {}
 
 ModelWeights BuildModelWeights(const TensorSource& src, Executor& x, const LoadOptions& o) {
   const Qwen3Config& c = src.config();
@@ -73,6 +74,8 @@ ModelWeights BuildModelWeights(const TensorSource& src, Executor& x, const LoadO
         break;
       }
     }
+    if (t.kind != TensorKind::kGate) src.Release(t);  // gate: with its up
+    if (t.kind == TensorKind::kUp) src.Release(*gate);
   }
   return w;
 }

@@ -34,6 +34,8 @@ class TensorSource {
   virtual AlignedBuffer<float> Vector(const TensorSpec& t) const = 0;
   // Throws Error when gate and up cannot be one weight (one quantized, the other float).
   virtual void CheckGateUp(const TensorSpec& gate, const TensorSpec& up) const;
+  // t is packed: its file pages may leave memory (DropMappedPages).
+  virtual void Release(const TensorSpec& t) const;
 };
 
 // NaN/Inf in a weight is an Error naming the tensor.

@@ -7,6 +7,7 @@
 #include "base/f16.h"
 #include "io/gguf_checkpoint.h"
 #include "io/load_weights.h"
+#include "io/mapped_file.h"
 
 namespace qwen3 {
 namespace {
@@ -101,6 +102,10 @@ class GgufSource final : public TensorSource {
     AlignedBuffer<float> f(g.Elements());
     for (size_t i = 0; i < f.size(); ++i) f[i] = ValueAt(g, i);
     return f;
+  }
+  void Release(const TensorSpec& t) const override {
+    const GgufTensor& g = ck_.Get(t.gguf);
+    DropMappedPages(g.data, g.bytes);
   }
   void CheckGateUp(const TensorSpec& gate, const TensorSpec& up) const override {
     const GgufTensor& g = ck_.Get(gate.gguf);

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "io/hf_checkpoint.h"
+#include "io/mapped_file.h"
 
 namespace qwen3 {
 namespace {
@@ -23,6 +24,12 @@ class HfSource final : public TensorSource {
     return Of(t.HfExpert(e), owned);
   }
   AlignedBuffer<float> Vector(const TensorSpec& t) const override { return ck_.Get(t.hf).ToF32(); }
+  void Release(const TensorSpec& t) const override {
+    for (const std::string& name : t.HfTensors()) {
+      const TensorView& v = ck_.Get(name);
+      DropMappedPages(v.data, v.bytes);
+    }
+  }
 
  private:
   HostMatrix Of(const std::string& name, AlignedBuffer<bf16>& owned) const {

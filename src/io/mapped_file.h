@@ -8,6 +8,11 @@
 
 namespace qwen3 {
 
+// Drops the pages of [p, p + n) (inside a MappedFile) from this process's mapping: a loader
+// that has copied a tensor into its own layout calls it so the file is not held twice (the
+// pages stay in the page cache, reclaimable, and fault back in if read again).
+void DropMappedPages(const void* p, size_t n);
+
 class MappedFile {
  public:
   MappedFile() = default;
