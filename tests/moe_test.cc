@@ -19,6 +19,7 @@
 #include "io/gguf_checkpoint.h"
 #include "io/hf_checkpoint.h"
 #include "io/load_weights.h"
+#include "io/safetensors.h"
 #include "model/model.h"
 #include "model/model_weights.h"
 #include "runtime/thread_pool.h"
@@ -135,6 +136,41 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) {
       return std::string(cpu::ToString(std::get<0>(info.param))) + "_" + std::get<1>(info.param);
     });
+
+// The experts as packed are gguf-py's dequantization of the stacked tensors, expert by expert
+// (q4_k_m: Q4_K gate experts, Q5_0 down experts of blk 0; q8_0: Q8_0), and the router is the
+// file's F32 values.
+TEST(MoeWeightsTest, ExpertsAreGgufPysDequantization) {
+  for (const char* type : {"q8_0", "q4_k_m"}) {
+    SCOPED_TRACE(type);
+    const GgufCheckpoint ck = GgufCheckpoint::Open(kGguf + type + ".gguf");
+    const auto x = MakeCpuExecutor(ck.config(), Pool());
+    const ModelWeights w = LoadModelWeights(ck, *x);
+    const auto ref = SafetensorsFile::Open(kGguf + type + ".reference.safetensors");
+    const size_t h = 256, inter = 128;
+    const AlignedBuffer<float> gate = ref->Get("dequantized.blk.1.ffn_gate_exps.weight").ToF32();
+    const AlignedBuffer<float> down = ref->Get("dequantized.blk.0.ffn_down_exps.weight").ToF32();
+    const AlignedBuffer<float> router = ref->Get("dequantized.blk.1.ffn_gate_inp.weight").ToF32();
+    for (size_t e = 0; e < 8; ++e) {
+      // gate|up interleaved by 32 columns (PackGateUp): gate column o is column o / 32 * 64 + o % 32.
+      const cpu::WeightMatrix& gu = cpu::MatrixOf(*w.layers[1].expert_gate_up[e]);
+      const cpu::WeightMatrix& dn = cpu::MatrixOf(*w.layers[0].expert_down[e]);
+      for (size_t o = 0; o < inter; ++o) {
+        for (size_t k = 0; k < h; ++k) {
+          ASSERT_EQ(gu.At(k, o / 32 * 64 + o % 32), gate[(e * inter + o) * h + k]) << e << " " << o << " " << k;
+        }
+      }
+      for (size_t o = 0; o < h; ++o) {
+        for (size_t k = 0; k < inter; ++k) {
+          ASSERT_EQ(dn.At(k, o), down[(e * h + o) * inter + k]) << e << " " << o << " " << k;
+        }
+      }
+    }
+    EXPECT_EQ(std::memcmp(cpu::AsCpu(*w.layers[1].router).vec.data(), router.data(), 8 * h * 4), 0);
+    EXPECT_EQ(cpu::MatrixOf(*w.layers[0].expert_down[0]).type(),
+              std::string(type) == "q8_0" ? WeightType::kQ8_0 : WeightType::kQ5_0);
+  }
+}
 
 // The float32 reference executor reproduces each file's reference within 1e-4 per step, and
 // every routing decision that is not a near-tie (margin >= 1e-3; the files' smallest is 1.9e-3).
