@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -203,20 +204,24 @@ TEST(HfCheckpointTest, BadCheckpointsAreOneLineErrorsNamingFileAndTensor) {
   }
 }
 
-// A tiny Qwen3-MoE: 4 experts, top-2, layer 1 a dense MLP (mlp_only_layers).
-Qwen3Config TinyMoe() {
+// A tiny Qwen3-MoE: 4 experts, top-2 (or top-4 of 4), layer 1 a dense MLP (mlp_only_layers).
+Qwen3Config TinyMoe(int used = 2, bool norm_topk = true) {
   Qwen3Config c = TinyConfig(false);
   c.name = "tiny-moe";
   c.experts = 4;
-  c.experts_used = 2;
+  c.experts_used = used;
   c.moe_intermediate = 64;
-  c.norm_topk_prob = true;
+  c.norm_topk_prob = norm_topk;
   c.mlp_only_layers = {1};
   return c;
 }
 
-// Logits of one prompt on the named executor.
-std::vector<float> MoeLogits(const std::string& dir, const std::string& device) {
+// Logits of one prompt on the named executor, and the experts each token chose in layer 0.
+struct MoeRun {
+  std::vector<float> logits;
+  std::vector<int32_t> experts;
+};
+MoeRun RunMoe(const std::string& dir, const std::string& device) {
   ThreadPool pool(2);
   const HfCheckpoint ck = HfCheckpoint::Open(dir);
   const auto x = MakeExecutor(DimsOf(ck.config()), {device, 16}, pool);
@@ -229,27 +234,59 @@ std::vector<float> MoeLogits(const std::string& dir, const std::string& device) 
   o.max_users = 1;
   o.max_seq = 64;
   Model m(w, o, *x);
-  std::vector<float> logits(w.config.vocab);
-  const std::vector<int32_t> users = {0};
-  m.Prefill(users, {{1, 5, 9, 42, 99, 3, 7}}, logits.data());
-  return logits;
+  MoeRun run;
+  run.logits.resize(w.config.vocab);
+  const Model::Observer observe = [&](size_t, size_t n, size_t depth, const bf16*,
+                                      const int32_t* experts) {
+    EXPECT_EQ(experts != nullptr, depth == 1) << depth;  // layer 0 only
+    if (experts) run.experts.assign(experts, experts + n * w.config.experts_used);
+  };
+  const std::vector<int32_t> prompt = {1, 5, 9, 42, 99, 3, 7};
+  std::vector<Model::Row> rows;
+  for (int32_t t : prompt) rows.push_back({0, t});
+  std::vector<uint8_t> want(prompt.size(), 0);
+  want.back() = 1;
+  m.Forward(rows, want, run.logits.data(), &observe);
+  return run;
 }
 
-TEST(HfCheckpointTest, MoeCheckpointWithADenseLayerRunsAsTheReference) {
-  ScratchDir d("moe");
-  const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(TinyMoe(), {.seed = 3}, d.Sub("m"));
-  EXPECT_EQ(info.tensors, 1 + 2 * 8 + (1 + 3 * 4) + 3 + 2u);  // embed, attention, MoE, MLP, head
-  Qwen3Config want = TinyMoe();
-  want.name = d.Sub("m") + "/config.json";
-  EXPECT_EQ(HfCheckpoint::Open(d.Sub("m")).config(), want);  // config.json round trip
-  const std::vector<float> cpu = MoeLogits(d.Sub("m"), "cpu");
-  const std::vector<float> ref = MoeLogits(d.Sub("m"), "reference");
+double RelL2(const std::vector<float>& a, const std::vector<float>& b) {
   double diff = 0, norm = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    diff += (cpu[i] - ref[i]) * (cpu[i] - ref[i]);
-    norm += ref[i] * ref[i];
+  for (size_t i = 0; i < b.size(); ++i) {
+    diff += (a[i] - b[i]) * (a[i] - b[i]);
+    norm += b[i] * b[i];
   }
-  EXPECT_LT(std::sqrt(diff / norm), 3e-2);  // the bf16 recipe, routing alike
+  return std::sqrt(diff / norm);
+}
+
+// The router's edge cases end to end, the CPU against the float32 reference: top-2
+// renormalized, top-2 not renormalized (norm_topk_prob false), top-4 of 4 (every expert); a
+// dense layer inside. Every token routes to the same experts, in the same order, on both.
+// (These synthetic weights move the logits little: routed three ways they differ by only
+// 3-4e-3, below the bf16 recipe's 5e-3, so the routing itself is what is compared; the
+// weights' renormalization is RouteTopKTest's, shared by both executors.)
+TEST(HfCheckpointTest, MoeCheckpointWithADenseLayerRunsAsTheReference) {
+  for (const auto& [used, norm_topk] : {std::pair{2, true}, std::pair{2, false}, std::pair{4, true}}) {
+    SCOPED_TRACE(testing::Message() << "top-" << used << " norm " << norm_topk);
+    ScratchDir d("moe" + std::to_string(used) + std::to_string(norm_topk));
+    const Qwen3Config c = TinyMoe(used, norm_topk);
+    const SyntheticCheckpointInfo info = WriteSyntheticCheckpoint(c, {.seed = 3}, d.Sub("m"));
+    EXPECT_EQ(info.tensors, 1 + 2 * 8 + (1 + 3 * 4) + 3 + 2u);  // embed, attention, MoE, MLP, head
+    Qwen3Config want = c;
+    want.name = d.Sub("m") + "/config.json";
+    EXPECT_EQ(HfCheckpoint::Open(d.Sub("m")).config(), want);  // config.json round trip
+    const MoeRun cpu = RunMoe(d.Sub("m"), "cpu"), ref = RunMoe(d.Sub("m"), "reference");
+    EXPECT_LT(RelL2(cpu.logits, ref.logits), 3e-2);  // the bf16 recipe
+    ASSERT_EQ(ref.experts.size(), 7u * used);
+    EXPECT_EQ(cpu.experts, ref.experts);
+    if (used == 4) {  // top-4 of 4: every expert, each once
+      for (size_t t = 0; t < 7; ++t) {
+        std::vector<int32_t> e(ref.experts.begin() + t * 4, ref.experts.begin() + t * 4 + 4);
+        std::sort(e.begin(), e.end());
+        EXPECT_EQ(e, (std::vector<int32_t>{0, 1, 2, 3}));
+      }
+    }
+  }
 }
 
 TEST(HfCheckpointTest, BadMoeCheckpointsNameTheTensor) {
