@@ -114,11 +114,13 @@ void RunModelBench(const ModelBenchOptions& o) {
       w.embed && w.embed->type() == WeightType::kBf16 ? w.embed->bytes() : 0;
   // An MoE model's experts count only where a step routes a row: the union of the experts
   // chosen in each layer (read once per step however many rows chose them).
+  const auto expert_bytes = [&](size_t layer, size_t e) {
+    const LayerWeights& l = w.layers[layer];
+    return static_cast<double>(l.expert_gate_up[e]->bytes() + l.expert_down[e]->bytes());
+  };
   double all_expert_bytes = 0;
-  for (const LayerWeights& l : w.layers) {
-    for (size_t e = 0; e < l.expert_gate_up.size(); ++e) {
-      all_expert_bytes += static_cast<double>(l.expert_gate_up[e]->bytes() + l.expert_down[e]->bytes());
-    }
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    for (size_t e = 0; e < w.layers[l].expert_gate_up.size(); ++e) all_expert_bytes += expert_bytes(l, e);
   }
   const double weight_bytes = static_cast<double>(w.bytes() - embed_rows) - all_expert_bytes;
   const double kv_token_bytes = static_cast<double>(c.KvBytesPerToken());
@@ -135,9 +137,7 @@ void RunModelBench(const ModelBenchOptions& o) {
     double bytes = 0;
     for (size_t l = 0; l < touched.size(); ++l) {
       for (size_t e = 0; e < touched[l].size(); ++e) {
-        if (!touched[l][e]) continue;
-        bytes += static_cast<double>(w.layers[l].expert_gate_up[e]->bytes() +
-                                     w.layers[l].expert_down[e]->bytes());
+        if (touched[l][e]) bytes += expert_bytes(l, e);
       }
       touched[l].assign(touched[l].size(), 0);
     }

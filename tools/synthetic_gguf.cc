@@ -11,6 +11,7 @@
 #include "base/bf16.h"
 #include "base/error.h"
 #include "exec/cpu/quant_blocks.h"
+#include "io/gguf_checkpoint.h"
 #include "io/gguf_writer.h"
 #include "io/synthetic_checkpoint.h"
 #include "model/tensor_schema.h"
@@ -104,19 +105,6 @@ GgmlType TypeOf(const TensorSpec& t, const Qwen3Config& c, const std::string& ty
   return six ? GgmlType::kQ6_K : GgmlType::kQ4_K;
 }
 
-cpu::WeightType HeldAs(GgmlType t) {
-  switch (t) {
-    case GgmlType::kQ8_0:
-      return cpu::WeightType::kQ8_0;
-    case GgmlType::kQ4_0:
-      return cpu::WeightType::kQ4_0;
-    case GgmlType::kQ4_K:
-      return cpu::WeightType::kQ4_K;
-    default:
-      return cpu::WeightType::kQ6_K;
-  }
-}
-
 }  // namespace
 
 SyntheticGgufInfo WriteSyntheticGguf(const Qwen3Config& c, const SyntheticGgufOptions& o,
@@ -179,7 +167,7 @@ SyntheticGgufInfo WriteSyntheticGguf(const Qwen3Config& c, const SyntheticGgufOp
               std::memcpy(d + 2 * i, &b, 2);
             }
           } else {
-            cpu::QuantizeRow(HeldAs(type), x.data(), width, d);
+            cpu::QuantizeRow(WeightTypeOf(type), x.data(), width, d);
           }
         });
       }

@@ -96,6 +96,29 @@ GgufTokenizerData ReadTokenizer(const GgufFile& f, int vocab) {
 
 }  // namespace
 
+WeightType WeightTypeOf(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ8_0:
+      return WeightType::kQ8_0;
+    case GgmlType::kQ4_0:
+      return WeightType::kQ4_0;
+    case GgmlType::kQ4_K:
+      return WeightType::kQ4_K;
+    case GgmlType::kQ6_K:
+      return WeightType::kQ6_K;
+    case GgmlType::kQ4_1:
+      return WeightType::kQ4_1;
+    case GgmlType::kQ5_0:
+      return WeightType::kQ5_0;
+    case GgmlType::kQ5_1:
+      return WeightType::kQ5_1;
+    case GgmlType::kQ5_K:
+      return WeightType::kQ5_K;
+    default:
+      return WeightType::kBf16;
+  }
+}
+
 std::map<std::string, std::vector<uint64_t>> ExpectedGgufTensors(const Qwen3Config& c) {
   std::map<std::string, std::vector<uint64_t>> t;
   for (const TensorSpec& spec : TensorSchema(c)) t[spec.gguf] = spec.GgufDims();

@@ -22,6 +22,10 @@ namespace qwen3 {
 // first: the HF shape reversed).
 std::map<std::string, std::vector<uint64_t>> ExpectedGgufTensors(const Qwen3Config& c);
 
+// The weight type a GGUF type is held as: its own quantized type, or bf16 for the float types
+// (and any type Open refuses).
+WeightType WeightTypeOf(GgmlType t);
+
 // The tokenizer.ggml.* metadata (llama.cpp's token types: 1 normal, 3 control, 4 user-defined,
 // 5 unused; see Tokenizer::FromVocab).
 struct GgufTokenizerData {

@@ -12,31 +12,6 @@
 namespace qwen3 {
 namespace {
 
-// The weight type a GGUF type is held as; bf16 for the float types (GgufCheckpoint::Open
-// admitted only the float types and those below).
-WeightType HeldAs(GgmlType t) {
-  switch (t) {
-    case GgmlType::kQ8_0:
-      return WeightType::kQ8_0;
-    case GgmlType::kQ4_0:
-      return WeightType::kQ4_0;
-    case GgmlType::kQ4_K:
-      return WeightType::kQ4_K;
-    case GgmlType::kQ6_K:
-      return WeightType::kQ6_K;
-    case GgmlType::kQ4_1:
-      return WeightType::kQ4_1;
-    case GgmlType::kQ5_0:
-      return WeightType::kQ5_0;
-    case GgmlType::kQ5_1:
-      return WeightType::kQ5_1;
-    case GgmlType::kQ5_K:
-      return WeightType::kQ5_K;
-    default:
-      return WeightType::kBf16;
-  }
-}
-
 // A float tensor's element i as fp32.
 float ValueAt(const GgufTensor& t, size_t i) {
   switch (t.type) {
@@ -81,7 +56,7 @@ class GgufSource final : public TensorSource {
   // type's values as bf16.
   HostMatrix Matrix(const TensorSpec& t, AlignedBuffer<bf16>& owned) const override {
     const GgufTensor& g = ck_.Get(t.gguf);
-    const WeightType held = HeldAs(g.type);
+    const WeightType held = WeightTypeOf(g.type);
     if (held != WeightType::kBf16) return {t.gguf, held, g.data, g.dims[1], g.dims[0], false};
     return {t.gguf, WeightType::kBf16, Bf16Values(g, 0, g.Elements(), owned), g.dims[1],
             g.dims[0], false};
@@ -89,7 +64,7 @@ class GgufSource final : public TensorSource {
   // Expert e: the e-th [out, in] slab of the stacked tensor (dims {in, out, experts}).
   HostMatrix ExpertMatrix(const TensorSpec& t, int e, AlignedBuffer<bf16>& owned) const override {
     const GgufTensor& g = ck_.Get(t.gguf);
-    const WeightType held = HeldAs(g.type);
+    const WeightType held = WeightTypeOf(g.type);
     const size_t out = g.dims[1], in = g.dims[0], ex = static_cast<size_t>(e);
     const std::string name = t.gguf + "[" + std::to_string(e) + "]";
     if (held != WeightType::kBf16) {
@@ -110,7 +85,7 @@ class GgufSource final : public TensorSource {
   void CheckGateUp(const TensorSpec& gate, const TensorSpec& up) const override {
     const GgufTensor& g = ck_.Get(gate.gguf);
     const GgufTensor& u = ck_.Get(up.gguf);
-    if ((HeldAs(g.type) != WeightType::kBf16) != (HeldAs(u.type) != WeightType::kBf16)) {
+    if ((WeightTypeOf(g.type) != WeightType::kBf16) != (WeightTypeOf(u.type) != WeightType::kBf16)) {
       throw Error(g.Where() + ": " + ToString(g.type) + " with " + up.gguf + " " +
                   ToString(u.type) + ": expected both quantized or both float (they are computed " +
                   "as one matrix)");

@@ -28,57 +28,49 @@ size_t Padded(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment;
 
 }  // namespace
 
-void GgufWriter::AddString(const std::string& key, const std::string& value) {
+void GgufWriter::Key(const std::string& key, GgufValueType type) {
   PutString(kv_, key);
-  Put(kv_, static_cast<uint32_t>(GgufValueType::kString));
-  PutString(kv_, value);
+  Put(kv_, static_cast<uint32_t>(type));
   ++kv_count_;
+}
+
+void GgufWriter::AddString(const std::string& key, const std::string& value) {
+  Key(key, GgufValueType::kString);
+  PutString(kv_, value);
 }
 
 void GgufWriter::AddUint32(const std::string& key, uint32_t value) {
-  PutString(kv_, key);
-  Put(kv_, static_cast<uint32_t>(GgufValueType::kUint32));
+  Key(key, GgufValueType::kUint32);
   Put(kv_, value);
-  ++kv_count_;
 }
 
 void GgufWriter::AddInt32(const std::string& key, int32_t value) {
-  PutString(kv_, key);
-  Put(kv_, static_cast<uint32_t>(GgufValueType::kInt32));
+  Key(key, GgufValueType::kInt32);
   Put(kv_, value);
-  ++kv_count_;
 }
 
 void GgufWriter::AddFloat32(const std::string& key, float value) {
-  PutString(kv_, key);
-  Put(kv_, static_cast<uint32_t>(GgufValueType::kFloat32));
+  Key(key, GgufValueType::kFloat32);
   Put(kv_, value);
-  ++kv_count_;
 }
 
 void GgufWriter::AddBool(const std::string& key, bool value) {
-  PutString(kv_, key);
-  Put(kv_, static_cast<uint32_t>(GgufValueType::kBool));
+  Key(key, GgufValueType::kBool);
   Put<uint8_t>(kv_, value ? 1 : 0);
-  ++kv_count_;
 }
 
 void GgufWriter::AddStringArray(const std::string& key, const std::vector<std::string>& values) {
-  PutString(kv_, key);
-  Put(kv_, static_cast<uint32_t>(GgufValueType::kArray));
+  Key(key, GgufValueType::kArray);
   Put(kv_, static_cast<uint32_t>(GgufValueType::kString));
   Put<uint64_t>(kv_, values.size());
   for (const std::string& v : values) PutString(kv_, v);
-  ++kv_count_;
 }
 
 void GgufWriter::AddInt32Array(const std::string& key, const std::vector<int32_t>& values) {
-  PutString(kv_, key);
-  Put(kv_, static_cast<uint32_t>(GgufValueType::kArray));
+  Key(key, GgufValueType::kArray);
   Put(kv_, static_cast<uint32_t>(GgufValueType::kInt32));
   Put<uint64_t>(kv_, values.size());
   for (int32_t v : values) Put(kv_, v);
-  ++kv_count_;
 }
 
 void GgufWriter::AddTensor(const std::string& name, GgmlType type,

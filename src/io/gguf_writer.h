@@ -42,6 +42,7 @@ class GgufWriter {
     size_t bytes;
     Fill fill;
   };
+  void Key(const std::string& key, GgufValueType type);  // a pair's key and type tag
   std::string kv_;  // the encoded key-value pairs
   uint64_t kv_count_ = 0;
   std::vector<Tensor> tensors_;

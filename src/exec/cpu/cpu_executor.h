@@ -117,6 +117,9 @@ class CpuExecutor : public Executor {
   };
   void MoeRoute(const MoeWeights& w, Act in, Act resid, size_t n);
   void MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n);
+  // moe_items_ = the (expert, column group) blocks of the routed experts' weights; quantized =
+  // one of them that is quantized, if any.
+  void ListExpertGroups(std::span<const Weight* const> weights, const WeightMatrix*& quantized);
   std::vector<int32_t> moe_ids_;              // [rows, k]
   std::vector<float> moe_weights_;            // [rows, k]
   std::vector<uint32_t> moe_slot_;            // [rows, k]: its gathered row

@@ -66,6 +66,18 @@ struct MatmulInput {
   const QuantRows* q;
 };
 
+// x's rows from row0 on (the same rows' quantized form too).
+inline MatmulInput RowsFrom(const MatmulInput& x, size_t row0, QuantRows& q) {
+  if (x.q == nullptr) return {x.a + row0 * x.lda, x.lda, nullptr};
+  q = *x.q;
+  q.q += row0 * q.ldq;
+  q.scale += row0 * q.ld16;
+  q.bias16 += row0 * q.ld16;
+  q.sum16 += row0 * q.ld16;
+  q.bias32 += row0 * q.ld32;
+  return {x.a + row0 * x.lda, x.lda, &q};
+}
+
 // MatmulGroup for a weight of any type: quantized weights run the int8 kernel on x.q, in
 // panels of up to kMaxPanelRows rows, the epilogue on each 16-row tile.
 template <typename Epilogue>
@@ -77,13 +89,8 @@ void MatmulGroup(const CpuKernels& kernels, const MatmulInput& x, size_t rows,
   alignas(64) float c[kMaxPanelRows * kGroupCols];
   for (size_t p0 = 0; p0 < rows; p0 += kMaxPanelRows) {
     const size_t panel = std::min(kMaxPanelRows, rows - p0);
-    QuantRows a = *x.q;
-    a.q += p0 * a.ldq;
-    a.scale += p0 * a.ld16;
-    a.bias16 += p0 * a.ld16;
-    a.sum16 += p0 * a.ld16;
-    a.bias32 += p0 * a.ld32;
-    kernels.qmatmul(a, panel, g, c, kGroupCols);
+    QuantRows shifted;
+    kernels.qmatmul(*RowsFrom(x, p0, shifted).q, panel, g, c, kGroupCols);
     for (size_t r0 = 0; r0 < panel; r0 += kTileM) {
       epi(p0 + r0, std::min(kTileM, panel - r0), c + r0 * kGroupCols, kGroupCols);
     }
@@ -105,18 +112,6 @@ inline void GateUpGroup(const CpuKernels& k, const MatmulInput& x, size_t rows,
                              mlp + (row0 + r) * inter + g * kHalf);
                 }
               });
-}
-
-// x's rows from row0 on (the same rows' quantized form too).
-inline MatmulInput RowsFrom(const MatmulInput& x, size_t row0, QuantRows& q) {
-  if (x.q == nullptr) return {x.a + row0 * x.lda, x.lda, nullptr};
-  q = *x.q;
-  q.q += row0 * q.ldq;
-  q.scale += row0 * q.ld16;
-  q.bias16 += row0 * q.ld16;
-  q.sum16 += row0 * q.ld16;
-  q.bias32 += row0 * q.ld32;
-  return {x.a + row0 * x.lda, x.lda, &q};
 }
 
 }  // namespace qwen3::cpu

@@ -78,28 +78,31 @@ void CpuExecutor::MoeRoute(const MoeWeights& w, Act in, Act resid, size_t n) {
   std::memset(gathered + n * k * h, 0, kTileM * h * sizeof(bf16));
 }
 
-void CpuExecutor::MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n) {
-  const size_t h = dims_.hidden, experts = dims_.experts, k = dims_.experts_used;
-  const size_t inter = dims_.moe_intermediate, routed = n * k;
-  // Every expert's weights are of one kind in practice; quantize once if any routed one is.
-  size_t qk_gate = 0, qk_down = 0;
+void CpuExecutor::ListExpertGroups(std::span<const Weight* const> weights,
+                                   const WeightMatrix*& quantized) {
   moe_items_.clear();
-  for (size_t e = 0; e < experts; ++e) {
-    if (moe_start_[e] == moe_start_[e + 1]) continue;
-    const WeightMatrix& gu = MatrixOf(*w.gate_up[e]);
-    if (gu.quantized()) qk_gate = h;
-    if (MatrixOf(*w.down[e]).quantized()) qk_down = inter;
-    for (size_t g = 0; g < Groups(gu); ++g) {
+  for (size_t e = 0; e < dims_.experts; ++e) {
+    if (moe_start_[e] == moe_start_[e + 1]) continue;  // not routed: never read
+    const WeightMatrix& m = MatrixOf(*weights[e]);
+    if (m.quantized()) quantized = &m;
+    for (size_t g = 0; g < Groups(m); ++g) {
       moe_items_.push_back({static_cast<uint32_t>(e), static_cast<uint32_t>(g)});
     }
   }
-  const auto input = [&](const bf16* a, size_t lda, size_t qk) -> MatmulInput {
-    if (qk == 0) return {a, lda, nullptr};
-    quant_rows_.Quantize(kernels_, a, lda, routed + kTileM, qk, pool_);
-    quant_view_ = quant_rows_.view();
-    return {a, lda, &quant_view_};
+}
+
+void CpuExecutor::MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n) {
+  const size_t h = dims_.hidden, k = dims_.experts_used;
+  const size_t inter = dims_.moe_intermediate, routed = n * k;
+  // A quantized routed expert (all of them, in practice) has the rows quantized once for all.
+  const WeightMatrix* quant_gate = nullptr;
+  const WeightMatrix* quant_down = nullptr;
+  ListExpertGroups(w.gate_up, quant_gate);
+  const auto input = [&](const bf16* a, size_t lda, const WeightMatrix* quantized) {
+    const std::span<const WeightMatrix* const> q(&quantized, quantized ? 1 : 0);
+    return Input(a, lda, routed + kTileM, q);  // the zero rows past the last segment too
   };
-  const MatmulInput xg = input(moe_x_.data(), h, qk_gate);
+  const MatmulInput xg = input(moe_x_.data(), h, quant_gate);
   pool_.Spmd(
       moe_items_.size(),
       [&](size_t i, size_t) {
@@ -112,14 +115,8 @@ void CpuExecutor::MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n) 
       ToString(Stage::kMoeExperts));
   std::memset(moe_mlp_.data() + routed * inter, 0, kTileM * inter * sizeof(bf16));
 
-  moe_items_.clear();
-  for (size_t e = 0; e < experts; ++e) {
-    if (moe_start_[e] == moe_start_[e + 1]) continue;
-    for (size_t g = 0; g < Groups(MatrixOf(*w.down[e])); ++g) {
-      moe_items_.push_back({static_cast<uint32_t>(e), static_cast<uint32_t>(g)});
-    }
-  }
-  const MatmulInput xd = input(moe_mlp_.data(), inter, qk_down);
+  ListExpertGroups(w.down, quant_down);
+  const MatmulInput xd = input(moe_mlp_.data(), inter, quant_down);
   pool_.Spmd(
       moe_items_.size(),
       [&](size_t i, size_t) {
