@@ -7,8 +7,9 @@
 
 namespace qwen3 {
 
-AlignedBuffer<float> CopyFinite(const float* src, size_t n, const std::string& name) {
-  AlignedBuffer<float> out(n);
+AlignedBuffer<float> CopyFinite(const float* src, size_t n, const std::string& name,
+                                Pages pages) {
+  AlignedBuffer<float> out(n, pages);
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(src[i])) {
       throw Error("tensor " + name + ": element " + std::to_string(i) + " is " +

@@ -22,7 +22,7 @@ PackedMatrix PackedMatrix::Pack(size_t k, size_t n, Source at, ThreadPool& pool)
   m.n_ = n;
   m.k_tiles_ = (k + kTileK - 1) / kTileK;
   m.n_blocks_ = (n + kTileN - 1) / kTileN;
-  m.data_ = AlignedBuffer<bf16>(m.n_blocks_ * m.k_tiles_ * TileOrder::kTileElems);
+  m.data_ = AlignedBuffer<bf16>(m.n_blocks_ * m.k_tiles_ * TileOrder::kTileElems, Pages::kHuge);
   bf16* dst = m.data_.data();
   const TileOrder order = m.order();
   // One block of 16 output columns per SPMD block; the source is read once, checked as read.

@@ -170,7 +170,7 @@ QuantMatrix QuantMatrix::Pack(size_t k, size_t n, QuantFormat format, WeightType
   m.n_blocks_ = (n + kTileN - 1) / kTileN;
   m.format_ = format;
   m.type_ = type;
-  m.data_ = AlignedBuffer<uint8_t>(m.n_blocks_ * m.ColumnBlockBytes());
+  m.data_ = AlignedBuffer<uint8_t>(m.n_blocks_ * m.ColumnBlockBytes(), Pages::kHuge);
   std::memset(m.data_.data(), 0, m.data_.size());  // padded columns: zero codes, s = b = 0
   const size_t groups = (m.n_blocks_ + kGroup - 1) / kGroup;
   const size_t code_bytes = m.CodeBytes();
