@@ -75,8 +75,8 @@ TEST(RouteTopKTest, TiesGoToTheLowerExpertAndTopKOfAllTakesEvery) {
 
 // tiny-moe-a on one CPU path (or quantized at load), as a Model of 16 user slots.
 struct MoeModel {
-  MoeModel(cpu::CpuPath path, std::optional<WeightType> quantize)
-      : ck(HfCheckpoint::Open(kHf)), x(MakeCpuExecutor(ck.config(), Pool(), path)) {
+  MoeModel(cpu::CpuPath path, std::optional<WeightType> quantize, ThreadPool& pool = Pool())
+      : ck(HfCheckpoint::Open(kHf)), x(MakeCpuExecutor(ck.config(), pool, path)) {
     LoadOptions lo;
     lo.quantize = quantize;
     weights = LoadModelWeights(ck, *x, lo);
@@ -136,6 +136,37 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) {
       return std::string(cpu::ToString(std::get<0>(info.param))) + "_" + std::get<1>(info.param);
     });
+
+// The experts' two strategies give the same bits: one worker always runs whole experts (one
+// dispatch), eight workers never can here (8 experts < 2 per worker) and split every expert
+// into column groups (two dispatches). A 16-user prefill and decode through each.
+TEST(MoeStrategyTest, WholeExpertsPerWorkerEqualColumnGroups) {
+  ThreadPool one(1), eight(8);
+  for (const cpu::CpuPath path : cpu::AvailableCpuPaths()) {
+    for (const char* quant : {"bf16", "q4_0"}) {
+      SCOPED_TRACE(std::string(cpu::ToString(path)) + " " + quant);
+      const std::optional<WeightType> q =
+          std::string(quant) == "bf16" ? std::nullopt : std::optional(ParseQuantizeType(quant));
+      std::vector<float> logits[2];
+      ThreadPool* pools[2] = {&one, &eight};
+      for (int i = 0; i < 2; ++i) {
+        MoeModel m(path, q, *pools[i]);
+        const size_t users = 16, vocab = m.model->vocab();
+        std::vector<std::vector<int32_t>> prompts(users);
+        std::vector<int32_t> ids(users), next(users);
+        for (size_t u = 0; u < users; ++u) {
+          prompts[u].assign(2 + u % 5, static_cast<int32_t>((u * 37 + 5) % vocab));
+          ids[u] = static_cast<int32_t>(u);
+          next[u] = static_cast<int32_t>((u * 101 + 7) % vocab);
+        }
+        logits[i].resize(2 * users * vocab);
+        m.model->Prefill(ids, prompts, logits[i].data());
+        m.model->Decode(ids, next, logits[i].data() + users * vocab);
+      }
+      ASSERT_EQ(std::memcmp(logits[0].data(), logits[1].data(), logits[0].size() * 4), 0);
+    }
+  }
+}
 
 // The experts as packed are gguf-py's dequantization of the stacked tensors, expert by expert
 // (q4_k_m: Q4_K gate experts, Q5_0 down experts of blk 0; q8_0: Q8_0), and the router is the

@@ -157,12 +157,23 @@ TEST(Qwen3BenchCli, ModelJsonSchema) {
 // An MoE model's roofline counts the experts a step routes to, not all of them: at batch 1
 // exactly experts_used per layer (tiny-moe-a: 2 of 8, every layer MoE).
 TEST(Qwen3BenchCli, ModelMoeRooflineCountsTheRoutedExperts) {
-  const std::string json_path = Dir().File("bench_moe.json");
+  const std::string json_path = Dir().File("bench_moe.json"), trace = Dir().File("moe_trace.json");
   const RunResult r = RunTool(
       "qwen3-bench", "--model " + std::string(QWEN3_SHARED_DIR) +
                          "/testdata/gguf/tiny-moe-a.q8_0.gguf --batches 1,4 --context 16 "
-                         "--steps 10 --bw-gib 2 --threads 2 --json '" + json_path + "'");
+                         "--steps 10 --bw-gib 2 --threads 2 --json '" + json_path +
+                         "' --trace '" + trace + "'");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
+  // --trace with --model: two batch-1 steps, the MoE stages on both workers' tracks.
+  std::set<std::pair<size_t, std::string>> slices;
+  const json t = json::parse(ReadFile(trace));
+  for (const json& e : t.at("traceEvents")) {
+    if (e.at("ph") == "X") slices.insert({e.at("tid").get<size_t>(), e.at("name").get<std::string>()});
+  }
+  for (const char* stage : {"moe_router", "moe_experts", "lm_head"}) {
+    EXPECT_TRUE(slices.count({2, stage})) << stage;  // the dispatch track
+    EXPECT_TRUE(slices.count({0, stage}) && slices.count({1, stage})) << stage;
+  }
   const json j = json::parse(ReadFile(json_path));
   const double dense = j.at("weights_bytes").get<double>(), experts = j.at("expert_bytes").get<double>();
   EXPECT_GT(experts, dense);  // the experts are most of the model

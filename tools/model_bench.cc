@@ -18,6 +18,7 @@
 #include "model/model_weights.h"
 #include "tools/stage_cost.h"
 #include "runtime/thread_pool.h"
+#include "runtime/trace.h"
 #include "serve/engine.h"
 #include "tools/read_bandwidth.h"
 #include "tools/summary.h"
@@ -263,6 +264,18 @@ void RunModelBench(const ModelBenchOptions& o) {
       sum_flops += flops;
       mem_s += bytes / (bw * 1e9);
       flop_s += flops / peak;
+    }
+    if (bi == 0 && !o.trace_path.empty()) {  // untimed: two more steps, every dispatch traced
+      Tracer tracer(pool.NumWorkers());
+      pool.SetTracer(&tracer);
+      for (int i = 0; i < 2; ++i) {
+        pick();
+        model.Decode(users, next, logits.data());
+      }
+      pool.SetTracer(nullptr);
+      tracer.WriteChromeJson(o.trace_path);
+      std::printf("trace of 2 batch-%zu steps: %zu events -> %s\n", batch, tracer.num_events(),
+                  o.trace_path.c_str());
     }
     const Summary t = Summarize(ms), p = Summarize(pct), r = Summarize(roof), b = Summarize(bws);
     const double step_bytes = sum_bytes / o.steps, step_fl = sum_flops / o.steps;

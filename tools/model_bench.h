@@ -22,6 +22,7 @@ struct ModelBenchOptions {
   size_t threads = 0;
   double bw_gib = 2.5;
   std::string json_path;
+  std::string trace_path;  // a Chrome/Perfetto trace of two decode steps of the first batch
 };
 
 // Prints the tables; throws Error for bad options or checkpoints. The weights come from

@@ -194,6 +194,8 @@ int Main(int argc, char** argv) {
     mb.threads = flags.options.threads;
     mb.bw_gib = bw_gib;
     mb.json_path = json_path;
+    if (!flags.trace.empty()) CheckWritable("--trace", flags.trace);
+    mb.trace_path = flags.trace;
     RunModelBench(mb);
     return 0;
   }

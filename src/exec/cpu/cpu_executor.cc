@@ -115,7 +115,7 @@ std::unique_ptr<Weight> CpuExecutor::PackEmbedding(const HostMatrix& table) {
 std::unique_ptr<Weight> CpuExecutor::PackRouter(const float* v, size_t experts, size_t hidden,
                                                 const std::string& name) {
   auto w = std::make_unique<CpuWeight>();
-  w->vec = CopyFinite(v, experts * hidden, name);
+  w->vec = CopyFinite(v, experts * hidden, name, Pages::kHuge);  // read every step
   return w;
 }
 
@@ -152,8 +152,16 @@ void CpuExecutor::Reserve(size_t max_rows) {
     moe_slot_.resize(max_rows * k);
     moe_start_.resize(dims_.experts + 1);
     moe_fill_.resize(dims_.experts);
+    const size_t workers = pool_.NumWorkers(), inter = dims_.moe_intermediate;
     moe_probs_ = AlignedBuffer<float>(max_rows * dims_.experts);
-    moe_router_in_ = AlignedBuffer<float>(max_rows * h);
+    moe_router_in_ = AlignedBuffer<float>(workers * h);
+    moe_xq_.Reserve(max_rows, h);
+    moe_xg_.Reserve(max_rows * k, h);
+    moe_mlp_w_ = AlignedBuffer<bf16>(workers * (max_rows + kTileM) * inter);
+    moe_mlp_q_.resize(workers);
+    for (QuantizedRows& q : moe_mlp_q_) q.Reserve(max_rows, inter);
+    moe_units_.reserve(dims_.experts);
+    moe_cost_.reserve(dims_.experts);
     const size_t groups = std::max(2 * dims_.moe_intermediate, h) / kGroupCols + 1;
     moe_items_.reserve(dims_.experts * groups);
     moe_logits_ = AlignedBuffer<float>(max_rows * dims_.experts);

@@ -117,6 +117,10 @@ class CpuExecutor : public Executor {
   };
   void MoeRoute(const MoeWeights& w, Act in, Act resid, size_t n);
   void MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n);
+  // The two strategies of the experts' matmuls (the same bits: every row through the same
+  // kernels): whole experts per worker in one dispatch, or column groups in two.
+  void MoeExpertsWhole(const MoeWeights& w);
+  void MoeExpertsByGroups(const MoeWeights& w, size_t n);
   // moe_items_ = the (expert, column group) blocks of the routed experts' weights; quantized =
   // one of them that is quantized, if any.
   void ListExpertGroups(std::span<const Weight* const> weights, const WeightMatrix*& quantized);
@@ -126,10 +130,17 @@ class CpuExecutor : public Executor {
   std::vector<uint32_t> moe_start_;           // [experts + 1]: segment starts
   std::vector<uint32_t> moe_fill_;            // [experts]: MoeRoute's next row per segment
   std::vector<MoeItem> moe_items_;            // a dispatch's (expert, column group) blocks
+  std::vector<uint32_t> moe_units_, moe_cost_;  // MoeExpertsWhole: routed experts, their costs
+  std::vector<size_t> moe_bounds_;            // MoeExpertsWhole: each worker's units
+  bool moe_quant_x_ = false;                  // a routed gate|up is quantized: moe_xg_ is used
   AlignedBuffer<float> moe_logits_, moe_probs_;  // [rows, experts]
-  AlignedBuffer<float> moe_router_in_;        // [rows, hidden]: the fp32 normed rows
+  AlignedBuffer<float> moe_router_in_;        // [workers, hidden]: a worker's fp32 normed row
   AlignedBuffer<bf16> moe_x_;                 // [rows * k + 16, hidden]
+  QuantizedRows moe_xq_;                      // [rows, hidden]: the input rows quantized
+  QuantizedRows moe_xg_;                      // [rows * k, hidden]: moe_xq_'s rows gathered
   AlignedBuffer<bf16> moe_mlp_;               // [rows * k + 16, moe_intermediate]
+  AlignedBuffer<bf16> moe_mlp_w_;             // [workers][rows + 16, moe_intermediate]
+  std::vector<QuantizedRows> moe_mlp_q_;      // per worker: its expert's mlp rows quantized
   AlignedBuffer<float> moe_y_;                // [rows * k + 16, hidden]
 
  protected:

@@ -24,15 +24,26 @@ void QuantizedRows::Reserve(size_t rows, size_t k) {
 void QuantizedRows::Quantize(const CpuKernels& kernels, const bf16* x, size_t lda, size_t rows,
                              size_t k, ThreadPool& pool) {
   Reserve(rows, k);
-  pool.Spmd(
-      rows,
-      [&](size_t r, size_t) {
-        kernels.quantize_row(x + r * lda, k, q_.data() + r * k_cap_,
-                             scale_.data() + r * (k_cap_ / 16), sum16_.data() + r * (k_cap_ / 16),
-                             bias16_.data() + r * (k_cap_ / 16),
-                             bias32_.data() + r * (k_cap_ / 32));
-      },
-      "quantize_rows");
+  pool.Spmd(rows, [&](size_t r, size_t) { QuantizeRow(kernels, x + r * lda, r); }, "quantize_rows");
+}
+
+void QuantizedRows::QuantizeRow(const CpuKernels& kernels, const bf16* x, size_t r) {
+  QW_ASSERT(r < rows_cap_);
+  const size_t l16 = k_cap_ / 16;
+  kernels.quantize_row(x, k_, q_.data() + r * k_cap_, scale_.data() + r * l16,
+                       sum16_.data() + r * l16, bias16_.data() + r * l16,
+                       bias32_.data() + r * (k_cap_ / 32));
+}
+
+void QuantizedRows::CopyRow(const QuantizedRows& src, size_t from, size_t to) {
+  QW_ASSERT(src.k_ == k_ && from < src.rows_cap_ && to < rows_cap_);
+  const size_t k16 = k_ / 16, s16 = src.k_cap_ / 16, d16 = k_cap_ / 16;
+  std::copy_n(src.q_.data() + from * src.k_cap_, k_, q_.data() + to * k_cap_);
+  std::copy_n(src.scale_.data() + from * s16, k16, scale_.data() + to * d16);
+  std::copy_n(src.sum16_.data() + from * s16, k16, sum16_.data() + to * d16);
+  std::copy_n(src.bias16_.data() + from * s16, k16, bias16_.data() + to * d16);
+  std::copy_n(src.bias32_.data() + from * (src.k_cap_ / 32), k_ / 32,
+              bias32_.data() + to * (k_cap_ / 32));
 }
 
 QuantRows QuantizedRows::view() const {

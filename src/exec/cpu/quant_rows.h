@@ -28,6 +28,11 @@ class QuantizedRows {
   void Quantize(const CpuKernels& kernels, const bf16* x, size_t lda, size_t rows, size_t k,
                 ThreadPool& pool);
   void Reserve(size_t rows, size_t k);
+  // Row r from x's first k() values (after Reserve): for a caller that quantizes rows inside
+  // its own dispatch. The same bits as Quantize.
+  void QuantizeRow(const CpuKernels& kernels, const bf16* x, size_t r);
+  // Row `to` = row `from` of src (same k; src may be this).
+  void CopyRow(const QuantizedRows& src, size_t from, size_t to);
   QuantRows view() const;
   size_t k() const { return k_; }
 
