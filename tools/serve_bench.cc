@@ -14,7 +14,10 @@
 //   e2e   time to "data: [DONE]";
 //   output_tokens from the usage chunk (stream_options.include_usage), else the text chunks.
 // A request fails, and is left out of the latency statistics, on HTTP status != 200, a stream
-// without [DONE], an error event in the stream, or --timeout; failures are counted by kind.
+// without [DONE], an error event in the stream, or --timeout; failures are counted by kind. A
+// request whose reused keep-alive connection the server closed before any byte of a response
+// (idle connections are closed at will: llama-server does) is sent once more on a fresh one,
+// timed from its first try and counted as "retried", not failed.
 // Percentiles interpolate linearly (numpy's default). Duration: from the first request sent to
 // the last one finished; output tok/s and req/s count completed requests only.
 //
@@ -342,6 +345,7 @@ struct WorkerSlot {
   bool active = false;  // inside send(), before the deadline was handled
   bool fired = false;   // the watchdog stopped this request
   Clock::time_point deadline;
+  bool reused = false;  // the last request left the connection open (keep-alive): the next reuses it
 };
 
 // Calls Client::stop() on every slot past its deadline, every 20 ms, until destroyed. A slot
@@ -390,6 +394,7 @@ struct RequestResult {
   int64_t output_tokens = 0;
   int64_t prompt_tokens = 0;  // from usage; else the prompt sent
   bool usage = false;         // output_tokens came from the usage chunk
+  bool retried = false;       // sent again on a fresh connection (DoRequest)
 };
 
 std::string Excerpt(const std::string& s, size_t max = 200) {
@@ -413,9 +418,12 @@ std::string ErrorMessage(const std::string& body) {
   return Excerpt(body);
 }
 
-RequestResult DoRequest(WorkerSlot& slot, const RequestSpec& spec, std::string body,
-                        const httplib::Headers& headers, double timeout_s) {
+// One try of a request. stale: it failed on a reused keep-alive connection before any byte of a
+// response (the server closed the idle connection as the request went out): worth one retry.
+RequestResult Attempt(WorkerSlot& slot, const RequestSpec& spec, std::string body,
+                      const httplib::Headers& headers, double timeout_s, bool& stale) {
   RequestResult r;
+  const bool reused = slot.reused;
   r.prompt_tokens = spec.input_len;
   int status = -1;
   std::string error_body;
@@ -511,6 +519,7 @@ RequestResult DoRequest(WorkerSlot& slot, const RequestSpec& spec, std::string b
     slot.active = false;
     timed_out = slot.fired;
   }
+  slot.reused = sent;  // a failed send closed the socket
 
   // Classify: the first reason that applies. A stream that reached [DONE] with status 200 is
   // complete even if the connection broke before the chunked terminator.
@@ -523,6 +532,8 @@ RequestResult DoRequest(WorkerSlot& slot, const RequestSpec& spec, std::string b
   // httplib's read timeout (also --timeout) can fire just before the watchdog does.
   const bool read_timed_out =
       !sent && err == httplib::Error::Read && t1 - t0 >= std::chrono::duration<double>(timeout_s);
+  stale = reused && !sent && status == -1 && !timed_out && !read_timed_out &&
+          (err == httplib::Error::Read || err == httplib::Error::Write);
   if (timed_out || read_timed_out) {
     r.error = "timeout";
     r.detail = "no [DONE] within --timeout " + Num(timeout_s) + " s";
@@ -566,6 +577,26 @@ RequestResult DoRequest(WorkerSlot& slot, const RequestSpec& spec, std::string b
   return r;
 }
 
+// A request, tried again once on a fresh connection when a reused one was closed under it (as
+// browsers and Go's HTTP client do): a server may close an idle keep-alive connection at any
+// time, and llama-server does, so that failure is the connection's, not the server's. The
+// retry is counted (RunResult::retried); its latencies start at the first try.
+RequestResult DoRequest(WorkerSlot& slot, const RequestSpec& spec, const std::string& body,
+                        const httplib::Headers& headers, double timeout_s) {
+  bool stale = false;
+  const Clock::time_point t0 = Clock::now();
+  RequestResult r = Attempt(slot, spec, body, headers, timeout_s, stale);
+  if (!stale) return r;
+  const double lost = std::chrono::duration<double>(Clock::now() - t0).count();
+  r = Attempt(slot, spec, body, headers, timeout_s, stale);
+  r.retried = true;
+  if (r.error.empty()) {  // the first try's time counts against the request
+    r.ttft_s += lost;
+    r.e2e_s += lost;
+  }
+  return r;
+}
+
 // ---- One run ----------------------------------------------------------------------------------
 
 struct RunResult {
@@ -576,6 +607,7 @@ struct RunResult {
   double duration_s = 0;
   int64_t input_tokens = 0, output_tokens = 0;
   size_t output_len_mismatch = 0;  // completed with output_tokens != max_tokens
+  size_t retried = 0;              // requests sent twice (DoRequest)
   LatencyStats ttft_ms, tpot_ms, itl_ms, e2e_ms;
 };
 
@@ -668,6 +700,7 @@ RunResult ExecuteRun(const Options& o, const std::string& model, const RunPlan& 
   std::vector<double> ttft, tpot, itl, e2e;
   for (size_t i = 0; i < results.size(); ++i) {
     const RequestResult& r = results[i];
+    run.retried += r.retried;
     if (!r.error.empty()) {
       ++run.failed;
       if (run.errors[r.error]++ == 0) run.error_examples[r.error] = r.detail;
@@ -725,6 +758,12 @@ void PrintRow(const RunResult& r) {
     std::fprintf(stderr, "  failed: %zu x %s (first: %s)\n", count, kind.c_str(),
                  r.error_examples.at(kind).c_str());
   }
+  if (r.retried) {
+    std::fprintf(stderr,
+                 "  note: %zu request(s) sent again on a fresh connection (the reused keep-alive "
+                 "connection closed before any response)\n",
+                 r.retried);
+  }
   if (r.output_len_mismatch) {
     std::fprintf(stderr,
                  "  note: %zu completed request(s) returned a token count other than max_tokens "
@@ -760,6 +799,7 @@ json RunJson(const Options& o, const RunResult& r) {
   j["total_tok_s"] = static_cast<double>(r.input_tokens + r.output_tokens) / d;
   j["req_s"] = static_cast<double>(r.completed) / d;
   j["output_len_mismatch"] = r.output_len_mismatch;
+  j["retried"] = r.retried;
   j["ttft_ms"] = StatsJson(r.ttft_ms);
   j["tpot_ms"] = StatsJson(r.tpot_ms);
   j["itl_ms"] = StatsJson(r.itl_ms);
