@@ -1,6 +1,8 @@
 #include "base/page_arena.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -33,6 +35,30 @@ TEST(PageArenaTest, SlicesAreAlignedZeroedDisjointAndTheChunkGoesWithTheLast) {
   }
   for (const ArenaSlice& s : slices) ReleaseArenaSlice(s.chunk);
   EXPECT_EQ(ArenaMappedBytes(), before);  // every chunk unmapped with its last slice
+}
+
+// A chunk that can take no more slices gives back the pages past its last slice: the huge
+// page that slice ends in was faulted in whole (where THP gave one), its tail is not kept.
+TEST(PageArenaTest, AFullChunkKeepsNoPagesPastItsLastSlice) {
+  const size_t slice = (size_t{3} << 20) + 64, page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<ArenaSlice> slices;
+  void* chunk = nullptr;
+  uintptr_t end = 0;
+  for (int i = 0; i < 40; ++i) {
+    const ArenaSlice s = AllocateArenaSlice(slice);
+    slices.push_back(s);
+    if (chunk != nullptr && s.chunk != chunk) break;  // the first chunk is full now
+    std::memset(s.data, 1, slice);  // faults in the huge page it ends in
+    chunk = s.chunk;
+    end = reinterpret_cast<uintptr_t>(s.data) + slice;
+  }
+  ASSERT_NE(end, 0u);
+  const uintptr_t tail = (end + page - 1) / page * page;
+  const uintptr_t huge_end = (end + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
+  std::vector<unsigned char> resident((huge_end - tail) / page);
+  ASSERT_EQ(mincore(reinterpret_cast<void*>(tail), huge_end - tail, resident.data()), 0);
+  for (size_t i = 0; i < resident.size(); ++i) EXPECT_EQ(resident[i] & 1, 0) << "page " << i;
+  for (const ArenaSlice& s : slices) ReleaseArenaSlice(s.chunk);
 }
 
 TEST(PageArenaTest, SlicesPastTheMaximumAreRefused) {

@@ -15,6 +15,7 @@ constexpr size_t kHuge = size_t{2} << 20;
 // tail costs nothing (pages are committed on first touch).
 constexpr size_t kChunkBytes = size_t{32} << 20;
 constexpr size_t kAlign = 64;
+constexpr size_t kSmallPage = 4096;
 
 struct Chunk {
   size_t used = 0;  // bytes handed out (bump pointer)
@@ -56,7 +57,15 @@ ArenaSlice AllocateArenaSlice(size_t bytes) {
   Arena& a = TheArena();
   std::lock_guard<std::mutex> lock(a.mu);
   if (a.current == nullptr || a.chunks[a.current].used + rounded > kChunkBytes) {
-    // The old chunk stays mapped while its slices live; it takes no new ones.
+    // The old chunk stays mapped while its slices live; it takes no new ones. The rest of the
+    // huge page its last slice ends in was faulted in with it: given back (the kernel splits
+    // that one page), so a chunk holds at most 4 KiB it does not use.
+    if (a.current != nullptr) {
+      const size_t used = (a.chunks[a.current].used + kSmallPage - 1) / kSmallPage * kSmallPage;
+      if (used < kChunkBytes) {
+        madvise(static_cast<char*>(a.current) + used, kChunkBytes - used, MADV_DONTNEED);
+      }
+    }
     a.current = MapHugePages(kChunkBytes);
     a.chunks[a.current] = {};
     a.mapped += kChunkBytes;

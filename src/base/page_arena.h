@@ -5,8 +5,8 @@
 // exactly those pages. Measured on AMD EPYC Zen 5, 2 threads: 8 routed 30B-A3B experts per layer
 // read at 46% of the probe bandwidth from 4 KiB pages, 79% from 2 MiB pages (docs/PERFORMANCE.md).
 // Chunks are 2 MiB-aligned anonymous mappings advised to use transparent huge pages; slices are
-// bump-allocated (never reused, so always zero) and a chunk is unmapped when its last slice is
-// released. Thread-safe.
+// bump-allocated (never reused, so always zero), a full chunk gives back the pages past its last
+// slice, and a chunk is unmapped when its last slice is released. Thread-safe.
 #pragma once
 
 #include <cstddef>
