@@ -119,8 +119,11 @@ class CpuExecutor : public Executor {
   void MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n);
   // The two strategies of the experts' matmuls (the same bits: every row through the same
   // kernels): whole experts per worker in one dispatch, or column groups in two.
-  void MoeExpertsWhole(const MoeWeights& w);
-  void MoeExpertsByGroups(const MoeWeights& w, size_t n);
+  void MoeExpertsWhole(const MoeWeights& w, const MatmulInput& xg);
+  void MoeExpertsByGroups(const MoeWeights& w, const MatmulInput& xg, size_t n);
+  // Column group g of an expert's down for its rows [r0, r0 + rows) into moe_y_ (fp32).
+  void DownGroup(const MatmulInput& xd, size_t rows, const WeightMatrix& down, size_t g,
+                 size_t r0);
   // moe_items_ = the (expert, column group) blocks of the routed experts' weights; quantized =
   // one of them that is quantized, if any.
   void ListExpertGroups(std::span<const Weight* const> weights, const WeightMatrix*& quantized);

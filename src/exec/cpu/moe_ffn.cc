@@ -111,10 +111,21 @@ void CpuExecutor::ListExpertGroups(std::span<const Weight* const> weights,
   }
 }
 
-void CpuExecutor::MoeExpertsWhole(const MoeWeights& w) {
-  const size_t h = dims_.hidden, inter = dims_.moe_intermediate;
-  const QuantRows xg_view = moe_xg_.view();
-  const MatmulInput xg{moe_x_.data(), h, moe_quant_x_ ? &xg_view : nullptr};
+void CpuExecutor::DownGroup(const MatmulInput& xd, size_t rows, const WeightMatrix& down,
+                            size_t g, size_t r0) {
+  const size_t h = dims_.hidden;
+  const ColumnGroup cg = GroupOf(down, g);
+  MatmulGroup(kernels_, xd, rows, down, cg.j0, cg.nb,
+              [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
+                for (size_t r = 0; r < tile_rows; ++r) {
+                  std::memcpy(moe_y_.data() + (r0 + row0 + r) * h + cg.col0, c + r * ldc,
+                              cg.cols * sizeof(float));
+                }
+              });
+}
+
+void CpuExecutor::MoeExpertsWhole(const MoeWeights& w, const MatmulInput& xg) {
+  const size_t inter = dims_.moe_intermediate;
   pool_.SpmdRanges(
       moe_bounds_,
       [&](size_t u, size_t worker) {
@@ -135,25 +146,13 @@ void CpuExecutor::MoeExpertsWhole(const MoeWeights& w) {
           mlp_view = q.view();
           xd.q = &mlp_view;
         }
-        for (size_t g = 0; g < Groups(down); ++g) {
-          const ColumnGroup cg = GroupOf(down, g);
-          MatmulGroup(kernels_, xd, rows, down, cg.j0, cg.nb,
-                      [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-                        for (size_t r = 0; r < tile_rows; ++r) {
-                          std::memcpy(moe_y_.data() + (r0 + row0 + r) * h + cg.col0,
-                                      c + r * ldc, cg.cols * sizeof(float));
-                        }
-                      });
-        }
+        for (size_t g = 0; g < Groups(down); ++g) DownGroup(xd, rows, down, g, r0);
       },
       ToString(Stage::kMoeExperts));
 }
 
-void CpuExecutor::MoeExpertsByGroups(const MoeWeights& w, size_t n) {
-  const size_t h = dims_.hidden, k = dims_.experts_used;
-  const size_t inter = dims_.moe_intermediate, routed = n * k;
-  const QuantRows xg_view = moe_xg_.view();
-  const MatmulInput xg{moe_x_.data(), h, moe_quant_x_ ? &xg_view : nullptr};
+void CpuExecutor::MoeExpertsByGroups(const MoeWeights& w, const MatmulInput& xg, size_t n) {
+  const size_t inter = dims_.moe_intermediate, routed = n * dims_.experts_used;
   const WeightMatrix* quant_gate = nullptr;
   const WeightMatrix* quant_down = nullptr;
   ListExpertGroups(w.gate_up, quant_gate);
@@ -177,16 +176,8 @@ void CpuExecutor::MoeExpertsByGroups(const MoeWeights& w, size_t n) {
       [&](size_t i, size_t) {
         const MoeItem it = moe_items_[i];
         const size_t r0 = moe_start_[it.expert], rows = moe_start_[it.expert + 1] - r0;
-        const WeightMatrix& down = MatrixOf(*w.down[it.expert]);
-        const ColumnGroup cg = GroupOf(down, it.group);
         QuantRows shifted;
-        MatmulGroup(kernels_, RowsFrom(xd, r0, shifted), rows, down, cg.j0, cg.nb,
-                    [&](size_t row0, size_t tile_rows, const float* c, size_t ldc) {
-                      for (size_t r = 0; r < tile_rows; ++r) {
-                        std::memcpy(moe_y_.data() + (r0 + row0 + r) * h + cg.col0, c + r * ldc,
-                                    cg.cols * sizeof(float));
-                      }
-                    });
+        DownGroup(RowsFrom(xd, r0, shifted), rows, MatrixOf(*w.down[it.expert]), it.group, r0);
       },
       ToString(Stage::kMoeExperts));
 }
@@ -207,12 +198,15 @@ void CpuExecutor::MoeExperts(const MoeWeights& w, Act resid, Act out, size_t n) 
     moe_units_.push_back(static_cast<uint32_t>(e));
     moe_cost_.push_back(static_cast<uint32_t>((gu.bytes() + dn.bytes() + rows * weights / 8) >> 10));
   }
+  // The routed copies as gathered by MoeRoute (bf16, and quantized when a gate|up is).
+  const QuantRows xg_view = moe_xg_.view();
+  const MatmulInput xg{moe_x_.data(), h, moe_quant_x_ ? &xg_view : nullptr};
   const size_t workers = pool_.NumWorkers();
   if (moe_units_.size() >= 2 * workers || workers == 1) {
     BalancedRanges(moe_cost_, workers, moe_bounds_);
-    MoeExpertsWhole(w);
+    MoeExpertsWhole(w, xg);
   } else {
-    MoeExpertsByGroups(w, n);
+    MoeExpertsByGroups(w, xg, n);
   }
 
   const Rows res = RowsOf(resid), y = RowsOf(out);
