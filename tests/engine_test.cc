@@ -166,6 +166,33 @@ TEST_F(EngineTest, ConcurrentRequestsEqualEachAloneWithQuantizedWeights) {
   }
 }
 
+// With the KV cache in 8 bits (--kv-type q8_0): batch invariance (every row's K and V are
+// quantized alone, the int8 attention quantizes each query row alone) and the prefix cache,
+// whose blocks hold the codes.
+TEST_F(EngineTest, EightBitKvCacheKeepsBatchInvarianceAndThePrefixCache) {
+  EngineOptions o = Options();
+  o.kv_type = "q8_0";
+  auto e = Open(o);
+  const std::vector<GenerationRequest> reqs = MixedRequests(testing_tsan::Size(12, 4));
+  std::vector<TextResult> alone;
+  for (const GenerationRequest& r : reqs) alone.push_back(GenerateText(*e, {r}).front());
+  const std::vector<TextResult> together = GenerateText(*e, reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ExpectSameOutput(alone[i], together[i], "q8_0 KV request " + std::to_string(i));
+    if (reqs[i].prompt.size() > 32) {  // a full block: its second run reads it from the cache
+      EXPECT_GT(together[i].usage.cached_tokens, 0u) << "request " << i;
+    }
+  }
+  // The second runs above hit the prefix cache; a fresh engine computes them uncached.
+  auto fresh = Open(o);
+  for (size_t i = 0; i < reqs.size(); i += 3) {
+    ExpectSameOutput(GenerateText(*fresh, {reqs[i]}).front(), alone[i],
+                     "q8_0 KV uncached request " + std::to_string(i));
+  }
+  ExpectIdleAndNoLeak(*e);
+  ExpectIdleAndNoLeak(*fresh);
+}
+
 // A pool too small for all of them at once: sequences are preempted and recomputed, and every
 // output is still what it is alone.
 TEST_F(EngineTest, PreemptionKeepsOutputs) {

@@ -409,6 +409,45 @@ TEST_P(QMatmulTest, QuantizeRowEqualsTheScalarTwin) {
   }
 }
 
+// quantize_scaled_row (an 8-bit KV cache's P.V): x * mul in fp32, then as quantize_row; the
+// scalar twin equals quantize_row of the products where they are bf16 already.
+TEST_P(QMatmulTest, QuantizeScaledRowEqualsTheScalarTwin) {
+  const size_t k = 288;  // 18 blocks of 16: the vector paths' 4 at a time, then 2
+  std::vector<bf16> x = RandomActivations(1, k, 6);
+  std::vector<float> mul(k);
+  for (size_t i = 0; i < k; ++i) mul[i] = std::ldexp(1.0f + 0.01f * static_cast<float>(i % 7), static_cast<int>(i % 9) - 6);
+  for (size_t i = 16; i < 32; ++i) x[i] = 0;  // an all-zero block
+  const auto run = [&](const CpuKernels& kernels, const float* m, const bf16* in) {
+    std::vector<int8_t> q(k);
+    std::vector<float> scale(k / 16), b16(k / 16), b32(k / 32);
+    std::vector<int32_t> sum16(k / 16);
+    if (m) {
+      kernels.quantize_scaled_row(in, m, k, q.data(), scale.data(), sum16.data(), b16.data(), b32.data());
+    } else {
+      kernels.quantize_row(in, k, q.data(), scale.data(), sum16.data(), b16.data(), b32.data());
+    }
+    std::vector<float> all(scale);
+    for (int8_t c : q) all.push_back(c);
+    for (int32_t v : sum16) all.push_back(static_cast<float>(v));
+    all.insert(all.end(), b16.begin(), b16.end());
+    all.insert(all.end(), b32.begin(), b32.end());
+    return all;
+  };
+  const auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  const CpuKernels& scalar = GetCpuKernels(CpuPath::kScalar);
+  EXPECT_TRUE(same(run(GetCpuKernels(GetParam()), mul.data(), x.data()), run(scalar, mul.data(), x.data())));
+  // Powers of two: the products are exact bf16s, so quantize_row of them is the same.
+  std::vector<float> pow2(k);
+  std::vector<bf16> prod(k);
+  for (size_t i = 0; i < k; ++i) {
+    pow2[i] = std::ldexp(1.0f, static_cast<int>(i % 9) - 6);
+    prod[i] = F32ToBf16(Bf16ToF32(x[i]) * pow2[i]);
+  }
+  EXPECT_TRUE(same(run(GetCpuKernels(GetParam()), pow2.data(), x.data()), run(scalar, nullptr, prod.data())));
+}
+
 TEST_P(QMatmulTest, ARowsResultDoesNotDependOnTheRowsBesideIt) {
   const CpuKernels& kernels = GetCpuKernels(GetParam());
   const size_t n = 64, k = 512;

@@ -66,6 +66,24 @@ TEST(Qwen3CliTest, ReplayFailsOnTheWrongModelAndReportsBadInput) {
                            "tiny-a/reference.safetensors");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("/nonexistent"), std::string::npos) << r.err;
+
+  const std::string tiny_a = "replay --model " + kTestData + "tiny-a --reference " + kTestData +
+                             "tiny-a/reference.safetensors";
+  r = RunTool("qwen3", tiny_a + " --kv-type q4_0");
+  EXPECT_EQ(r.code, 2);
+  ASSERT_EQ(r.ErrLines().size(), 1u) << r.err;
+  EXPECT_NE(r.err.find("--kv-type q4_0: expected bf16 | q8_0"), std::string::npos) << r.err;
+  r = RunTool("qwen3", tiny_a + " --kv-type q8_0 --device reference");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--kv-type q8_0: the reference executor"), std::string::npos) << r.err;
+}
+
+// An 8-bit KV cache: tiny-b within its tolerance (docs/ACCURACY.md, "KV cache in 8 bits").
+TEST(Qwen3CliTest, ReplaysWithAnEightBitKvCache) {
+  const RunResult r = RunTool("qwen3", "replay --model " + kTestData + "tiny-b --reference " +
+                                           kTestData + "tiny-b/reference.safetensors --kv-type q8_0 --tol 1e-1");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;
 }
 
 TEST(Qwen3CliTest, MakeCheckpointWritesALoadableShardedCheckpoint) {

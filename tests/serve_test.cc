@@ -174,9 +174,13 @@ TEST(ServeTest, SigtermUnderLoadExitsCleanly) {
 class ServeGgufTest : public testing::TestWithParam<std::string> {};
 
 TEST_P(ServeGgufTest, QuantizedGgufModelIsBatchInvariant) {
-  ServerProcess s("server_gguf_" + GetParam(),
-                  "--kv-blocks 128 --block-size 32 --max-seq 512 --max-running 8",
-                  std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/" + GetParam() + ".q4_k_m.gguf");
+  // "NAME" or "NAME+q8kv" (the KV cache in 8 bits too).
+  const std::string name = GetParam().substr(0, GetParam().find('+'));
+  const bool q8kv = GetParam().ends_with("+q8kv");
+  ServerProcess s("server_gguf_" + name + (q8kv ? "_q8kv" : ""),
+                  std::string("--kv-blocks 128 --block-size 32 --max-seq 512 --max-running 8") +
+                      (q8kv ? " --kv-type q8_0" : ""),
+                  std::string(QWEN3_SHARED_DIR) + "/testdata/gguf/" + name + ".q4_k_m.gguf");
   ASSERT_GT(s.port(), 0);
   const auto body = [](int i) {
     return R"({"messages": [{"role": "user", "content": "request )" + std::to_string(i) +
@@ -206,10 +210,10 @@ TEST_P(ServeGgufTest, QuantizedGgufModelIsBatchInvariant) {
   EXPECT_EQ(s.Stop(), 0) << s.log();
 }
 
-INSTANTIATE_TEST_SUITE_P(Files, ServeGgufTest, testing::Values("tiny-a", "tiny-moe-a"),
+INSTANTIATE_TEST_SUITE_P(Files, ServeGgufTest, testing::Values("tiny-a", "tiny-moe-a", "tiny-a+q8kv"),
                          [](const auto& info) {
                            std::string n = info.param;
-                           for (char& ch : n) ch = ch == '-' ? '_' : ch;
+                           for (char& ch : n) ch = ch == '-' || ch == '+' ? '_' : ch;
                            return n;
                          });
 

@@ -59,7 +59,7 @@ void UnfusedEpilogueExecutor::Linear(Stage stage, std::span<const Weight* const>
 
 void PerUserAttentionExecutor::Attention(const KvCache& kv_cache, const DecodeBatch& batch,
                                          const AttentionOptions& options, Act out) {
-  const auto& kv = static_cast<const cpu::PagedKvCache&>(kv_cache);
+  const KvCache& kv = kv_cache;
   const Rows y = RowsOf(out);
   const size_t heads_kv = dims_.kv_heads;
   Timed(times_, Stage::kAttention, [&] {

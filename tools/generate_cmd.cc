@@ -50,6 +50,7 @@ std::unique_ptr<Engine> Load(const TextModelOptions& o, size_t users, size_t max
   eo.tokenizer = o.tokenizer;
   eo.quantize = o.quantize;
   eo.device = o.device;
+  eo.kv_type = o.kv_type;
   eo.threads = o.threads;
   eo.max_seq = max_seq;
   eo.block_size = o.block_size;

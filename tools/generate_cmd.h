@@ -24,6 +24,7 @@ struct TextModelOptions {
   std::string tokenizer;  // empty: model_dir/tokenizer.json
   std::string quantize;   // EngineOptions::quantize
   std::string device = "cpu";  // EngineOptions::device
+  std::string kv_type = "bf16";  // EngineOptions::kv_type
   size_t threads = 0;
   size_t max_seq = 0;     // 0: what the prompts need (generate) / 4096 (chat)
   size_t block_size = 64;

@@ -20,6 +20,7 @@
 #include "runtime/thread_pool.h"
 #include "runtime/trace.h"
 #include "serve/engine.h"
+#include "tools/attention_contexts.h"
 #include "tools/read_bandwidth.h"
 #include "tools/summary.h"
 
@@ -79,6 +80,7 @@ void RunModelBench(const ModelBenchOptions& o) {
   EngineOptions eo;
   eo.model_dir = o.model_dir;
   eo.quantize = o.quantize;
+  eo.kv_type = o.kv_type;
   eo.need_tokenizer = false;
   eo.serve = false;
   eo.threads = o.threads;
@@ -98,9 +100,10 @@ void RunModelBench(const ModelBenchOptions& o) {
   Model model(w, mo, *cpu_executor);
   std::printf(
       "qwen3-bench --model %s: %d layers, hidden %d, vocab %d, tied %s | weights %.3f GB packed "
-      "(loaded in %.2f s), KV cache %.3f GB | path %s, %zu threads\n",
+      "(loaded in %.2f s), KV cache %.3f GB %s | path %s, %zu threads\n",
       o.model_dir.c_str(), c.layers, c.hidden, c.vocab, c.tied_embeddings ? "yes" : "no",
-      w.bytes() / 1e9, load_s, model.kv_bytes() / 1e9, cpu::ToString(path), pool.NumWorkers());
+      w.bytes() / 1e9, load_s, model.kv_bytes() / 1e9, o.kv_type.c_str(), cpu::ToString(path),
+      pool.NumWorkers());
 
   ReadBandwidthProbe probe(pool, static_cast<size_t>(o.bw_gib * (1 << 30)));
   // The compute roof of the weights' dot: bf16 (vdpbf16ps, ...) or the int8 one of quantized
@@ -124,7 +127,8 @@ void RunModelBench(const ModelBenchOptions& o) {
     for (size_t e = 0; e < w.layers[l].expert_gate_up.size(); ++e) all_expert_bytes += expert_bytes(l, e);
   }
   const double weight_bytes = static_cast<double>(w.bytes() - embed_rows) - all_expert_bytes;
-  const double kv_token_bytes = static_cast<double>(c.KvBytesPerToken());
+  // As the executor stores K and V (bf16, or q8_0's codes and scales), all layers.
+  const double kv_token_bytes = static_cast<double>(cpu_executor->KvBytesPerToken()) * c.layers;
   // The routed experts of the last Forward: per layer, which experts any row chose.
   std::vector<std::vector<uint8_t>> touched(w.layers.size());
   const Model::Observer routing = [&](size_t, size_t rows, size_t depth, const bf16*,
@@ -180,6 +184,8 @@ void RunModelBench(const ModelBenchOptions& o) {
   j["peak_bf16_gflops"] = bf16_peak / 1e9;
   j["peak_int8_gops"] = int8_peak / 1e9;
   j["weight_type"] = w.weight_type();
+  j["kv_type"] = o.kv_type;
+  j["kv_bytes_per_token"] = kv_token_bytes;
   j["kernel_peak_gflops"] = kernel_peak / 1e9;
   j["decode"] = nlohmann::json::array();
   std::printf(
@@ -372,6 +378,12 @@ void RunModelBench(const ModelBenchOptions& o) {
                        {"mixed_ms", mixed.median},
                        {"apart_ms", apart.median},
                        {"ratio", mixed.median / apart.median}};
+  }
+  if (!o.attention_contexts.empty()) {
+    AttentionContextsOptions ao;
+    ao.contexts = o.attention_contexts;
+    ao.batches = o.batches;
+    j["attention_contexts"] = RunAttentionContexts(DimsOf(c), kernels, pool, probe, ao);
   }
   j["read_bw_gbs"] = Summarize(all_bw).median;
   std::printf(

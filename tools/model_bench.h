@@ -15,6 +15,7 @@ namespace qwen3 {
 struct ModelBenchOptions {
   std::string model_dir;
   std::string quantize;  // EngineOptions::quantize
+  std::string kv_type = "bf16";  // EngineOptions::kv_type
   std::vector<size_t> batches = {1, 16};
   size_t context = 512;   // prompt tokens per user before the timed decode steps
   size_t steps = 20;      // timed decode steps per batch
@@ -23,6 +24,7 @@ struct ModelBenchOptions {
   double bw_gib = 2.5;
   std::string json_path;
   std::string trace_path;  // a Chrome/Perfetto trace of two decode steps of the first batch
+  std::vector<size_t> attention_contexts;  // then attention alone at these contexts (tools/attention_contexts.h)
 };
 
 // Prints the tables; throws Error for bad options or checkpoints. The weights come from

@@ -54,12 +54,19 @@ void AddDeviceFlag(CLI::App& app, std::string& device) {
                  "float32 loops: slow, the engine's own truth)");
 }
 
+void AddKvTypeFlag(CLI::App& app, std::string& kv_type) {
+  app.add_option("--kv-type", kv_type,
+                 "KV cache element type: bf16 (default) | q8_0 (8-bit codes as llama.cpp's "
+                 "-ctk/-ctv q8_0: 0.54x the bytes, 1.85x the context per GB)");
+}
+
 void AddModelFlags(CLI::App& app, qwen3::TextModelOptions& o) {
   app.add_option("--model", o.model_dir, "Hugging Face model directory, or a GGUF file")
       ->required();
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the model directory's)");
   AddQuantizeFlag(app, o.quantize);
   AddDeviceFlag(app, o.device);
+  AddKvTypeFlag(app, o.kv_type);
   app.add_option("--max-seq", o.max_seq, "KV cache tokens per sequence (default: as needed / 4096)");
 }
 
@@ -97,6 +104,7 @@ int Main(int argc, char** argv) {
   rp->add_option("--max-rows", replay.max_rows, "tokens per prefill pass (default 64)");
   AddQuantizeFlag(*rp, replay.quantize);
   AddDeviceFlag(*rp, replay.device);
+  AddKvTypeFlag(*rp, replay.kv_type);
   rp->add_option("--tol", replay.max_rel_l2, "rel-L2 bound per step (default 3.5e-2)");
   rp->add_option("--routing-margin", replay.routing_margin,
                  "MoE: routing decisions whose reference margin is at least this must agree "
@@ -170,6 +178,7 @@ int Main(int argc, char** argv) {
   sv->add_option("--tokenizer", serve.engine.tokenizer, "tokenizer.json (default: the model directory's)");
   AddQuantizeFlag(*sv, serve.engine.quantize);
   AddDeviceFlag(*sv, serve.engine.device);
+  AddKvTypeFlag(*sv, serve.engine.kv_type);
   sv->add_option("--host", serve.server.host, "address to listen on (default 127.0.0.1)");
   sv->add_option("--port", serve.server.port, "port (default 8000; 0: any free port)");
   sv->add_option("--api-key", serve.server.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");

@@ -186,6 +186,11 @@ int Main(int argc, char** argv) {
   app.add_option("--max-rows", mb.max_rows, "with --model: tokens per prefill pass (default 128)");
   app.add_option("--quantize", mb.quantize,
                  "with --model: quantize the bf16 weights at load (q8_0 | q4_0)");
+  app.add_option("--kv-type", mb.kv_type, "with --model: KV cache element type (bf16 | q8_0)");
+  app.add_option("--attention-contexts", mb.attention_contexts,
+                 "with --model: then the attention stage alone at these contexts (tokens per "
+                 "user), each --batches, KV bf16 and q8_0 side by side")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
 
   if (!mb.model_dir.empty()) {

@@ -158,6 +158,7 @@ std::unique_ptr<Engine> OpenWeights(const ReplayOptions& o, size_t threads) {
   eo.model_dir = o.model_dir;
   eo.quantize = o.quantize;
   eo.device = o.device;
+  eo.kv_type = o.kv_type;
   eo.need_tokenizer = false;
   eo.serve = false;
   eo.threads = threads;
@@ -284,7 +285,8 @@ ReplayResult RunReplay(const ReplayOptions& o) {
 ReplayResult RunReplay(const ReplayOptions& o, const cpu::CpuKernels& kernels, ThreadPool& pool) {
   const Reference ref = ReadReference(o);
   const std::unique_ptr<Engine> engine = OpenWeights(o, pool.NumWorkers());
-  cpu::CpuExecutor executor(DimsOf(engine->weights().config), kernels, pool);
+  cpu::CpuExecutor executor(DimsOf(engine->weights().config), kernels, pool, cpu::kTileM,
+                           ParseKvType(o.kv_type));
   return Replay(o, ref, engine->weights(), executor);
 }
 

@@ -17,6 +17,7 @@ struct ReplayOptions {
   std::string model_dir, reference, out;  // out: logits_s{s} as safetensors; empty = none
   std::string quantize;                   // EngineOptions::quantize
   std::string device = "cpu";             // EngineOptions::device
+  std::string kv_type = "bf16";           // EngineOptions::kv_type
   size_t max_rows = 64;                   // prefill chunk
   size_t threads = 0;                     // workers (0: all cores)
   double max_rel_l2 = 3.5e-2;

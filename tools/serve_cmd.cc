@@ -53,11 +53,12 @@ int RunServe(ServeCmdOptions o) {
   const EngineOptions& eo = engine->options();
   std::fprintf(stderr,
                "qwen3 serve: ready: model %s (%.2f GB of weights, loaded in %.1f s), %zu threads | "
-               "KV pool %zu blocks x %zu tokens = %zu tokens, %.2f GB | context %zu | "
+               "KV pool %zu blocks x %zu tokens = %zu tokens, %.2f GB %s | context %zu | "
                "max running %zu, queue %zu, %zu tokens per step\n",
                o.server.model_name.c_str(), engine->weights().bytes() / 1e9,
                engine->load_seconds(), engine->pool().NumWorkers(), eo.kv_blocks, eo.block_size,
-               eo.kv_blocks * eo.block_size, engine->kv_bytes() / 1e9, eo.max_seq, eo.max_running,
+               eo.kv_blocks * eo.block_size, engine->kv_bytes() / 1e9, eo.kv_type.c_str(),
+               eo.max_seq, eo.max_running,
                eo.max_queue, eo.max_batch_tokens);
   server.SetEngine(engine.get());
 

@@ -67,6 +67,14 @@ class Weight {
   virtual WeightType type() const = 0;  // the matrices' type (bf16 for vectors)
 };
 
+// How a KV cache stores K and V: bf16 (the seed's), or 8-bit codes (--kv-type q8_0, as
+// llama.cpp's -ctk/-ctv q8_0: K with a scale per 32 dims of a token, V one per token), 0.54x
+// the bytes (exec/cpu/attention_q8.h).
+enum class KvType { kBf16, kQ8_0 };
+// "bf16" | "q8_0" (the --kv-type flag); an Error naming the value and the choices otherwise.
+KvType ParseKvType(const std::string& name);
+const char* KvTypeName(KvType type);
+
 // The KV cache of one layer: num_blocks blocks of block_size tokens, every KV head.
 class KvCache {
  public:
@@ -193,6 +201,7 @@ class Executor {
 struct ExecutorOptions {
   std::string device = "cpu";  // "cpu" | "reference"
   size_t max_rows = 16;        // Reserve at construction
+  KvType kv_type = KvType::kBf16;  // NewKvCache's (the reference's KV is fp32: bf16 only)
 };
 
 // The executor named options.device for a model of these dims on pool's workers; throws Error

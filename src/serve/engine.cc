@@ -176,6 +176,7 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& o, std::unique_ptr<Tok
   e->pool_ = std::make_unique<ThreadPool>(o.threads);
   ExecutorOptions xo;
   xo.device = o.device;
+  xo.kv_type = ParseKvType(o.kv_type);
   e->executor_ = MakeExecutor(DimsOf(c), xo, *e->pool_);
   e->weights_ = std::make_unique<ModelWeights>(gguf ? LoadModelWeights(*gguf, *e->executor_, load)
                                                     : LoadModelWeights(*hf, *e->executor_, load));

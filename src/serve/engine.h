@@ -44,6 +44,7 @@ struct EngineOptions {
   std::string tokenizer;        // tokenizer.json; empty: the model's own
   std::string quantize;         // q8_0 | q4_0: quantize bf16 weights at load; empty: as stored
   std::string device = "cpu";   // the executor (exec/executor.h): cpu | reference
+  std::string kv_type = "bf16"; // the KV cache's element type (exec/executor.h, KvType): bf16 | q8_0
   bool need_tokenizer = true;   // false: weights only (replay, benchmarks)
   size_t threads = 0;           // workers (0: all cores)
   bool serve = true;            // false: no KV pool, model or engine thread

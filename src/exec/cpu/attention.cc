@@ -7,11 +7,13 @@
 #include "base/error.h"
 
 namespace qwen3::cpu {
+
 namespace {
 
-// The online-softmax merge rule (spec §3 stage 6) of partial (o2, m2, l2) into (o, m, l).
-void MergeInto(float* o, float* m, float* l, const float* o2, const float* m2, const float* l2,
-               size_t group, size_t head_dim, size_t o2_stride) {
+// The online-softmax merge rule (spec §3 stage 6) of partial (o2, m2, l2) into (o, m, l):
+// [group][head_dim] o, o2 rows o2_stride apart.
+void AttentionMergeInto(float* o, float* m, float* l, const float* o2, const float* m2,
+                        const float* l2, size_t group, size_t head_dim, size_t o2_stride) {
   for (size_t g = 0; g < group; ++g) {
     const float mn = std::max(m[g], m2[g]);
     const float a = std::exp(m[g] - mn), b = std::exp(m2[g] - mn);
@@ -46,6 +48,41 @@ void MatmulColumns(const CpuKernels& kernels, const bf16* a, size_t lda, size_t 
 
 }  // namespace
 
+void AttentionPageSoftmax(const CpuKernels& kernels, const float* s, size_t bs, size_t group,
+                          size_t queries, const size_t* lens, size_t first_token, bool first,
+                          float scale, float* const* o, float* const* m, float* const* l,
+                          float* m_page, float* l_page, bf16* p) {
+  for (size_t qi = 0; qi < queries; ++qi) {
+    const size_t own = lens[qi] > first_token ? std::min(bs, lens[qi] - first_token) : 0;
+    bf16* pq = p + qi * group * bs;
+    if (own == 0 || o[qi] == nullptr) {  // no tokens here: p stays zero, nothing merges
+      std::memset(pq, 0, group * bs * sizeof(bf16));
+      continue;
+    }
+    kernels.softmax_tile(s + qi * group * bs, bs, group, own, bs, scale, pq, bs,
+                         first ? m[qi] : m_page + qi * group,
+                         first ? l[qi] : l_page + qi * group);
+  }
+}
+
+void AttentionPageMerge(const float* o_page, size_t pdim, size_t dim, size_t group,
+                        size_t queries, const size_t* lens, size_t first_token, bool first,
+                        float* const* o, float* const* m, float* const* l, const float* m_page,
+                        const float* l_page) {
+  for (size_t qi = 0; qi < queries; ++qi) {
+    if (o[qi] == nullptr || lens[qi] <= first_token) continue;
+    const float* oq = o_page + qi * group * pdim;  // padded columns are dropped
+    if (first) {
+      for (size_t g = 0; g < group; ++g) {
+        std::memcpy(o[qi] + g * dim, oq + g * pdim, dim * sizeof(float));
+      }
+    } else {
+      AttentionMergeInto(o[qi], m[qi], l[qi], oq, m_page + qi * group, l_page + qi * group,
+                         group, dim, pdim);
+    }
+  }
+}
+
 void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layout,
                              const bf16* q_tile, size_t lda, size_t group, size_t queries,
                              const size_t* lens, size_t page0, const bf16* const* k_pages,
@@ -73,33 +110,14 @@ void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layo
         [&](size_t j) { return layout.KBlock(k_pages[i], j); }, s, bs,
         more ? k_pages[i + 1] : nullptr, layout.PageElems());
     const bool first = i == 0;
-    for (size_t qi = 0; qi < queries; ++qi) {
-      const size_t own = lens[qi] > first_token ? std::min(bs, lens[qi] - first_token) : 0;
-      bf16* pq = p + qi * group * bs;
-      if (own == 0 || o[qi] == nullptr) {  // no tokens here: p stays zero, nothing merges
-        std::memset(pq, 0, group * bs * sizeof(bf16));
-        continue;
-      }
-      kernels.softmax_tile(s + qi * group * bs, bs, group, own, bs, scale, pq, bs,
-                           first ? m[qi] : m_page + qi * group,
-                           first ? l[qi] : l_page + qi * group);
-    }
+    AttentionPageSoftmax(kernels, s, bs, group, queries, lens, first_token, first, scale, o, m, l,
+                         m_page, l_page, p);
     MatmulColumns(
         kernels, p, bs, rows, (valid + kTileK - 1) / kTileK, pdim / kTileN,
         [&](size_t j) { return layout.VBlock(v_pages[i], j); }, o_page, pdim,
         more ? v_pages[i + 1] : nullptr, layout.PageElems());
-    for (size_t qi = 0; qi < queries; ++qi) {
-      if (o[qi] == nullptr || lens[qi] <= first_token) continue;
-      const float* oq = o_page + qi * group * pdim;  // padded columns are dropped
-      if (first) {
-        for (size_t g = 0; g < group; ++g) {
-          std::memcpy(o[qi] + g * dim, oq + g * pdim, dim * sizeof(float));
-        }
-      } else {
-        MergeInto(o[qi], m[qi], l[qi], oq, m_page + qi * group, l_page + qi * group, group, dim,
-                  pdim);
-      }
-    }
+    AttentionPageMerge(o_page, pdim, dim, group, queries, lens, first_token, first, o, m, l,
+                       m_page, l_page);
   }
 }
 
@@ -120,7 +138,7 @@ void AttentionMerge(const float* o, const float* m, const float* l, size_t num_p
   std::memcpy(acc_m, m, group * sizeof(float));
   std::memcpy(acc_l, l, group * sizeof(float));
   for (size_t i = 1; i < num_parts; ++i) {
-    MergeInto(acc, acc_m, acc_l, o + i * o_stride, m + i * ml_stride, l + i * ml_stride, group,
+    AttentionMergeInto(acc, acc_m, acc_l, o + i * o_stride, m + i * ml_stride, l + i * ml_stride, group,
               head_dim, head_dim);
   }
   for (size_t g = 0; g < group; ++g) {

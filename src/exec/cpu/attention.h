@@ -66,6 +66,20 @@ void AttentionPartialQueries(const CpuKernels& kernels, const KvPageLayout& layo
                              const bf16* const* v_pages, size_t num_pages, float scale,
                              float* const* o, float* const* m, float* const* l);
 
+// The steps of one page that every KV type's partial shares (attention_q8.h too), for the
+// page starting at token first_token (first: the split's first page) of a query block:
+// the softmax numerator of each query's rows of the scores s ([rows][bs]) into p (a query
+// without tokens here gets zero rows), its m and l into the query's own m/l on the first
+// page, else into m_page/l_page; then o_page ([rows][pdim], P.V) copied or merged into o.
+void AttentionPageSoftmax(const CpuKernels& kernels, const float* s, size_t bs, size_t group,
+                          size_t queries, const size_t* lens, size_t first_token, bool first,
+                          float scale, float* const* o, float* const* m, float* const* l,
+                          float* m_page, float* l_page, bf16* p);
+void AttentionPageMerge(const float* o_page, size_t pdim, size_t dim, size_t group,
+                        size_t queries, const size_t* lens, size_t first_token, bool first,
+                        float* const* o, float* const* m, float* const* l, const float* m_page,
+                        const float* l_page);
+
 // Stage 6: merges num_parts partials in order (part i at o + i * o_stride, m/l + i * ml_stride)
 // and writes bf16(o / l) as out[g * head_dim + d].
 void AttentionMerge(const float* o, const float* m, const float* l, size_t num_parts,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <cstring>
 #include <string>
 
@@ -59,8 +60,8 @@ void ProjectGateUp(ThreadPool& pool, const CpuKernels& k, const MatmulInput& x, 
 }  // namespace
 
 CpuExecutor::CpuExecutor(const ModelDims& dims, const CpuKernels& kernels, ThreadPool& pool,
-                         size_t max_rows)
-    : dims_(dims), kernels_(kernels), pool_(pool) {
+                         size_t max_rows, KvType kv_type)
+    : dims_(dims), kernels_(kernels), pool_(pool), kv_type_(kv_type) {
   Reserve(max_rows);
 }
 
@@ -120,10 +121,17 @@ std::unique_ptr<Weight> CpuExecutor::PackRouter(const float* v, size_t experts, 
 }
 
 std::unique_ptr<KvCache> CpuExecutor::NewKvCache(size_t num_blocks, size_t block_size) {
+  if (kv_type_ == KvType::kQ8_0) {
+    return std::make_unique<PagedKvCacheQ8>(num_blocks, dims_.kv_heads, dims_.head_dim, block_size);
+  }
   return std::make_unique<PagedKvCache>(num_blocks, dims_.kv_heads, dims_.head_dim, block_size);
 }
 
 size_t CpuExecutor::KvBytesPerToken() const {
+  if (kv_type_ == KvType::kQ8_0) {  // per page: K's and V's bytes over block_size tokens
+    const KvQ8Layout q8{KvQ8Layout::kSub, dims_.head_dim};
+    return dims_.kv_heads * (q8.KPageBytes() + q8.VPageBytes()) / q8.block_size;
+  }
   return 2 * dims_.kv_heads * PaddedHeadDim(dims_.head_dim) * sizeof(bf16);
 }
 
@@ -241,11 +249,19 @@ void CpuExecutor::CheckFinite(Act act, size_t n) {
 }
 
 void CpuExecutor::ImportKv(KvCache& kv, const bf16* k_rows, const bf16* v_rows) {
-  static_cast<PagedKvCache&>(kv).ImportSeedLayout(k_rows, v_rows, pool_);
+  if (kv_type_ == KvType::kQ8_0) {
+    static_cast<PagedKvCacheQ8&>(kv).ImportSeedLayout(k_rows, v_rows, pool_);
+  } else {
+    static_cast<PagedKvCache&>(kv).ImportSeedLayout(k_rows, v_rows, pool_);
+  }
 }
 
 void CpuExecutor::ExportKv(const KvCache& kv, bf16* k_rows, bf16* v_rows) {
-  static_cast<const PagedKvCache&>(kv).ExportSeedLayout(k_rows, v_rows);
+  if (kv_type_ == KvType::kQ8_0) {
+    static_cast<const PagedKvCacheQ8&>(kv).ExportSeedLayout(k_rows, v_rows);
+  } else {
+    static_cast<const PagedKvCache&>(kv).ExportSeedLayout(k_rows, v_rows);
+  }
 }
 
 void CpuExecutor::Embed(const Weight& table, std::span<const int32_t> tokens, Act out) {
@@ -357,10 +373,10 @@ MatmulInput CpuExecutor::Input(const bf16* a, size_t lda, size_t rows,
 // group's q heads into their rows of q_tiles_ (only real dims are ever written).
 void CpuExecutor::QkNormRopeKv(const Weight& q_norm, const Weight& k_norm, const RopeTable& rope,
                                KvCache& kv_cache, const DecodeBatch& batch) {
-  PagedKvCache& kv = static_cast<PagedKvCache&>(kv_cache);
+  const bool q8 = kv_type_ == KvType::kQ8_0;
   const size_t heads_kv = dims_.kv_heads, dim = dims_.head_dim, group = dims_.group();
   const size_t q_dim = dims_.q_dim(), kv_dim = dims_.kv_dim(), ld = q_dim + 2 * kv_dim;
-  const size_t pdim = kv.layout().padded_dim();
+  const size_t pdim = PaddedHeadDim(dim);
   const float* qn = AsCpu(q_norm).vec.data();
   const float* kn = AsCpu(k_norm).vec.data();
   Timed(times_, Stage::kQkNormRopeCache, [&] {
@@ -375,7 +391,12 @@ void CpuExecutor::QkNormRopeKv(const Weight& q_norm, const Weight& k_norm, const
           bf16 kb[kMaxHeadDim], vb[kMaxHeadDim];
           kernels_.head_norm_rope(row + q_dim + kvh * dim, kn, cos, sin, dim, dims_.eps, kb);
           kernels_.cast_bf16(row + q_dim + kv_dim + kvh * dim, dim, vb);
-          kv.Write(static_cast<size_t>(batch.slot_mapping[b]), kvh, kb, vb);
+          const size_t slot = static_cast<size_t>(batch.slot_mapping[b]);
+          if (q8) {
+            static_cast<PagedKvCacheQ8&>(kv_cache).Write(slot, kvh, kb, vb);
+          } else {
+            static_cast<PagedKvCache&>(kv_cache).Write(slot, kvh, kb, vb);
+          }
           bf16* tile = QTile(kvh, b);
           for (size_t g = 0; g < group; ++g) {
             kernels_.head_norm_rope(row + (kvh * group + g) * dim, qn, cos, sin, dim, dims_.eps,
@@ -393,22 +414,17 @@ void CpuExecutor::PlanAndReserve(const KvCache& kv, const DecodeBatch& batch,
   ReserveParts(plan_.parts());
 }
 
-void CpuExecutor::AttentionPartials(const PagedKvCache& kv, const DecodeBatch& batch, size_t i0,
+void CpuExecutor::AttentionPartials(const KvCache& kv_cache, const DecodeBatch& batch, size_t i0,
                                     size_t i1, bool balanced) {
   const size_t group = dims_.group(), dim = dims_.head_dim;
-  const size_t pdim = kv.layout().padded_dim();
+  const size_t pdim = PaddedHeadDim(dim);
+  const bool q8 = kv_type_ == KvType::kQ8_0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
   const auto partial = [&](size_t i) {
     const AttentionItem it = plan_.items[i];
     const size_t last = it.row0 + it.queries - 1;
     const auto [p0, p1] = plan_.Pages(batch, it);
     const int32_t* table = batch.block_table + last * batch.max_blocks_per_seq;
-    const bf16* k_pages[kMaxPagesPerSplit];
-    const bf16* v_pages[kMaxPagesPerSplit];
-    for (size_t p = p0; p < p1; ++p) {
-      k_pages[p - p0] = kv.KPage(table[p], it.kv_head);
-      v_pages[p - p0] = kv.VPage(table[p], it.kv_head);
-    }
     size_t lens[kTileM];
     float* o[kTileM];
     float* m[kTileM];
@@ -422,8 +438,23 @@ void CpuExecutor::AttentionPartials(const PagedKvCache& kv, const DecodeBatch& b
       m[qi] = has ? part_m_.data() + part * group : nullptr;
       l[qi] = has ? part_l_.data() + part * group : nullptr;
     }
-    AttentionPartialQueries(kernels_, kv.layout(), QTile(it.kv_head, it.row0), pdim, group,
-                            it.queries, lens, p0, k_pages, v_pages, p1 - p0, scale, o, m, l);
+    // The split's pages of either cache type, then its partial.
+    const auto run = [&](const auto& kv, auto partial_fn) {
+      using Page = std::remove_cvref_t<decltype(*kv.KPage(0, 0))>;
+      const Page* k_pages[kMaxPagesPerSplit];
+      const Page* v_pages[kMaxPagesPerSplit];
+      for (size_t p = p0; p < p1; ++p) {
+        k_pages[p - p0] = kv.KPage(table[p], it.kv_head);
+        v_pages[p - p0] = kv.VPage(table[p], it.kv_head);
+      }
+      partial_fn(kernels_, kv.layout(), QTile(it.kv_head, it.row0), pdim, group, it.queries, lens,
+                 p0, k_pages, v_pages, p1 - p0, scale, o, m, l);
+    };
+    if (q8) {
+      run(static_cast<const PagedKvCacheQ8&>(kv_cache), AttentionPartialQueriesQ8);
+    } else {
+      run(static_cast<const PagedKvCache&>(kv_cache), AttentionPartialQueries);
+    }
   };
   if (balanced) {
     pool_.SpmdRanges(
@@ -448,7 +479,7 @@ void CpuExecutor::AttentionMergeOne(const DecodeBatch& batch, size_t b, size_t k
 // ranges balanced by pages; then one over (row, KV head) merging each row's partials.
 void CpuExecutor::Attention(const KvCache& kv_cache, const DecodeBatch& batch,
                             const AttentionOptions& options, Act out) {
-  const PagedKvCache& kv = static_cast<const PagedKvCache&>(kv_cache);
+  const KvCache& kv = kv_cache;
   const Rows y = RowsOf(out);
   const size_t heads_kv = dims_.kv_heads;
   Timed(times_, Stage::kAttention, [&] {

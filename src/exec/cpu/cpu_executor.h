@@ -16,6 +16,7 @@
 #include "exec/cpu/fused_matmul.h"
 #include "exec/cpu/kernels.h"
 #include "exec/cpu/kv_cache.h"
+#include "exec/cpu/kv_cache_q8.h"
 #include "exec/cpu/quant_rows.h"
 #include "exec/executor.h"
 
@@ -24,7 +25,7 @@ namespace qwen3::cpu {
 class CpuExecutor : public Executor {
  public:
   CpuExecutor(const ModelDims& dims, const CpuKernels& kernels, ThreadPool& pool,
-              size_t max_rows = kTileM);
+              size_t max_rows = kTileM, KvType kv_type = KvType::kBf16);
 
   std::string name() const override;
   bool Supports(Op op, const OpShape& shape) const override;
@@ -78,7 +79,8 @@ class CpuExecutor : public Executor {
   MatmulInput Input(const bf16* a, size_t lda, size_t rows,
                     std::span<const WeightMatrix* const> weights);
   // Partials of every item of plan_ (already planned for batch), dispatched over [i0, i1).
-  void AttentionPartials(const PagedKvCache& kv, const DecodeBatch& batch, size_t i0, size_t i1,
+  // kv: a PagedKvCache, or a PagedKvCacheQ8 with the q8_0 KV type.
+  void AttentionPartials(const KvCache& kv, const DecodeBatch& batch, size_t i0, size_t i1,
                          bool balanced);
   // Merges row b, KV head kvh's partials into out.
   void AttentionMergeOne(const DecodeBatch& batch, size_t b, size_t kvh, bf16* out, size_t ld);
@@ -87,6 +89,7 @@ class CpuExecutor : public Executor {
   ModelDims dims_;
   const CpuKernels& kernels_;
   ThreadPool& pool_;
+  KvType kv_type_;
 
  private:
   // q_tiles_ is [kv_head][row][group][padded head_dim] plus 16 zero rows per head, so the rows

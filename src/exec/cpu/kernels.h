@@ -153,6 +153,10 @@ using QMatmulFn = void (*)(const QuantRows& a, size_t rows, const QuantGroup& b,
 // the default MXCSR).
 using QuantizeRowFn = void (*)(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
                                float* bias16, float* bias32);
+// The same for the values fp32(x[i]) * mul[i] (one fp32 product, never rounded to bf16): the
+// probabilities of an 8-bit KV cache's P.V times each token's V scale (attention_q8.h).
+using QuantizeScaledRowFn = void (*)(const bf16* x, const float* mul, size_t k, int8_t* q,
+                                     float* scale, int32_t* sum16, float* bias16, float* bias32);
 
 // Softmax numerator of one attention score tile (spec §3 stage 5), rows [0, rows):
 // s = raw * scale over columns [0, valid); m = max(s); p = bf16(exp(s - m)); l = sum(fp32(p)).
@@ -187,6 +191,7 @@ struct CpuKernels {
   MatmulRowsFn matmul_rows;
   QMatmulFn qmatmul;
   QuantizeRowFn quantize_row;
+  QuantizeScaledRowFn quantize_scaled_row;
   SoftmaxTileFn softmax_tile;
   SiluMulFn silu_mul;
   RmsNormBf16Fn rms_norm_bf16;
@@ -198,7 +203,7 @@ struct CpuKernels {
 // Each path's table is written with designated initializers and passed through Complete(),
 // so an entry left out is a compile error, never a null pointer found at run time.
 consteval CpuKernels Complete(CpuKernels k) {
-  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.qmatmul || !k.quantize_row ||
+  if (k.path == CpuPath::kSentinel || !k.matmul_block || !k.matmul_rows || !k.qmatmul || !k.quantize_row || !k.quantize_scaled_row ||
       !k.softmax_tile ||
       !k.silu_mul || !k.rms_norm_bf16 || !k.rms_norm_f32 || !k.head_norm_rope || !k.cast_bf16) {
     throw "CpuKernels: every entry must be set";  // not a constant expression: does not compile

@@ -7,8 +7,7 @@
 
 namespace qwen3::cpu {
 
-PagedKvCache::PagedKvCache(size_t num_blocks, size_t kv_heads, size_t head_dim, size_t block_size)
-    : num_blocks_(num_blocks), kv_heads_(kv_heads), layout_{block_size, head_dim} {
+void CheckKvShape(size_t num_blocks, size_t head_dim, size_t block_size) {
   if (num_blocks == 0) throw Error("KV cache: num_blocks = 0: expected at least 1");
   if (block_size == 0 || block_size % kTileK != 0 || block_size > kMaxBlockSize) {
     throw Error("KV cache: block_size = " + std::to_string(block_size) +
@@ -18,6 +17,11 @@ PagedKvCache::PagedKvCache(size_t num_blocks, size_t kv_heads, size_t head_dim, 
     throw Error("KV cache: head_dim = " + std::to_string(head_dim) + ": expected 1.." +
                 std::to_string(kMaxHeadDim));
   }
+}
+
+PagedKvCache::PagedKvCache(size_t num_blocks, size_t kv_heads, size_t head_dim, size_t block_size)
+    : num_blocks_(num_blocks), kv_heads_(kv_heads), layout_{block_size, head_dim} {
+  CheckKvShape(num_blocks, head_dim, block_size);
   // Zeroed: the padding lanes of every page stay zero, as only real dims are ever written.
   const size_t elems = num_blocks * kv_heads * layout_.PageElems();
   k_ = AlignedBuffer<bf16>(elems);

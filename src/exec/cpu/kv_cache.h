@@ -19,6 +19,9 @@ class ThreadPool;
 
 namespace cpu {
 
+// Throws an Error naming a num_blocks, head_dim or block_size the caches cannot hold.
+void CheckKvShape(size_t num_blocks, size_t head_dim, size_t block_size);
+
 class PagedKvCache final : public KvCache {
  public:
   PagedKvCache(size_t num_blocks, size_t kv_heads, size_t head_dim, size_t block_size);

@@ -33,6 +33,7 @@ extern const CpuKernels kKernelsAvx512Bf16 = Complete({.path = CpuPath::kAvx512B
                                                        .matmul_rows = avx512bf16::MatmulRows,
                                                        .qmatmul = QMatmul,
                                                        .quantize_row = avx512bf16::QuantizeRow,
+                                                       .quantize_scaled_row = avx512bf16::QuantizeScaledRow,
                                                        .softmax_tile = avx512bf16::SoftmaxTile,
                                                        .silu_mul = avx512bf16::SiluMul,
                                                        .rms_norm_bf16 = avx512bf16::RmsNormBf16,

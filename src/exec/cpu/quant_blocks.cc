@@ -192,14 +192,24 @@ void DecodeBlock(WeightType type, const uint8_t* b, SubBlock* out) {
   throw Error("DecodeBlock: bf16 is not a quantized type");
 }
 
-void QuantizeBlockQ8_0(const float* x, uint8_t* out) {
+// roundf (half away from zero) for |v| < 2^31 without libm's call (an 8-bit KV cache quantizes
+// every token's K and V): truncate, then step by the exact remainder.
+static inline int RoundHalfAway(float v) {
+  const int i = static_cast<int>(v);
+  const float frac = v - static_cast<float>(i);
+  return i + (frac >= 0.5f) - (frac <= -0.5f);
+}
+
+float QuantizeSymmetric8(const float* x, size_t n, int8_t* q) {
   float amax = 0;
-  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+  for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
   const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-  PutHalf(out, d);
-  for (int i = 0; i < 32; ++i) {
-    out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[i] * id)));
-  }
+  for (size_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(RoundHalfAway(x[i] * id));
+  return d;
+}
+
+void QuantizeBlockQ8_0(const float* x, uint8_t* out) {
+  PutHalf(out, QuantizeSymmetric8(x, 32, reinterpret_cast<int8_t*>(out + 2)));
 }
 
 void QuantizeBlockQ4_0(const float* x, uint8_t* out) {

@@ -49,6 +49,9 @@ void DecodeBlock(WeightType type, const uint8_t* block, SubBlock* out);
 // llama.cpp's reference quantizers (quantize_row_q8_0_ref / q4_0_ref) of 32 weights: what
 // llama-quantize writes, so --quantize gives the same blocks as a converted GGUF file.
 void QuantizeBlockQ8_0(const float* x, uint8_t* out);
+// Q8_0's rule over any n values: d = max|x| / 127, q = round-half-away(x / d) (0 where d is 0);
+// returns d in fp32 (Q8_0 stores it as fp16).
+float QuantizeSymmetric8(const float* x, size_t n, int8_t* q);
 void QuantizeBlockQ4_0(const float* x, uint8_t* out);
 // Q4_K and Q6_K blocks of 256 weights, by a plain min/max fit per sub-block (llama.cpp's
 // quantizers search the scales; any block these write is a valid one, decoded by the same

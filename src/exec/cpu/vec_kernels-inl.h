@@ -67,12 +67,14 @@ static inline uint16_t RoundToBf16Bits(float f) {
 // cvtss2si rounds to nearest even under the default MXCSR, as the vector paths' vcvtps2dq; an
 // intrinsic, so no compiler can fuse the product into something else (std::nearbyint was a
 // libm call per element).
-static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
-                        float* bias16, float* bias32) {
+// QuantizeRow of x, or (MUL) of x * mul.
+template <bool MUL>
+static void QuantizeRowOf(const bf16* x, const float* mul, size_t k, int8_t* q, float* scale,
+                          int32_t* sum16, float* bias16, float* bias32) {
   for (size_t b = 0; b < k / 16; ++b) {
     float v[16], amax = 0;
     for (size_t i = 0; i < 16; ++i) {
-      v[i] = Bf16ToF32(x[b * 16 + i]);
+      v[i] = MUL ? Bf16ToF32(x[b * 16 + i]) * mul[b * 16 + i] : Bf16ToF32(x[b * 16 + i]);
       amax = std::max(amax, std::fabs(v[i]));
     }
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
@@ -87,6 +89,14 @@ static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, int32_
     bias16[b] = scale[b] * static_cast<float>(sum);
     if (b % 2 == 1) bias32[b / 2] = bias16[b - 1] + bias16[b];
   }
+}
+static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
+                        float* bias16, float* bias32) {
+  QuantizeRowOf<false>(x, nullptr, k, q, scale, sum16, bias16, bias32);
+}
+static void QuantizeScaledRow(const bf16* x, const float* mul, size_t k, int8_t* q, float* scale,
+                              int32_t* sum16, float* bias16, float* bias32) {
+  QuantizeRowOf<true>(x, mul, k, q, scale, sum16, bias16, bias32);
 }
 
 static void SiluMul(const float* gate, const float* up, size_t n, bf16* out) {

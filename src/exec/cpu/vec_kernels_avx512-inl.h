@@ -58,26 +58,96 @@ static inline float ReduceAdd16(__m512 v) {
 }
 
 // QuantizeRowFn (kernels.h): one 16-value block per vector, the same steps as the scalar twin.
-static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
-                        float* bias16, float* bias32) {
+// Lane i of the result: the max (Max4x16) or sum (Add4x16) of the 16 lanes of input i, by
+// shuffles in registers (four such reductions through memory were most of a row's quantization).
+static inline __m128 Max4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  const __m512 a01 = _mm512_max_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 a23 = _mm512_max_ps(_mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(3, 2, 3, 2)));
+  // 128-bit lane i: four partial maxima of input i.
+  const __m512 b = _mm512_max_ps(_mm512_shuffle_f32x4(a01, a23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_f32x4(a01, a23, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 c = _mm512_max_ps(b, _mm512_permute_ps(b, _MM_SHUFFLE(2, 3, 0, 1)));
+  const __m512 d = _mm512_max_ps(c, _mm512_permute_ps(c, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), d));
+}
+static inline __m128i Add4x16(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+  const __m512i a01 = _mm512_add_epi32(_mm512_shuffle_i32x4(a0, a1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                       _mm512_shuffle_i32x4(a0, a1, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512i a23 = _mm512_add_epi32(_mm512_shuffle_i32x4(a2, a3, _MM_SHUFFLE(1, 0, 1, 0)),
+                                       _mm512_shuffle_i32x4(a2, a3, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512i b = _mm512_add_epi32(_mm512_shuffle_i32x4(a01, a23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_i32x4(a01, a23, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i c = _mm512_add_epi32(b, _mm512_shuffle_epi32(b, _MM_PERM_CDAB));
+  const __m512i d = _mm512_add_epi32(c, _mm512_shuffle_epi32(c, _MM_PERM_BADC));
+  return _mm512_castsi512_si128(
+      _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), d));
+}
+
+// QuantizeRow of x, or (MUL) of x * mul: four 16-value blocks at a time (the reductions and
+// divisions of four blocks in one vector each), then any last two one by one. Max and integer
+// sums are exact in any order and the divisions are the same IEEE ones, so every bit is the
+// scalar twin's.
+template <bool MUL>
+static inline __m512 QuantInput(const bf16* x, const float* mul, size_t b) {
+  __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * 16))), 16));
+  if constexpr (MUL) v = _mm512_mul_ps(v, _mm512_loadu_ps(mul + b * 16));
+  return v;
+}
+template <bool MUL>
+static void QuantizeRowOf(const bf16* x, const float* mul, size_t k, int8_t* q, float* scale,
+                          int32_t* sum16, float* bias16, float* bias32) {
   const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
-  for (size_t b = 0; b < k / 16; ++b) {
-    const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * 16))), 16));
+  size_t b = 0;
+  for (; b + 4 <= k / 16; b += 4) {
+    __m512 v[4];
+    for (size_t i = 0; i < 4; ++i) v[i] = QuantInput<MUL>(x, mul, b + i);
+    const __m128 amax = Max4x16(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1]), _mm512_abs_ps(v[2]),
+                                _mm512_abs_ps(v[3]));
+    // 127 / amax where amax > 0, else 0 (the masked lanes' inf never escapes).
+    const __m128 inv = _mm_and_ps(_mm_div_ps(_mm_set1_ps(127.0f), amax),
+                                  _mm_cmpgt_ps(amax, _mm_setzero_ps()));
+    const __m128 sc = _mm_div_ps(amax, _mm_set1_ps(127.0f));
+    __m512i c[4];
+    for (size_t i = 0; i < 4; ++i) {
+      const __m512 vi = _mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(i)),
+                                              _mm512_castps128_ps512(inv));
+      c[i] = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], vi)), lo), hi);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + (b + i) * 16), _mm512_cvtepi32_epi8(c[i]));
+    }
+    const __m128i sums = Add4x16(c[0], c[1], c[2], c[3]);
+    const __m128 b16 = _mm_mul_ps(sc, _mm_cvtepi32_ps(sums));
+    _mm_storeu_ps(scale + b, sc);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(sum16 + b), sums);
+    _mm_storeu_ps(bias16 + b, b16);
+    const __m128 b32 = _mm_add_ps(b16, _mm_permute_ps(b16, _MM_SHUFFLE(2, 3, 0, 1)));
+    bias32[b / 2] = _mm_cvtss_f32(b32);
+    bias32[b / 2 + 1] = _mm_cvtss_f32(_mm_movehl_ps(b32, b32));
+  }
+  for (; b < k / 16; ++b) {
+    const __m512 v = QuantInput<MUL>(x, mul, b);
     const float amax = ReduceMax16(_mm512_abs_ps(v));
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
     scale[b] = amax / 127.0f;
     const __m512i c =
         _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(inv))), lo), hi);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 16), _mm512_cvtepi32_epi8(c));
-    alignas(64) int32_t t[16];
-    _mm512_store_si512(t, c);
-    int32_t sum = 0;
-    for (int i = 0; i < 16; ++i) sum += t[i];
+    const int32_t sum = _mm512_reduce_add_epi32(c);
     sum16[b] = sum;
     bias16[b] = scale[b] * static_cast<float>(sum);
     if (b % 2 == 1) bias32[b / 2] = bias16[b - 1] + bias16[b];
   }
+}
+static void QuantizeRow(const bf16* x, size_t k, int8_t* q, float* scale, int32_t* sum16,
+                        float* bias16, float* bias32) {
+  QuantizeRowOf<false>(x, nullptr, k, q, scale, sum16, bias16, bias32);
+}
+static void QuantizeScaledRow(const bf16* x, const float* mul, size_t k, int8_t* q, float* scale,
+                              int32_t* sum16, float* bias16, float* bias32) {
+  QuantizeRowOf<true>(x, mul, k, q, scale, sum16, bias16, bias32);
 }
 
 static void SoftmaxTile(const float* raw, size_t ldr, size_t rows, size_t valid, size_t cols,
