@@ -423,7 +423,8 @@ void CpuExecutor::AttentionPartials(const KvCache& kv_cache, const DecodeBatch& 
   const auto partial = [&](size_t i) {
     const AttentionItem it = plan_.items[i];
     const size_t last = it.row0 + it.queries - 1;
-    const auto [p0, p1] = plan_.Pages(batch, it);
+    const std::pair<size_t, size_t> pages = plan_.Pages(batch, it);
+    const size_t p0 = pages.first, p1 = pages.second;  // (clang: no structured binding captured by the lambda below)
     const int32_t* table = batch.block_table + last * batch.max_blocks_per_seq;
     size_t lens[kTileM];
     float* o[kTileM];
