@@ -126,9 +126,10 @@ void KvQ8Layout::WriteV(uint8_t* page, size_t t, const bf16* v) const {
     for (size_t jj = 0; jj < nb; ++jj) {
       for (size_t c = 0; c < kTileN; ++c) {
         rec[CodeOffset(jj, i, c)] = static_cast<uint8_t>(q[(j0 + jj) * kTileN + c]) ^ 0x80;
-        // The kernel's own scales: 1 (set by every write of the sub-block, so untouched
-        // pages stay untouched memory).
-        PutHalf(rec + ScaleOffset(nb, jj, c), kHalfOne);
+        // The kernel's own scales: 1, set by the sub-block's first token only (a sequence
+        // writes its tokens from a block's start, and other tokens of the sub-block may be
+        // written by other workers at the same time); untouched pages stay untouched memory.
+        if (i == 0) PutHalf(rec + ScaleOffset(nb, jj, c), kHalfOne);
       }
     }
   }
