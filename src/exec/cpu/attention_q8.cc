@@ -22,7 +22,10 @@ uint16_t GetHalf(const uint8_t* p) {
 
 // Sub-block s's record of a group of nb blocks starting at `group`, and in it block jj's codes
 // byte of (k i within the sub-block, column c), and block jj's scale of column c.
-uint8_t* Record(uint8_t* group, size_t nb, size_t s) { return group + s * nb * KvQ8Layout::kBlockRecord; }
+template <typename Byte>  // uint8_t or const uint8_t
+Byte* Record(Byte* group, size_t nb, size_t s) {
+  return group + s * nb * KvQ8Layout::kBlockRecord;
+}
 size_t CodeOffset(size_t jj, size_t i, size_t c) {
   return jj * KvQ8Layout::kCodeBytes + (i / 4) * 64 + c * 4 + i % 4;
 }
@@ -139,7 +142,7 @@ void KvQ8Layout::WriteV(uint8_t* page, size_t t, const bf16* v) const {
 float KvQ8Layout::KAt(const uint8_t* page, size_t t, size_t d) const {
   const size_t j = t / kTileN, c = t % kTileN, j0 = j / kGroup * kGroup;
   const size_t nb = std::min(kGroup, block_size / kTileN - j0);
-  const uint8_t* rec = Record(const_cast<uint8_t*>(page) + j0 * dim_blocks() * kBlockRecord, nb, d / kSub);
+  const uint8_t* rec = Record(page + j0 * dim_blocks() * kBlockRecord, nb, d / kSub);
   const float scale = F16ToF32(GetHalf(rec + ScaleOffset(nb, j - j0, c)));
   return scale * static_cast<float>(static_cast<int>(rec[CodeOffset(j - j0, d % kSub, c)]) - 128);
 }
@@ -148,7 +151,7 @@ float KvQ8Layout::VAt(const uint8_t* page, size_t t, size_t d) const {
   const size_t j = d / kTileN, j0 = j / kGroup * kGroup;
   const size_t nb = std::min(kGroup, v_blocks() - j0);
   const uint8_t* rec =
-      Record(const_cast<uint8_t*>(page) + j0 * token_subs() * kBlockRecord, nb, t / kSub);
+      Record(page + j0 * token_subs() * kBlockRecord, nb, t / kSub);
   return VScales(page)[t] *
          static_cast<float>(static_cast<int>(rec[CodeOffset(j - j0, t % kSub, d % kTileN)]) - 128);
 }
